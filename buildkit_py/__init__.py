@@ -1,0 +1,3 @@
+"""buildkit-py: a BuildKit-style container image builder."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from buildkit_py.cli.main import main
+
+main()

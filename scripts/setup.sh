@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian 12 machine (as root) for building and testing buildkit-py:
+# Debian packages, the Python package with its test extras, binfmt_misc for
+# foreign-architecture RUN, and busybox binaries that tests turn into base images.
+# Idempotent: re-running skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+export PIP_ROOT_USER_ACTION=ignore
+APT_PKGS=(busybox-static qemu-user-static docker-registry skopeo umoci runc
+          binfmt-support zstd xz-utils iproute2 dpkg-dev)
+CACHE=${BKPY_TEST_CACHE:-/var/cache/bkpy-test}
+
+need=()
+for p in "${APT_PKGS[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    dpkg --add-architecture arm64
+    need_update=1
+fi
+if [ ${#need[@]} -gt 0 ] || [ -n "${need_update:-}" ] || [ ! -s "$CACHE/busybox-arm64" ]; then
+    echo "setup: apt-get update" >&2
+    apt-get update -qq
+fi
+if [ ${#need[@]} -gt 0 ]; then
+    echo "setup: installing ${need[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# The distribution registry's package starts a system service we do not use.
+systemctl disable --now docker-registry >/dev/null 2>&1 || true
+
+# Static busybox for amd64 (from the installed package) and arm64 (downloaded .deb).
+mkdir -p "$CACHE"
+if [ ! -s "$CACHE/busybox-amd64" ]; then
+    cp /bin/busybox "$CACHE/busybox-amd64"
+fi
+if [ ! -s "$CACHE/busybox-arm64" ]; then
+    tmp=$(mktemp -d)
+    (cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root busybox-static:arm64 >/dev/null && dpkg-deb -x ./*.deb x)
+    cp "$tmp/x/bin/busybox" "$CACHE/busybox-arm64"
+    rm -rf "$tmp"
+fi
+
+# binfmt_misc with qemu for arm64, fix-binary (F) so it works inside containers.
+if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+fi
+if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+    printf '%s' ':qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:F' \
+        > /proc/sys/fs/binfmt_misc/register
+fi
+
+# The project itself, editable, with test tools; re-installed when pyproject.toml
+# or the checkout's location changes.
+stamp="$CACHE/install.stamp"
+want="$(pwd) $(sha256sum pyproject.toml | cut -c1-16)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! command -v bkpy >/dev/null \
+   || ! (cd / && $PY -c 'import buildkit_py, bkpy_runc') 2>/dev/null; then
+    echo "setup: pip install -e .[test]" >&2
+    $PY -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 \
+        | grep -v '^WARNING: Location' || true
+    echo "$want" > "$stamp"
+fi
+(cd / && $PY -c 'import buildkit_py, bkpy_runc') || { echo "setup: install failed" >&2; exit 1; }
+echo "setup: ok" >&2
