@@ -1,0 +1,141 @@
+"""What ``bkpy build`` asks a builder for, independent of embedded or remote builders."""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from buildkit_py.errors import UsageError
+
+OUTPUT_TYPES = ("image", "registry", "oci", "docker", "local", "tar")
+
+
+def parse_csv_kv(spec: str, what: str) -> dict[str, str]:
+    """``a=b,c=d`` (csv quoting allowed, as docker does) -> dict."""
+    try:
+        fields = next(csv.reader([spec]))
+    except (csv.Error, StopIteration):
+        raise UsageError(f"invalid {what} {spec!r}") from None
+    out: dict[str, str] = {}
+    for f in fields:
+        key, sep, value = f.partition("=")
+        key = key.strip().lower()
+        if not key:
+            raise UsageError(f"invalid {what} {spec!r}: empty key")
+        out[key] = value if sep else ""
+    return out
+
+
+@dataclass
+class OutputSpec:
+    type: str
+    attrs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dest(self) -> str | None:
+        return self.attrs.get("dest")
+
+
+def parse_output(spec: str) -> OutputSpec:
+    """``-o`` value: ``type=local,dest=DIR`` or a bare path (= local)."""
+    if "=" not in spec:
+        return OutputSpec("local", {"dest": spec})
+    attrs = parse_csv_kv(spec, "--output")
+    kind = attrs.pop("type", "")
+    if not kind:
+        if "dest" in attrs:
+            kind = "local"
+        else:
+            raise UsageError(f"--output {spec!r}: missing type=",
+                             hint=f"types: {', '.join(OUTPUT_TYPES)}")
+    if kind not in OUTPUT_TYPES:
+        raise UsageError(f"--output {spec!r}: unknown type {kind!r}",
+                         hint=f"types: {', '.join(OUTPUT_TYPES)}")
+    if kind in ("local", "tar", "oci", "docker") and "dest" not in attrs and kind != "docker":
+        raise UsageError(f"--output type={kind} needs dest=PATH")
+    return OutputSpec(kind, attrs)
+
+
+@dataclass
+class SecretSpec:
+    id: str
+    src: str | None = None
+    env: str | None = None
+
+    def read(self) -> bytes:
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise UsageError(f"secret {self.id}: environment variable {self.env} is not set")
+            return value.encode()
+        assert self.src is not None
+        try:
+            return Path(self.src).expanduser().read_bytes()
+        except OSError as err:
+            raise UsageError(f"secret {self.id}: cannot read {self.src}: {err.strerror}") from None
+
+
+def parse_secret(spec: str) -> SecretSpec:
+    """``id=ID[,src=PATH|,env=VAR]`` (also ``type=file|env``, ``source=``), like buildx."""
+    attrs = parse_csv_kv(spec, "--secret")
+    sid = attrs.get("id", "")
+    src = attrs.get("src") or attrs.get("source")
+    env = attrs.get("env")
+    kind = attrs.get("type")
+    if kind == "env" and env is None:
+        env = src or sid
+        src = None
+    if not sid:
+        raise UsageError(f"--secret {spec!r}: missing id=")
+    if src is None and env is None:
+        # buildx: a secret with only an id is read from the env var of that name if set,
+        # else from a file of that name
+        if os.environ.get(sid) is not None and kind != "file":
+            env = sid
+        else:
+            src = sid
+    return SecretSpec(sid, src=src, env=env)
+
+
+@dataclass
+class SSHSpec:
+    id: str
+    paths: list[str]
+
+
+def parse_ssh(spec: str) -> SSHSpec:
+    """``default`` (agent from $SSH_AUTH_SOCK) or ``ID=SOCKET|KEY[,...]``."""
+    sid, _, rest = spec.partition("=")
+    paths = [p for p in rest.split(",") if p] if rest else []
+    if not paths:
+        sock = os.environ.get("SSH_AUTH_SOCK")
+        if not sock:
+            raise UsageError(f"--ssh {spec}: no socket given and SSH_AUTH_SOCK is not set")
+        paths = [sock]
+    return SSHSpec(sid or "default", paths)
+
+
+@dataclass
+class BuildRequest:
+    context: Path | None  # None: empty context (Dockerfile from stdin)
+    dockerfile: Path | None
+    dockerfile_data: bytes
+    tags: list[str] = field(default_factory=list)
+    target: str | None = None
+    platforms: list[str] = field(default_factory=list)
+    build_args: dict[str, str] = field(default_factory=dict)
+    build_contexts: dict[str, str] = field(default_factory=dict)
+    secrets: list[SecretSpec] = field(default_factory=list)
+    ssh: list[SSHSpec] = field(default_factory=list)
+    no_cache: bool = False
+    no_cache_filter: list[str] = field(default_factory=list)
+    pull: bool = False
+    outputs: list[OutputSpec] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    network: str = "default"
+    cache_to: list[dict[str, str]] = field(default_factory=list)
+    cache_from: list[dict[str, str]] = field(default_factory=list)
+    metadata_file: Path | None = None
+    iidfile: Path | None = None

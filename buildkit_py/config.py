@@ -1,0 +1,163 @@
+"""Locations and the builder's TOML configuration (interface.md, "Locations").
+
+The same file configures the embedded builder and ``bkpyd``::
+
+    root = "/var/lib/bkpy"
+    max-parallelism = 4
+    oci-runtime = "bkpy-runc"        # or "runc", "crun", or a path
+
+    [gc]
+    keep-storage = "10GB"
+    keep-duration = "168h"
+
+    [registry."localhost:5000"]
+    http = true
+    insecure = false
+    ca = ["/etc/ssl/my-ca.pem"]
+    mirrors = ["mirror.example:5000"]
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from buildkit_py.errors import UsageError
+
+DEFAULT_CONFIG_PATH = Path("/etc/bkpy/bkpyd.toml")
+DEFAULT_RUNTIME = "bkpy-runc"
+
+
+def default_state_root() -> Path:
+    """State root: ``$BKPY_ROOT``, else /var/lib/bkpy as root, else $XDG_DATA_HOME/bkpy."""
+    env = os.environ.get("BKPY_ROOT")
+    if env:
+        return Path(env)
+    if os.geteuid() == 0:
+        return Path("/var/lib/bkpy")
+    xdg = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return Path(xdg) / "bkpy"
+
+
+def client_config_dir() -> Path:
+    """Client config (builders): ``$BKPY_CONFIG``, else $XDG_CONFIG_HOME/bkpy."""
+    env = os.environ.get("BKPY_CONFIG")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    return Path(xdg) / "bkpy"
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
+               "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+def parse_size(value: str | int) -> int:
+    """``10GB``, ``512MiB``, ``1000`` -> bytes."""
+    if isinstance(value, int):
+        return value
+    m = _SIZE.match(value)
+    if not m:
+        raise UsageError(f"invalid size {value!r}", hint="use e.g. 512MB, 10GB or 2GiB")
+    unit = (m.group(2) or "").lower().removesuffix("b")
+    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h|d)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: str | int) -> float:
+    """Go-style duration (``168h``, ``1h30m``) -> seconds."""
+    if isinstance(value, int):
+        return float(value)
+    text = value.strip()
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or not text:
+        raise UsageError(f"invalid duration {value!r}", hint="use e.g. 48h or 1h30m")
+    return total
+
+
+@dataclass
+class RegistryHost:
+    http: bool = False
+    insecure: bool = False
+    ca: list[str] = field(default_factory=list)
+    mirrors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GCPolicy:
+    keep_storage: int | None = None
+    keep_duration: float | None = None
+
+
+@dataclass
+class BuilderConfig:
+    root: Path = field(default_factory=default_state_root)
+    max_parallelism: int = field(default_factory=lambda: os.cpu_count() or 1)
+    oci_runtime: str = DEFAULT_RUNTIME
+    gc: GCPolicy = field(default_factory=GCPolicy)
+    registries: dict[str, RegistryHost] = field(default_factory=dict)
+
+
+def _expect(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    value = data[key]
+    if not isinstance(value, kind):
+        raise UsageError(f"{where}: {key!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def load_config(path: Path | None = None) -> BuilderConfig:
+    """Load the TOML config; a missing default file gives the defaults."""
+    explicit = path is not None
+    path = path or DEFAULT_CONFIG_PATH
+    cfg = BuilderConfig()
+    if not path.exists():
+        if explicit:
+            raise UsageError(f"config file {path} does not exist")
+        return cfg
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise UsageError(f"{path}: invalid TOML: {err}") from None
+    where = str(path)
+    known = {"root", "max-parallelism", "oci-runtime", "gc", "registry"}
+    unknown = set(data) - known
+    if unknown:
+        raise UsageError(f"{where}: unknown keys {sorted(unknown)}",
+                         hint=f"known keys: {', '.join(sorted(known))}")
+    if "root" in data:
+        cfg.root = Path(_expect(data, "root", str, where))
+    if "max-parallelism" in data:
+        cfg.max_parallelism = _expect(data, "max-parallelism", int, where)
+        if cfg.max_parallelism < 1:
+            raise UsageError(f"{where}: max-parallelism must be at least 1")
+    if "oci-runtime" in data:
+        cfg.oci_runtime = _expect(data, "oci-runtime", str, where)
+    if "gc" in data:
+        gc = _expect(data, "gc", dict, where)
+        if "keep-storage" in gc:
+            cfg.gc.keep_storage = parse_size(gc["keep-storage"])
+        if "keep-duration" in gc:
+            cfg.gc.keep_duration = parse_duration(gc["keep-duration"])
+    for host, opts in _expect(data, "registry", dict, where).items() if "registry" in data else ():
+        if not isinstance(opts, dict):
+            raise UsageError(f"{where}: [registry.{host!r}] must be a table")
+        cfg.registries[host] = RegistryHost(
+            http=bool(opts.get("http", False)),
+            insecure=bool(opts.get("insecure", False)),
+            ca=list(opts.get("ca", [])),
+            mirrors=list(opts.get("mirrors", [])),
+        )
+    return cfg
