@@ -19,7 +19,10 @@ from buildkit_py.errors import UserError
 
 # command name -> "module:attribute" of a click.Command
 COMMANDS: dict[str, str] = {
+    "build": "buildkit_py.cli.build_cmd:build",
     "dockerfile": "buildkit_py.cli.dockerfile_cmd:dockerfile",
+    "image": "buildkit_py.cli.image_cmd:image",
+    "images": "buildkit_py.cli.image_cmd:images",
 }
 
 

@@ -291,6 +291,10 @@ def copy(src_root: str, src: str, dest_root: str, dest: str, opts: CopyOptions) 
             if opts.create_dest_path:
                 _mkdir_parents(dest_root, parent, opts.owner, opts.timestamp)
             final = rootpath.resolve(dest_root, target_dir_path, follow_final=False)
+        if not os.path.isdir(os.path.dirname(final)):
+            raise BuildError(f"copy {match} to {dest}: destination directory "
+                             f"{rootpath.relative(dest_root, os.path.dirname(final))} "
+                             "does not exist")
         if stat.S_ISDIR(src_st.st_mode):
             _ensure_dir(final, src_st, opts)
             _copy_tree(host_src, final, opts, "")

@@ -1,0 +1,152 @@
+"""``bkpy build``: options as in ``docker buildx build`` (interface.md)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from buildkit_py.client.request import (
+    BuildRequest,
+    OutputSpec,
+    parse_csv_kv,
+    parse_output,
+    parse_secret,
+    parse_ssh,
+)
+from buildkit_py.errors import UsageError
+
+CALL_MODES = ("build", "outline", "targets")
+PROGRESS_MODES = ("auto", "tty", "plain", "rawjson", "quiet")
+
+
+def _kv_list(values: tuple[str, ...], what: str, *, env_fallback: bool = False) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise UsageError(f"invalid {what} {item!r}", hint=f"use {what} KEY=VALUE")
+        if not sep:
+            if not env_fallback:
+                raise UsageError(f"invalid {what} {item!r}", hint=f"use {what} KEY=VALUE")
+            env_value = os.environ.get(key)
+            if env_value is None:
+                continue  # buildx: a KEY without value and unset in the env is skipped
+            value = env_value
+        out[key] = value
+    return out
+
+
+def _read_dockerfile(context: str, file: str | None) -> tuple[Path | None, Path | None, bytes]:
+    if context == "-":
+        if file not in (None, "-"):
+            raise UsageError("cannot combine a Dockerfile from stdin with -f")
+        return None, None, sys.stdin.buffer.read()
+    ctx = Path(context)
+    if not ctx.is_dir():
+        raise UsageError(f"build context {context!r} is not a directory")
+    if file == "-":
+        return ctx, None, sys.stdin.buffer.read()
+    path = Path(file) if file else ctx / "Dockerfile"
+    try:
+        return ctx, path, path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"failed to read dockerfile: open {path}: no such file or directory",
+                         hint="pass -f PATH or add a Dockerfile to the context") from None
+    except IsADirectoryError:
+        raise UsageError(f"failed to read dockerfile: {path} is a directory") from None
+
+
+@click.command("build")
+@click.argument("context")
+@click.option("-f", "--file", "file", help="Dockerfile (default: CONTEXT/Dockerfile).")
+@click.option("-t", "--tag", "tags", multiple=True, help="Name the image (repeatable).")
+@click.option("--target", help="Build only this stage and what it needs.")
+@click.option("--platform", "platforms", multiple=True, help="linux/amd64,linux/arm64,...")
+@click.option("--build-arg", "build_args", multiple=True, help="KEY=VALUE (repeatable).")
+@click.option("--build-context", "build_contexts", multiple=True, help="NAME=VALUE named context.")
+@click.option("--secret", "secrets", multiple=True, help="id=ID[,src=PATH|,env=VAR].")
+@click.option("--ssh", "ssh", multiple=True, help="default[=SOCKET] agent forwarding.")
+@click.option("--no-cache", is_flag=True, help="Do not use the cache.")
+@click.option("--no-cache-filter", "no_cache_filter", multiple=True,
+              help="Do not use the cache for these stages.")
+@click.option("--pull", is_flag=True, help="Re-resolve base images even if cached.")
+@click.option("-o", "--output", "outputs", multiple=True, help="Exporter: type=...,dest=...")
+@click.option("--push", is_flag=True, help="Shorthand for --output type=image,push=true.")
+@click.option("--load", is_flag=True, help="Put the result into the local image store.")
+@click.option("--cache-to", "cache_to", multiple=True, help="Cache export spec.")
+@click.option("--cache-from", "cache_from", multiple=True, help="Cache import spec.")
+@click.option("--progress", type=click.Choice(PROGRESS_MODES), default="auto",
+              envvar="BUILDKIT_PROGRESS", show_default=True)
+@click.option("--metadata-file", type=click.Path(dir_okay=False), help="Write build metadata.")
+@click.option("--iidfile", type=click.Path(dir_okay=False), help="Write the image id.")
+@click.option("--label", "labels", multiple=True, help="KEY=VALUE image label.")
+@click.option("--network", type=click.Choice(["default", "none", "host"]), default="default")
+@click.option("--builder", envvar="BKPY_BUILDER", help="Builder to use.")
+@click.option("--call", "call", default="build", help="build|outline|targets")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              help="Output format for --call.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the image id.")
+def build(context: str, file: str | None, tags: tuple[str, ...], target: str | None,
+          platforms: tuple[str, ...], build_args: tuple[str, ...],
+          build_contexts: tuple[str, ...], secrets: tuple[str, ...], ssh: tuple[str, ...],
+          no_cache: bool, no_cache_filter: tuple[str, ...], pull: bool,
+          outputs: tuple[str, ...], push: bool, load: bool, cache_to: tuple[str, ...],
+          cache_from: tuple[str, ...], progress: str, metadata_file: str | None,
+          iidfile: str | None, labels: tuple[str, ...], network: str, builder: str | None,
+          call: str, fmt: str, quiet: bool) -> None:
+    """Build an image from a Dockerfile and a context directory."""
+    call, _, call_opts = call.partition(",")
+    if call not in CALL_MODES:
+        raise UsageError(f"--call {call!r}: unknown", hint=f"use one of {', '.join(CALL_MODES)}")
+    if call_opts:
+        fmt = parse_csv_kv(call_opts, "--call").get("format", fmt)
+    ctx, dockerfile, data = _read_dockerfile(context, file)
+
+    if call in ("outline", "targets"):
+        from buildkit_py.frontend.dockerfile import load_dockerfile
+        from buildkit_py.frontend.dockerfile.outline import format_outline, format_targets
+
+        df = load_dockerfile(data, str(dockerfile or "Dockerfile"))
+        text = format_targets(df, fmt) if call == "targets" else format_outline(df, target, fmt)
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+
+    output_specs = [parse_output(o) for o in outputs]
+    if push:
+        output_specs.append(OutputSpec("image", {"push": "true"}))
+    if load:
+        output_specs.append(OutputSpec("image", {"load": "true"}))
+    for spec in output_specs:
+        if spec.type in ("image", "registry") and "name" not in spec.attrs and tags:
+            spec.attrs["name"] = ",".join(tags)
+    plat_list = [p.strip() for item in platforms for p in item.split(",") if p.strip()]
+
+    request = BuildRequest(
+        context=ctx,
+        dockerfile=dockerfile,
+        dockerfile_data=data,
+        tags=list(tags),
+        target=target,
+        platforms=plat_list,
+        build_args=_kv_list(build_args, "--build-arg", env_fallback=True),
+        build_contexts=_kv_list(build_contexts, "--build-context"),
+        secrets=[parse_secret(s) for s in secrets],
+        ssh=[parse_ssh(s) for s in ssh],
+        no_cache=no_cache,
+        no_cache_filter=[s for item in no_cache_filter for s in item.split(",") if s],
+        pull=pull,
+        outputs=output_specs,
+        labels=_kv_list(labels, "--label"),
+        network=network,
+        cache_to=[parse_csv_kv(c, "--cache-to") for c in cache_to],
+        cache_from=[parse_csv_kv(c, "--cache-from") for c in cache_from],
+        metadata_file=Path(metadata_file) if metadata_file else None,
+        iidfile=Path(iidfile) if iidfile else None,
+    )
+    from buildkit_py.cli.build_run import run_build
+
+    run_build(request, progress="quiet" if quiet else progress, call=call, quiet=quiet,
+              builder=builder)

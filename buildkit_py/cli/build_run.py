@@ -1,0 +1,65 @@
+"""Run a build request on the selected builder and show its progress."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from buildkit_py.cli.progress_display import Display, make_display
+from buildkit_py.client.request import BuildRequest
+from buildkit_py.errors import UsageError
+from buildkit_py.solver.progress import (
+    ProgressEvent,
+    VertexCached,
+    VertexCompleted,
+    VertexFailed,
+    VertexLog,
+    VertexStarted,
+    VertexStatus,
+)
+
+
+def feed(display: Display, event: ProgressEvent) -> None:
+    """Translate one solver progress event into display calls."""
+    if isinstance(event, VertexStarted):
+        display.vertex(event.digest, event.name, started=event.started)
+    elif isinstance(event, VertexCached):
+        display.vertex(event.digest, event.name, started=event.timestamp,
+                       completed=event.timestamp, cached=True)
+    elif isinstance(event, VertexCompleted):
+        display.vertex(event.digest, event.name, started=event.started,
+                       completed=event.completed)
+    elif isinstance(event, VertexFailed):
+        if not event.cancelled:
+            display.vertex(event.digest, event.name, started=event.started,
+                           completed=event.completed, error=event.error)
+    elif isinstance(event, VertexLog):
+        display.log(event.digest, event.stream, event.data, event.timestamp)
+    elif isinstance(event, VertexStatus):
+        display.status(event.digest, event.id, event.current, event.total,
+                       event.completed is not None)
+
+
+def run_build(request: BuildRequest, *, progress: str, call: str, quiet: bool,
+              builder: str | None) -> None:
+    from buildkit_py.client.embedded import EmbeddedBuilder
+    from buildkit_py.config import load_config
+
+    if builder not in (None, "", "default"):
+        raise UsageError(f"builder {builder!r} not found",
+                         hint="only the embedded 'default' builder exists in this version")
+    config_path = os.environ.get("BKPY_BUILDER_CONFIG")
+    config = load_config(Path(config_path) if config_path else None)
+    display = make_display(progress, sys.stderr)
+    try:
+        outcome = EmbeddedBuilder(config).build(request, lambda ev: feed(display, ev))
+    finally:
+        display.close()
+    for warning in outcome.warnings:
+        if progress != "quiet":
+            click.echo(f"WARNING: {warning}", err=True)
+    if quiet and outcome.image_id:
+        click.echo(outcome.image_id)

@@ -1,0 +1,90 @@
+"""``bkpy images`` and ``bkpy image rm|import``: the builder's local image store."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from buildkit_py.errors import UserError
+
+
+@contextlib.contextmanager
+def _store() -> Iterator[object]:
+    from buildkit_py.config import load_config
+    from buildkit_py.content.images import ImageStore
+    from buildkit_py.content.store import ContentStore
+
+    root = load_config().root
+    content = ContentStore(root / "content")
+    images = ImageStore(root / "images", content)
+    try:
+        yield images
+    finally:
+        images.close()
+        content.close()
+
+
+def _name(ref: str) -> str:
+    from buildkit_py.registry.reference import parse_reference
+
+    return str(parse_reference(ref))
+
+
+@click.command("images")
+@click.option("-q", "--quiet", is_flag=True, help="Only show digests.")
+def images(quiet: bool) -> None:
+    """List images in the local image store."""
+    from buildkit_py.content.images import ImageStore
+
+    with _store() as store:
+        assert isinstance(store, ImageStore)
+        records = store.all()
+    if quiet:
+        for r in records:
+            click.echo(r.digest)
+        return
+    click.echo(f"{'NAME':<50} {'DIGEST':<20} {'CREATED':<20}")
+    for r in records:
+        created = datetime.fromtimestamp(r.created, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(f"{r.name:<50} {r.digest[7:19]:<20} {created:<20}")
+
+
+@click.group("image")
+def image() -> None:
+    """Manage the local image store."""
+
+
+@image.command("rm")
+@click.argument("refs", nargs=-1, required=True)
+def image_rm(refs: tuple[str, ...]) -> None:
+    """Remove images by name (blobs are freed by `bkpy prune`)."""
+    from buildkit_py.content.images import ImageStore
+
+    missing = []
+    with _store() as store:
+        assert isinstance(store, ImageStore)
+        for ref in refs:
+            if store.remove(_name(ref)):
+                click.echo(f"Untagged: {ref}")
+            else:
+                missing.append(ref)
+    if missing:
+        raise UserError(f"no such image: {', '.join(missing)}", hint="see `bkpy images`")
+
+
+@image.command("import")
+@click.argument("archive", type=click.Path(exists=True, path_type=Path))
+@click.argument("ref")
+def image_import(archive: Path, ref: str) -> None:
+    """Import an OCI layout (tar or folder) or a `docker save` tarball as REF."""
+    from buildkit_py.content.images import ImageStore
+
+    name = _name(ref)
+    with _store() as store:
+        assert isinstance(store, ImageStore)
+        rec = store.import_archive(archive, name)
+    click.echo(f"{name} {rec.digest}")

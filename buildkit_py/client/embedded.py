@@ -1,0 +1,339 @@
+"""The embedded builder: frontend, solver, worker and exporters in this process.
+
+One process at a time owns a state directory (an exclusive lock on
+``<root>/embedded.lock``); a second ``bkpy build`` on the same root waits for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from buildkit_py.client.request import BuildRequest, OutputSpec
+from buildkit_py.config import BuilderConfig
+from buildkit_py.errors import BuildError, UsageError
+from buildkit_py.platforms import Platform, host_platform, parse_platform
+from buildkit_py.solver.progress import ProgressBus, ProgressEvent
+
+ProgressSink = Callable[[ProgressEvent], None]
+
+
+@dataclass
+class PlatformResult:
+    platform: Platform
+    config: dict[str, Any]
+    snapshot_key: str | None
+
+
+@dataclass
+class BuildOutcome:
+    image_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    ran: int = 0
+    cached: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def _state_lock(root: Path) -> Iterator[None]:
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / "embedded.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # another build on this root: wait our turn
+        yield
+    finally:
+        os.close(fd)
+
+
+def _source_date_epoch(req: BuildRequest) -> int | None:
+    raw = req.build_args.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH")
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise UsageError(f"SOURCE_DATE_EPOCH={raw!r} is not a number of seconds") from None
+
+
+class EmbeddedBuilder:
+    def __init__(self, config: BuilderConfig) -> None:
+        self.config = config
+        self.root = config.root
+
+    def build(self, req: BuildRequest, progress: ProgressSink) -> BuildOutcome:
+        with _state_lock(self.root):
+            return self._build(req, progress)
+
+    # -------------------------------------------------------------------------
+
+    def _build(self, req: BuildRequest, progress: ProgressSink) -> BuildOutcome:
+        from buildkit_py.content.store import ContentStore
+        from buildkit_py.frontend.dockerfile import load_dockerfile
+        from buildkit_py.frontend.dockerfile.convert import ConvertOptions, convert
+        from buildkit_py.frontend.dockerfile.dockerignore import find_ignore_file, read_ignore_file
+        from buildkit_py.solver.cache import CacheManager
+        from buildkit_py.solver.solver import Solver
+        from buildkit_py.source.image import ImageSourceHandler
+        from buildkit_py.worker.session import BuildSession
+        from buildkit_py.worker.worker import BuilderWorker
+
+        name = req.dockerfile.name if req.dockerfile else "Dockerfile"
+        df = load_dockerfile(req.dockerfile_data, name)
+        ignore: list[str] = []
+        if req.context is not None:
+            ignore_file = find_ignore_file(req.context, req.dockerfile)
+            if ignore_file is not None:
+                ignore = read_ignore_file(ignore_file)
+        platforms = [parse_platform(p) for p in req.platforms] or [host_platform()]
+        epoch = _source_date_epoch(req)
+
+        local_dirs: dict[str, Path] = {}
+        if req.context is not None:
+            local_dirs["context"] = req.context.absolute()
+        else:
+            empty = self.root / "empty-context"
+            empty.mkdir(parents=True, exist_ok=True)
+            local_dirs["context"] = empty
+        contexts: dict[str, str] = {}
+        for cname, value in req.build_contexts.items():
+            if "://" in value:
+                contexts[cname] = value
+            else:
+                path = Path(value)
+                if not path.is_dir():
+                    raise UsageError(f"--build-context {cname}={value}: not a directory")
+                local_dirs[f"ctx-{cname}"] = path.absolute()
+                contexts[cname] = f"local:ctx-{cname}"
+        session = BuildSession(local_dirs=local_dirs,
+                               secrets={s.id: s.read() for s in req.secrets},
+                               ssh_sockets={s.id: Path(s.paths[0]) for s in req.ssh})
+
+        store = ContentStore(self.root / "content")
+        sources = self._image_sources(store, req.pull)
+        worker = BuilderWorker(
+            self.root / "worker", runtime=self.config.oci_runtime, session=session,
+            image_source=lambda w, op: ImageSourceHandler(w, op, sources))
+        resolver = sources
+        converted = []
+        for plat in platforms:
+            opts = ConvertOptions(
+                target=req.target, target_platform=plat, build_args=dict(req.build_args),
+                labels=dict(req.labels), build_contexts=contexts, no_cache=req.no_cache,
+                no_cache_filter=list(req.no_cache_filter), network=req.network,
+                ignore_patterns=ignore, source_date_epoch=epoch, image_resolver=resolver,
+                dockerfile_name=name, multi_platform=len(platforms) > 1)
+            converted.append(convert(df, opts))
+
+        bus = ProgressBus()
+        sub = bus.subscribe(progress)
+        outcome = BuildOutcome()
+        for c in converted:
+            outcome.warnings.extend(f"{w.rule}: {w.message}" for w in c.warnings)
+        try:
+            cache = CacheManager(self.root / "solver")
+            with Solver(worker, cache, self.config.max_parallelism) as solver:
+                results = self._solve_all(solver, converted, bus, req)
+                for r in results:
+                    outcome.ran += len(r.ran)
+                    outcome.cached += len(r.cached)
+                try:
+                    plat_results = [
+                        PlatformResult(c.platform, c.image_config,
+                                       _snapshot_key(r))
+                        for c, r in zip(converted, results, strict=True)]
+                    self._export(req, plat_results, worker, store, bus, epoch, outcome)
+                finally:
+                    for r in results:
+                        r.release()
+        finally:
+            sub.close()
+            bus.close()
+            worker.close()
+            self._images.close()
+            self._layer_cache.close()
+            self._registry.close()
+            store.close()
+        return outcome
+
+    def _image_sources(self, store: Any, pull: bool) -> Any:
+        from buildkit_py.content.images import ImageStore
+        from buildkit_py.exporter.layers import LayerCache
+        from buildkit_py.source.image import ImageSources
+
+        self._images = ImageStore(self.root / "images", store)
+        self._layer_cache = LayerCache(self.root / "exporter" / "layers.db")
+        self._registry = self._registry_client()
+        return ImageSources(store, self._images, self._layer_cache, self._registry, pull=pull)
+
+    def _registry_client(self) -> Any:
+        from buildkit_py.registry import RegistryClient, RegistryHostConfig
+
+        hosts = {h: RegistryHostConfig(http=c.http or None, insecure=c.insecure,
+                                       ca=tuple(c.ca), mirrors=tuple(c.mirrors))
+                 for h, c in self.config.registries.items()}
+        return RegistryClient(hosts)
+
+    def _solve_all(self, solver: Any, converted: list[Any], bus: ProgressBus,
+                   req: BuildRequest) -> list[Any]:
+        if len(converted) == 1:
+            return [solver.solve(converted[0].definition, progress=bus, no_cache=req.no_cache)]
+        with ThreadPoolExecutor(max_workers=len(converted)) as pool:
+            futures = [pool.submit(solver.solve, c.definition, progress=bus,
+                                   no_cache=req.no_cache) for c in converted]
+            return [f.result() for f in futures]
+
+    # exports ------------------------------------------------------------------
+
+    def _store_or_push(self, o: OutputSpec, images: list[Any], names: list[str], top: Any,
+                       store: Any, bus: ProgressBus, multi: bool) -> None:
+        """``type=image``: into the local image store; with push=true also to registries."""
+        from buildkit_py.registry.reference import parse_reference
+
+        if not names:
+            if o.attrs.get("push") == "true" or o.type == "registry":
+                raise UsageError("pushing needs an image name",
+                                 hint="add -t NAME or --output type=image,name=NAME,push=true")
+            return
+        for name in names:
+            ref = parse_reference(name)
+            self._images.put(str(ref), top.media_type, top.digest, top.size)
+        if o.attrs.get("push") == "true" or o.type == "registry":
+            for name in names:
+                ref = parse_reference(name)
+                with _vertex(bus, f"pushing {ref.familiar}"):
+                    self._registry.push(ref, store, top, tags=(ref.tag,) if ref.tag else ())
+
+    def _export(self, req: BuildRequest, results: list[PlatformResult], worker: Any,
+                store: Any, bus: ProgressBus, epoch: int | None, outcome: BuildOutcome) -> None:
+        from buildkit_py.exporter.filesystem import export_local, export_tar
+        from buildkit_py.exporter.layers import ExportOptions, export_chain
+        from buildkit_py.exporter.oci_layout import write_layout
+        from buildkit_py.worker.results import SnapshotResult
+
+        outputs = req.outputs
+        needs_image = any(o.type in ("image", "registry", "oci", "docker") for o in outputs) \
+            or req.iidfile is not None or req.metadata_file is not None
+        multi = len(results) > 1
+        if needs_image:
+            spec = next((o for o in outputs if o.type in ("image", "registry", "oci", "docker")),
+                        OutputSpec("image"))
+            oci = spec.attrs.get("oci-mediatypes", "true" if spec.type != "docker" else
+                                 "false") == "true"
+            rewrite = spec.attrs.get("rewrite-timestamp", "false") == "true"
+            eopts = ExportOptions(
+                compression=spec.attrs.get("compression", "gzip"),
+                level=int(spec.attrs["compression-level"])
+                if "compression-level" in spec.attrs else None,
+                force_compression=spec.attrs.get("force-compression", "false") == "true",
+                oci_mediatypes=oci,
+                source_date_epoch=epoch if rewrite else None)
+            if eopts.compression not in ("gzip", "zstd", "uncompressed"):
+                raise UsageError(f"unknown compression {eopts.compression!r}",
+                                 hint="use gzip, zstd or uncompressed")
+            layer_cache = self._layer_cache
+            images = []
+            with _vertex(bus, "exporting to image"):
+                for r in results:
+                    keys = worker.snapshots.chain(SnapshotResult(r.snapshot_key)) \
+                        if r.snapshot_key else []
+                    blobs = export_chain(worker.sn, store, layer_cache, keys, eopts)
+                    from buildkit_py.exporter.image import make_image
+
+                    images.append(make_image(
+                        store, r.config, blobs, os_=r.platform.os, arch=r.platform.architecture,
+                        variant=r.platform.variant, oci=oci, source_date_epoch=epoch))
+            names = [n for o in outputs for n in o.attrs.get("name", "").split(",") if n] \
+                or list(req.tags)
+            top_digest = images[0].manifest.descriptor
+            outcome.image_id = images[0].image_id
+            if multi:
+                from buildkit_py.exporter.manifest import Descriptor, index_blob
+
+                idx = index_blob([Descriptor(i.manifest.descriptor.media_type,
+                                             i.manifest.descriptor.digest,
+                                             i.manifest.descriptor.size, platform=i.platform)
+                                  for i in images], oci=oci)
+                store.write(idx.data, idx.descriptor.digest)
+                top_digest = idx.descriptor
+            outcome.metadata = {
+                "containerimage.digest": top_digest.digest,
+                "containerimage.descriptor": top_digest.to_json(),
+                "containerimage.config.digest": images[0].image_id,
+            }
+            if names:
+                outcome.metadata["image.name"] = ",".join(names)
+            for o in outputs:
+                if o.type in ("oci", "docker"):
+                    dest = o.dest or "-"
+                    with _vertex(bus, f"exporting to {o.type} image format"):
+                        write_layout(store, images, dest, names=names,
+                                     tar=o.attrs.get("tar", "true") != "false",
+                                     oci=oci, multi=multi, docker=o.type == "docker")
+                elif o.type in ("image", "registry"):
+                    self._store_or_push(o, images, names, top_digest, store, bus, multi)
+        for o in outputs:
+            if o.type == "local":
+                local_dest = Path(o.dest or ".")
+                with _vertex(bus, f"copying files to {local_dest}"):
+                    for r in results:
+                        sub = local_dest / r.platform.for_path() if multi else local_dest
+                        with worker.snapshots.read(SnapshotResult(r.snapshot_key)) as root:
+                            export_local(root, sub)
+            elif o.type == "tar":
+                with _vertex(bus, "sending tarball"), contextlib.ExitStack() as stack:
+                    roots = {}
+                    for r in results:
+                        prefix = r.platform.for_path() if multi else ""
+                        roots[prefix] = stack.enter_context(
+                            worker.snapshots.read(SnapshotResult(r.snapshot_key)))
+                    export_tar(roots, o.dest or "-")
+        if req.iidfile is not None and outcome.image_id:
+            req.iidfile.write_text(outcome.image_id)
+        if req.metadata_file is not None:
+            req.metadata_file.write_text(json.dumps(outcome.metadata, indent=2) + "\n")
+
+
+def _snapshot_key(result: Any) -> str | None:
+    from buildkit_py.worker.ops.common import unwrap
+    from buildkit_py.worker.results import SnapshotResult
+
+    if result.ref is None:
+        return None
+    inner = unwrap(result.ref)
+    if not isinstance(inner, SnapshotResult):
+        raise BuildError("the build result is a local source, not a filesystem snapshot",
+                         hint="add at least one instruction that produces a layer")
+    return inner.key
+
+
+_export_counter = iter(range(1, 1 << 30))
+_counter_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _vertex(bus: ProgressBus, name: str) -> Iterator[None]:
+    """Report an export step as a pseudo-vertex, as BuildKit does."""
+    from buildkit_py.solver.progress import VertexCompleted, VertexFailed, VertexStarted
+
+    with _counter_lock:
+        digest = f"export:{next(_export_counter)}"
+    started = time.time()
+    bus.publish(VertexStarted(digest, name, started))
+    try:
+        yield
+    except BaseException as err:
+        bus.publish(VertexFailed(digest, name, started, time.time(), str(err)))
+        raise
+    bus.publish(VertexCompleted(digest, name, started, time.time()))

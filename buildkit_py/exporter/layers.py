@@ -1,0 +1,118 @@
+"""Layer blobs of a snapshot chain, each compressed once and remembered.
+
+A committed snapshot is immutable, so its blob for one (compression, level,
+epoch) is computed once and found again by key on later exports: a re-export
+of an unchanged image compresses nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from buildkit_py.content.store import ContentStore
+from buildkit_py.snapshot import Compression, DBSnapshotter
+
+
+@dataclass(frozen=True)
+class LayerBlob:
+    digest: str
+    size: int
+    diff_id: str
+    media_type: str
+    compression: str
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    compression: str = "gzip"
+    level: int | None = None
+    force_compression: bool = False
+    oci_mediatypes: bool = True
+    source_date_epoch: int | None = None  # set only with rewrite-timestamp=true
+
+
+def media_type_for(compression: str, oci: bool) -> str:
+    from buildkit_py.exporter.manifest import layer_media_type
+
+    return layer_media_type(compression, oci)
+
+
+class LayerCache:
+    """snapshot key + export options -> blob, persisted beside the content store."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS layers (k TEXT PRIMARY KEY, digest TEXT, size INTEGER,"
+            " diff_id TEXT, compression TEXT)")
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _k(snapshot: str, opts: ExportOptions) -> str:
+        return f"{snapshot}|{opts.compression}|{opts.level}|{opts.source_date_epoch}"
+
+    def get(self, snapshot: str, opts: ExportOptions) -> tuple[str, int, str, str] | None:
+        with self._lock:
+            row = self._db.execute("SELECT digest, size, diff_id, compression FROM layers "
+                                   "WHERE k=?", (self._k(snapshot, opts),)).fetchone()
+        return None if row is None else (row[0], row[1], row[2], row[3])
+
+    def put(self, snapshot: str, opts: ExportOptions, digest: str, size: int, diff_id: str,
+            compression: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO layers VALUES (?, ?, ?, ?, ?)",
+                             (self._k(snapshot, opts), digest, size, diff_id, compression))
+
+    def put_source(self, snapshot: str, digest: str, size: int, diff_id: str,
+                   compression: str) -> None:
+        """Remember the blob a snapshot was unpacked from (a pulled image layer)."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO layers VALUES (?, ?, ?, ?, ?)",
+                             (f"{snapshot}|source", digest, size, diff_id, compression))
+
+    def get_source(self, snapshot: str) -> tuple[str, int, str, str] | None:
+        with self._lock:
+            row = self._db.execute("SELECT digest, size, diff_id, compression FROM layers "
+                                   "WHERE k=?", (f"{snapshot}|source",)).fetchone()
+        return None if row is None else (row[0], row[1], row[2], row[3])
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def export_chain(sn: DBSnapshotter, store: ContentStore, cache: LayerCache,
+                 keys: list[str], opts: ExportOptions) -> list[LayerBlob]:
+    """Blobs for each snapshot in ``keys`` (bottom first), compressing in parallel."""
+
+    def one(key: str) -> LayerBlob:
+        hit = None
+        if not opts.force_compression and opts.source_date_epoch is None:
+            # a pulled base layer keeps its original blob (and so its digest)
+            hit = cache.get_source(key)
+            if hit is not None and hit[3] == "zstd" and not opts.oci_mediatypes:
+                hit = None
+        if hit is None:
+            hit = cache.get(key, opts)
+        if hit is not None and store.has(hit[0]):
+            digest, size, diff_id, comp = hit
+            return LayerBlob(digest, size, diff_id, media_type_for(comp, opts.oci_mediatypes),
+                             comp)
+        with store.writer() as w:
+            desc = sn.export_layer(key, w,
+                                   compression=Compression(opts.compression), level=opts.level,
+                                   source_date_epoch=opts.source_date_epoch)
+        store.update_labels(desc.digest, {"containerd.io/uncompressed": desc.diff_id})
+        cache.put(key, opts, desc.digest, desc.size, desc.diff_id, opts.compression)
+        return LayerBlob(desc.digest, desc.size, desc.diff_id,
+                         media_type_for(opts.compression, opts.oci_mediatypes), opts.compression)
+
+    if len(keys) <= 1:
+        return [one(k) for k in keys]
+    with ThreadPoolExecutor(max_workers=min(4, len(keys))) as pool:
+        return list(pool.map(one, keys))

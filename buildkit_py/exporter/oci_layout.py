@@ -1,0 +1,139 @@
+"""``type=oci`` and ``type=docker`` outputs: an OCI image layout as a folder or a tar.
+
+The docker variant adds ``manifest.json`` (the ``docker load`` format) beside the
+OCI layout, which newer docker reads directly.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import sys
+import tarfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+from buildkit_py.content.store import ContentStore
+from buildkit_py.exporter.image import BuiltImage
+from buildkit_py.exporter.manifest import Blob, Descriptor, canonical_json, index_blob
+
+LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
+
+
+def _blob_path(digest: str) -> str:
+    alg, hexd = digest.split(":", 1)
+    return f"blobs/{alg}/{hexd}"
+
+
+def _digests(images: list[BuiltImage], top: Blob | None) -> list[str]:
+    seen: dict[str, None] = {}
+    if top is not None:
+        seen[top.descriptor.digest] = None
+    for img in images:
+        seen[img.manifest.descriptor.digest] = None
+        seen[img.config.descriptor.digest] = None
+        for layer in img.layers:
+            seen[layer.digest] = None
+    return list(seen)
+
+
+def layout_index(images: list[BuiltImage], names: list[str], *, oci: bool,
+                 multi: bool) -> tuple[bytes, Blob | None]:
+    """``index.json`` bytes (and the image index blob when several platforms)."""
+    annotations: dict[str, str] = {}
+    if names:
+        annotations["io.containerd.image.name"] = names[0]
+        tag = names[0].rsplit("/", 1)[-1]
+        if ":" in tag and "@" not in tag:
+            annotations["org.opencontainers.image.ref.name"] = tag.split(":", 1)[1]
+    if multi:
+        top = index_blob([Descriptor(i.manifest.descriptor.media_type,
+                                     i.manifest.descriptor.digest,
+                                     i.manifest.descriptor.size, platform=i.platform)
+                          for i in images], oci=oci)
+        desc = Descriptor(top.descriptor.media_type, top.descriptor.digest,
+                          top.descriptor.size, annotations=annotations)
+    else:
+        top = None
+        m = images[0].manifest.descriptor
+        desc = Descriptor(m.media_type, m.digest, m.size, annotations=annotations)
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+             "manifests": [desc.to_json()]}
+    return canonical_json(index), top
+
+
+def docker_manifest_json(images: list[BuiltImage], names: list[str]) -> bytes:
+    img = images[0]
+    tags = [n.removeprefix("docker.io/library/").removeprefix("docker.io/") for n in names
+            if "@" not in n]
+    entry = {"Config": _blob_path(img.config.descriptor.digest), "RepoTags": tags,
+             "Layers": [_blob_path(layer.digest) for layer in img.layers]}
+    return json.dumps([entry], separators=(",", ":")).encode()
+
+
+def write_layout(store: ContentStore, images: list[BuiltImage], dest: str, *,
+                 names: list[str], tar: bool = True, oci: bool = True, multi: bool = False,
+                 docker: bool = False) -> None:
+    """Write the layout to ``dest`` (``-`` = stdout when ``tar``)."""
+    index, top = layout_index(images, names, oci=oci, multi=multi)
+    if top is not None:
+        store.write(top.data, top.descriptor.digest)
+    extra: list[tuple[str, bytes]] = [("oci-layout", LAYOUT), ("index.json", index)]
+    if docker:
+        extra.append(("manifest.json", docker_manifest_json(images, names)))
+    digests = _digests(images, top)
+    if not tar:
+        _write_dir(store, Path(dest), digests, extra)
+        return
+    if dest == "-":
+        _write_tar(store, sys.stdout.buffer, digests, extra)
+        sys.stdout.buffer.flush()
+        return
+    tmp = dest + ".tmp"
+    try:
+        with open(tmp, "wb") as f:
+            _write_tar(store, f, digests, extra)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _write_dir(store: ContentStore, root: Path, digests: Iterable[str],
+               extra: list[tuple[str, bytes]]) -> None:
+    (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+    for digest in digests:
+        target = root / _blob_path(digest)
+        if target.exists():
+            continue
+        try:
+            os.link(store.path(digest), target)  # blobs are immutable: share, don't copy
+        except OSError:
+            shutil.copyfile(store.path(digest), target)
+    for name, data in extra:
+        (root / name).write_bytes(data)
+
+
+def _write_tar(store: ContentStore, out: BinaryIO, digests: Iterable[str],
+               extra: list[tuple[str, bytes]]) -> None:
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+        for d in ("blobs/", "blobs/sha256/"):
+            ti = tarfile.TarInfo(d)
+            ti.type = tarfile.DIRTYPE
+            ti.mode = 0o755
+            tf.addfile(ti)
+        for name, data in extra:
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            ti.mode = 0o644
+            tf.addfile(ti, io.BytesIO(data))
+        for digest in digests:
+            path = store.path(digest)
+            ti = tarfile.TarInfo(_blob_path(digest))
+            ti.size = path.stat().st_size
+            ti.mode = 0o644
+            with open(path, "rb") as f:
+                tf.addfile(ti, f)

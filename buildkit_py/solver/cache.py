@@ -1,0 +1,360 @@
+"""Persistent cache records: cache key -> worker result id, in sqlite under the state dir.
+
+Tables
+  results  one row per stored result (id, size, created, last_used, description)
+  records  cache key -> result id (several keys may share a result)
+  keys     what an edge key was made of: cache-map digest, output index
+  links    per key and input: the input's key (or content digest) and selectors
+
+``keys``/``links`` form the key graph that explains a hit or miss and that a cache
+exporter walks. The database runs in WAL mode so readers never wait for the writer; each
+thread gets its own connection, writes use ``BEGIN IMMEDIATE`` and a busy timeout, which
+makes one database safe to share between threads and processes (CLI and daemon).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from buildkit_py.solver.cache_key import KeyInput
+from buildkit_py.solver.worker import Result
+
+DB_NAME = "cache.db"
+TOUCH_INTERVAL = 60.0  # seconds; how stale last_used may get before a hit refreshes it
+_SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    id TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    created REAL NOT NULL,
+    last_used REAL NOT NULL,
+    description TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS records (
+    key TEXT PRIMARY KEY,
+    result_id TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_by_result ON records(result_id);
+CREATE TABLE IF NOT EXISTS keys (
+    key TEXT PRIMARY KEY,
+    cachemap_digest TEXT NOT NULL,
+    output INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS links (
+    key TEXT NOT NULL,
+    input INTEGER NOT NULL,
+    input_key TEXT NOT NULL,
+    content INTEGER NOT NULL,
+    selectors TEXT NOT NULL,
+    PRIMARY KEY (key, input)
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheRecord:
+    """A cache hit: ``key`` maps to the stored result ``result_id``."""
+
+    key: str
+    result_id: str
+    size: int
+    created: float
+    last_used: float
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEntry:
+    """One stored result as ``bkpy du`` shows it."""
+
+    result_id: str
+    size: int
+    created: float
+    last_used: float
+    description: str
+    keys: int
+    in_use: bool
+
+    @property
+    def reclaimable(self) -> bool:
+        return not self.in_use
+
+
+@dataclass(frozen=True, slots=True)
+class CacheUsage:
+    entries: tuple[UsageEntry, ...]
+
+    @property
+    def total(self) -> int:
+        return sum(e.size for e in self.entries)
+
+    @property
+    def reclaimable(self) -> int:
+        return sum(e.size for e in self.entries if e.reclaimable)
+
+
+@dataclass(frozen=True, slots=True)
+class PrunedResult:
+    """A result whose records were deleted; the worker should delete its snapshot."""
+
+    result_id: str
+    size: int
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLink:
+    input: int
+    input_key: str
+    content: bool
+    selectors: tuple[str, ...]
+
+
+class CacheManager:
+    """Cache records of one state directory (``<root>/cache.db``).
+
+    Results held by a running build are marked in use (in this process) and are never
+    pruned; the worker deletes the snapshots of what :meth:`prune` returns.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.path = self.root / DB_NAME
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._in_use: dict[str, int] = {}
+        self._in_use_lock = threading.Lock()
+        self._closed = False
+        conn = self._conn()
+        # WAL is persistent in the file; switching needs no other connection writing.
+        conn.execute("PRAGMA journal_mode=WAL")
+        with self._write() as c:
+            if c.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
+                for stmt in _SCHEMA.split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+                c.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+
+    # ------------------------------------------------------------ connections
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise RuntimeError("cache manager is closed")
+            conn = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every thread's connection (the manager is unusable afterwards)."""
+        self._closed = True
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for c in conns:
+            c.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> CacheManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ records
+
+    def load(self, key: str) -> CacheRecord | None:
+        """The record for ``key`` (marking its result used now), or None on a miss."""
+        row = self._conn().execute(
+            "SELECT r.result_id, s.size, s.created, s.description, s.last_used FROM records r "
+            "JOIN results s ON s.id = r.result_id WHERE r.key = ?",
+            (key,),
+        ).fetchone()
+        if row is None:
+            return None
+        now = time.time()
+        # Refresh the LRU stamp at minute granularity: a cached rebuild then mostly
+        # reads, and never queues behind another process's write for a fresh stamp.
+        if now - row[4] > TOUCH_INTERVAL:
+            with self._write() as c:
+                c.execute("UPDATE results SET last_used = ? WHERE id = ?", (now, row[0]))
+        return CacheRecord(key, row[0], row[1], row[2], now, row[3])
+
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` has a record (without touching its last-used time)."""
+        row = self._conn().execute("SELECT 1 FROM records WHERE key = ?", (key,)).fetchone()
+        return row is not None
+
+    def existing(self, keys: Sequence[str]) -> set[str]:
+        """The subset of ``keys`` that have records (one query per 500 keys)."""
+        found: set[str] = set()
+        conn = self._conn()
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in conn.execute(
+                f"SELECT key FROM records WHERE key IN ({marks})", chunk))
+        return found
+
+    def save(
+        self,
+        key: str,
+        result: Result,
+        *,
+        description: str = "",
+        cachemap_digest: str = "",
+        output: int = 0,
+        links: Sequence[KeyInput] = (),
+    ) -> CacheRecord:
+        """Store ``key -> result`` (a newer result for a key replaces the older one)."""
+        now = time.time()
+        rid, size = result.id, int(result.size)
+        with self._write() as c:
+            c.execute(
+                "INSERT INTO results(id, size, created, last_used, description) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "size = excluded.size, last_used = excluded.last_used",
+                (rid, size, now, now, description),
+            )
+            c.execute(
+                "INSERT OR REPLACE INTO records(key, result_id, created) VALUES (?, ?, ?)",
+                (key, rid, now),
+            )
+            if cachemap_digest:
+                c.execute(
+                    "INSERT OR REPLACE INTO keys(key, cachemap_digest, output) VALUES (?, ?, ?)",
+                    (key, cachemap_digest, output),
+                )
+                c.execute("DELETE FROM links WHERE key = ?", (key,))
+                c.executemany(
+                    "INSERT INTO links(key, input, input_key, content, selectors) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (key, i, ln.key, int(ln.content), "\n".join(ln.selectors))
+                        for i, ln in enumerate(links)
+                    ],
+                )
+        return CacheRecord(key, rid, size, now, now, description)
+
+    def delete(self, key: str) -> None:
+        """Forget ``key`` (e.g. its result vanished); an orphaned result goes on prune."""
+        with self._write() as c:
+            c.execute("DELETE FROM records WHERE key = ?", (key,))
+
+    def links(self, key: str) -> tuple[str, int, list[KeyLink]] | None:
+        """(cache-map digest, output, input links) a key was computed from, if recorded."""
+        conn = self._conn()
+        row = conn.execute(
+            "SELECT cachemap_digest, output FROM keys WHERE key = ?", (key,)
+        ).fetchone()
+        if row is None:
+            return None
+        rows = conn.execute(
+            "SELECT input, input_key, content, selectors FROM links WHERE key = ? ORDER BY input",
+            (key,),
+        ).fetchall()
+        return row[0], row[1], [
+            KeyLink(r[0], r[1], bool(r[2]), tuple(r[3].split("\n")) if r[3] else ())
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------ in-use marks
+
+    def mark_in_use(self, result_id: str) -> None:
+        with self._in_use_lock:
+            self._in_use[result_id] = self._in_use.get(result_id, 0) + 1
+
+    def unmark_in_use(self, result_id: str) -> None:
+        with self._in_use_lock:
+            n = self._in_use.get(result_id, 0) - 1
+            if n > 0:
+                self._in_use[result_id] = n
+            else:
+                self._in_use.pop(result_id, None)
+
+    def in_use(self, result_id: str) -> bool:
+        with self._in_use_lock:
+            return result_id in self._in_use
+
+    # ------------------------------------------------------------ usage and GC
+
+    def usage(self) -> CacheUsage:
+        """Every stored result, most recently used first."""
+        rows = self._conn().execute(
+            "SELECT s.id, s.size, s.created, s.last_used, s.description, "
+            "(SELECT COUNT(*) FROM records r WHERE r.result_id = s.id) "
+            "FROM results s ORDER BY s.last_used DESC"
+        ).fetchall()
+        with self._in_use_lock:
+            used = set(self._in_use)
+        return CacheUsage(
+            tuple(UsageEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[0] in used) for r in rows)
+        )
+
+    def prune(
+        self,
+        *,
+        keep_duration: float | None = None,
+        keep_storage: int | None = None,
+        now: float | None = None,
+    ) -> list[PrunedResult]:
+        """Delete results not in use; return them so their snapshots can be removed.
+
+        With no limits, everything not in use goes. ``keep_duration`` (seconds) keeps
+        results used within that time; ``keep_storage`` (bytes) then also removes the
+        least recently used results until the total fits. Results no key points to any
+        more are always removed.
+        """
+        now = time.time() if now is None else now
+        with self._in_use_lock:
+            used = set(self._in_use)
+        with self._write() as c:
+            rows = c.execute(
+                "SELECT s.id, s.size, s.last_used, s.description, "
+                "EXISTS(SELECT 1 FROM records r WHERE r.result_id = s.id) "
+                "FROM results s ORDER BY s.last_used ASC"
+            ).fetchall()
+            total = sum(r[1] for r in rows)
+            limited = keep_duration is not None or keep_storage is not None
+            doomed: list[PrunedResult] = []
+            for rid, size, last_used, desc, referenced in rows:
+                if rid in used:
+                    continue
+                too_old = keep_duration is not None and last_used < now - keep_duration
+                too_big = keep_storage is not None and total > keep_storage
+                if not referenced or not limited or too_old or too_big:
+                    doomed.append(PrunedResult(rid, size, desc))
+                    total -= size
+            ids = [(p.result_id,) for p in doomed]
+            c.executemany("DELETE FROM records WHERE result_id = ?", ids)
+            c.executemany("DELETE FROM results WHERE id = ?", ids)
+            # Key-graph rows of keys that lost their record are only debug data now.
+            c.execute("DELETE FROM links WHERE key NOT IN (SELECT key FROM records)")
+            c.execute("DELETE FROM keys WHERE key NOT IN (SELECT key FROM records)")
+        return doomed

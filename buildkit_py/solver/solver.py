@@ -1,0 +1,299 @@
+"""The solver: turns a build graph into a result, reusing cache and shared work.
+
+Concurrency model: one asyncio event loop per Solver, on its own daemon thread,
+orchestrates every build; blocking worker calls (cache maps, exec, loading results,
+content checksums) run on a ThreadPoolExecutor of ``max_parallelism`` threads. Why:
+ops shell out to runtimes and do file I/O, which threads handle well, while the
+bookkeeping (dedup, waiting on inputs, first-failure cancellation) is easiest to get
+right as coroutines on a single thread: no locks around the job table, and a waiting
+vertex costs no thread, so a deep graph can never starve the pool by blocking threads on
+their inputs. Cache-record lookups are plain sqlite reads and run inline on the loop.
+
+``solve()`` may be called from any number of threads at once (the daemon serves several
+clients): all builds share the loop, the job table, and therefore in-flight vertices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from buildkit_py.solver.cache import CacheManager
+from buildkit_py.solver.cancel import Cancelled, CancelToken
+from buildkit_py.solver.jobs import Job, JobRuntime
+from buildkit_py.solver.progress import ProgressBus
+from buildkit_py.solver.results import ResultRef
+from buildkit_py.solver.vertex import BuildGraph, Edge, Vertex, graph_of
+from buildkit_py.solver.worker import Worker
+
+VertexState = Literal["ran", "cached", "skipped"]
+
+
+@dataclass(frozen=True, slots=True)
+class VertexOutcome:
+    """What happened to one vertex in a solve.
+
+    ``ran``: executed (by this build or shared with a concurrent one); ``cached``: served
+    from a cache record (loaded, or not even needed because a later vertex hit);
+    ``skipped``: not needed and not in the cache.
+    """
+
+    digest: str
+    name: str
+    state: VertexState
+    key: str | None
+
+
+@dataclass(slots=True)
+class SolveResult:
+    """The build's result (``ref``, None for an empty graph) and per-vertex outcomes.
+
+    The caller owns ``ref`` and must :meth:`release` it when done with it.
+    """
+
+    ref: ResultRef | None
+    vertices: dict[str, VertexOutcome]
+
+    @property
+    def ran(self) -> list[str]:
+        return [d for d, o in self.vertices.items() if o.state == "ran"]
+
+    @property
+    def cached(self) -> list[str]:
+        return [d for d, o in self.vertices.items() if o.state == "cached"]
+
+    def release(self) -> None:
+        if self.ref is not None:
+            self.ref.release()
+
+
+class _Solve:
+    """One build's view: which jobs it holds and where its progress goes."""
+
+    __slots__ = ("bus", "by_digest", "graph", "jobs", "no_cache", "session", "task")
+
+    def __init__(
+        self, graph: BuildGraph, bus: ProgressBus, no_cache: bool, session: object | None
+    ) -> None:
+        self.graph = graph
+        self.bus = bus
+        self.no_cache = no_cache
+        self.session = session
+        self.by_digest: dict[str, Job] = {}
+        self.jobs: set[Job] = set()
+        self.task: asyncio.Task[SolveResult] | None = None
+
+
+def load_graph(definition: Any) -> BuildGraph:
+    """Accept a BuildGraph, a head Edge/Vertex, or an LLB Definition (or its bytes)."""
+    if isinstance(definition, BuildGraph):
+        return definition
+    if definition is None or isinstance(definition, Edge | Vertex):
+        return graph_of(definition)
+    from buildkit_py.solver.llb_adapter import graph_from_definition
+
+    return graph_from_definition(definition)
+
+
+class Solver:
+    """Solves build graphs against a worker and a persistent cache.
+
+    ``max_parallelism`` bounds concurrent worker calls (default ``os.cpu_count()``).
+    Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(
+        self, worker: Worker, cache: CacheManager, max_parallelism: int | None = None
+    ) -> None:
+        self.worker = worker
+        self.cache = cache
+        self.max_parallelism = max(1, max_parallelism or os.cpu_count() or 1)
+        self._loop = asyncio.new_event_loop()
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            self.max_parallelism, thread_name_prefix="bkpy-solver"
+        )
+        self._rt = JobRuntime(self._loop, self._pool, worker, cache)
+        self._jobs: dict[str, Job] = {}
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="bkpy-solver-loop", daemon=True
+        )
+        self._thread.start()
+        self._closed = False
+
+    def __enter__(self) -> Solver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the loop and the thread pool (call once no solve is running)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+        self._pool.shutdown(wait=True)
+
+    # ------------------------------------------------------------ public entry
+
+    def solve(
+        self,
+        definition: Any,
+        *,
+        progress: ProgressBus | None = None,
+        no_cache: bool = False,
+        cancel: CancelToken | None = None,
+        session: object | None = None,
+    ) -> SolveResult:
+        """Build ``definition`` and return its result (blocking; thread-safe).
+
+        ``no_cache`` ignores every cache lookup (results are still saved); a vertex's own
+        ``ignore_cache`` does the same for that vertex. ``session`` is opaque to the
+        solver and reaches op handlers through ``OpContext.sessions()``. Raises a
+        BuildError naming the first vertex that failed, or :class:`Cancelled` if
+        ``cancel`` fired.
+        """
+        if self._closed:
+            raise RuntimeError("solver is closed")
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("solve() called from the solver's own loop")
+        graph = load_graph(definition)
+        solve = _Solve(graph, progress or ProgressBus(), no_cache, session)
+        done: concurrent.futures.Future[SolveResult] = concurrent.futures.Future()
+
+        def start() -> None:
+            task = self._loop.create_task(self._run(solve))
+            solve.task = task
+            task.add_done_callback(lambda t: _settle(t, done))
+
+        self._loop.call_soon_threadsafe(start)
+        unregister = None
+        if cancel is not None:
+
+            def on_cancel() -> None:
+                self._loop.call_soon_threadsafe(_cancel_task, solve)
+
+            unregister = cancel.add_callback(on_cancel)
+        try:
+            return done.result()
+        finally:
+            if unregister is not None:
+                unregister()
+
+    # ------------------------------------------------------------ loop side
+
+    async def _run(self, solve: _Solve) -> SolveResult:
+        self._attach(solve)
+        try:
+            head = solve.graph.head
+            ref = None
+            if head is not None:
+                ref = (await solve.by_digest[head.vertex.digest].edge_result(head.index)).clone()
+            try:
+                return SolveResult(ref, self._outcomes(solve))
+            except BaseException:
+                if ref is not None:
+                    ref.release()
+                raise
+        finally:
+            await self._detach(solve)
+
+    def _attach(self, solve: _Solve) -> None:
+        graph = solve.graph
+        for v in graph.vertices():  # inputs first, so input jobs exist
+            ignore = solve.no_cache or v.ignore_cache
+            jid = v.digest + ("#nocache" if ignore else "")
+            # A build that may use the cache can share a running no-cache job (its result
+            # is as valid); the reverse would hand cached results to a no-cache build.
+            job = self._jobs.get(jid) if ignore else (
+                self._jobs.get(jid + "#nocache") or self._jobs.get(jid))
+            if job is None:
+                inputs = [solve.by_digest[e.vertex.digest] for e in v.inputs]
+                job = Job(self._rt, v, jid, ignore, inputs)
+                self._jobs[jid] = job
+            solve.by_digest[v.digest] = job
+        # A job found in the table may have been created by another build with other
+        # input jobs; hold those too, so they live as long as this build needs them.
+        stack = list(solve.by_digest.values())
+        while stack:
+            job = stack.pop()
+            if job in solve.jobs:
+                continue
+            solve.jobs.add(job)
+            job.solves.add(solve)
+            if solve.session is not None:
+                job.sessions = (*job.sessions, solve.session)
+            job.attach_bus(solve.bus)
+            stack.extend(job.inputs)
+
+    async def _detach(self, solve: _Solve) -> None:
+        orphans: list[Job] = []
+        for job in solve.jobs:
+            job.solves.discard(solve)
+            if solve.session is not None:
+                job.sessions = _without(job.sessions, solve.session)
+            if job.solves:
+                job.detach_bus(solve.bus)
+                continue
+            orphans.append(job)
+            if self._jobs.get(job.id) is job:
+                del self._jobs[job.id]
+        pending: list[asyncio.Task[Any]] = []
+        for job in orphans:
+            pending.extend(job.cancel())
+        # Wait for cancelled work (threads included) so nothing outlives the build; the
+        # build's display still hears which vertices were cancelled.
+        while pending and not all(t.done() for t in pending):
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait(pending)
+        for job in orphans:
+            job.detach_bus(solve.bus)
+            job.release()
+
+    def _outcomes(self, solve: _Solve) -> dict[str, VertexOutcome]:
+        # Vertices upstream of a hit were only keyed (laziness); they count as cached
+        # when their records exist. One query for all of them.
+        keyed = [j for j in solve.by_digest.values()
+                 if j.status == "keyed" and not j.ignore_cache and j.edge_keys]
+        keyed_set = set(keyed)
+        have = self.cache.existing([k for j in keyed for k in j.edge_keys.values()])
+        out: dict[str, VertexOutcome] = {}
+        for digest, job in solve.by_digest.items():
+            state: VertexState = "skipped"
+            if job.status == "ran":
+                state = "ran"
+            elif job.status == "cached":
+                state = "cached"
+            elif job in keyed_set and all(k in have for k in job.edge_keys.values()):
+                job.send_cached()
+                state = "cached"
+            out[digest] = VertexOutcome(digest, job.name, state, job.computed_key())
+        return out
+
+
+def _without(items: tuple[object, ...], item: object) -> tuple[object, ...]:
+    i = next((n for n, x in enumerate(items) if x is item), None)
+    return items if i is None else items[:i] + items[i + 1:]
+
+
+def _cancel_task(solve: _Solve) -> None:
+    if solve.task is not None:
+        solve.task.cancel()
+
+
+def _settle(task: asyncio.Task[SolveResult], done: concurrent.futures.Future[SolveResult]) -> None:
+    if task.cancelled():
+        done.set_exception(Cancelled())
+        return
+    exc = task.exception()
+    if exc is not None:
+        done.set_exception(exc)
+    else:
+        done.set_result(task.result())

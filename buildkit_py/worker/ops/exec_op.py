@@ -1,0 +1,188 @@
+"""ExecOp: run a process in a container on a writable layer over the root input."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from buildkit_py.errors import BuildError
+from buildkit_py.executor import (
+    BindMount,
+    CacheMount,
+    ExecRequest,
+    SecretMount,
+    SshMount,
+    TmpfsMount,
+)
+from buildkit_py.llb import ops_pb2
+from buildkit_py.solver.worker import CacheMap, CacheMapDep, OpContext, Result
+from buildkit_py.worker.ops.common import content_digest, op_cache_digest, unwrap
+from buildkit_py.worker.results import LocalResult, SnapshotResult
+
+if TYPE_CHECKING:
+    from buildkit_py.executor.mounts import Mount
+    from buildkit_py.worker.worker import BuilderWorker
+
+_NETWORK = {ops_pb2.NET_MODE_UNSET: "default", ops_pb2.NET_MODE_HOST: "host",
+            ops_pb2.NET_MODE_NONE: "none"}
+_SHARING = {ops_pb2.CACHE_SHARING_SHARED: "shared", ops_pb2.CACHE_SHARING_PRIVATE: "private",
+            ops_pb2.CACHE_SHARING_LOCKED: "locked"}
+
+
+def _platform(op: ops_pb2.Op) -> str | None:
+    p = op.platform
+    if not p.architecture:
+        return None
+    return "/".join(x for x in (p.os or "linux", p.architecture, p.variant) if x)
+
+
+class ExecHandler:
+    cache_map_is_cheap = True  # pure hashing: no thread-pool trip for the key
+
+    def __init__(self, worker: BuilderWorker, op: ops_pb2.Op) -> None:
+        self.worker = worker
+        self.op = op
+        self._cancel = threading.Event()
+
+    def cache_map(self, ctx: OpContext) -> CacheMap:
+        # Selectors and proxy env do not change what a step does; cache ids do not
+        # either (the cache mount's content never enters a key, as in BuildKit).
+        stripped = ops_pb2.Op()
+        stripped.CopyFrom(self.op)
+        stripped.exec.meta.ClearField("proxy_env")
+        for m in stripped.exec.mounts:
+            m.selector = ""
+        deps: list[CacheMapDep] = [CacheMapDep() for _ in self.op.inputs]
+        for m in self.op.exec.mounts:
+            if m.input < 0 or m.mount_type != ops_pb2.MOUNT_TYPE_BIND:
+                continue
+            if m.dest != "/" and m.readonly and m.output < 0:
+                # a read-only bind mount is keyed by the content it exposes
+                deps[m.input] = CacheMapDep((m.selector or "/",),
+                                            content_digest(self.worker, follow=True))
+            elif m.selector:
+                deps[m.input] = CacheMapDep((m.selector,))
+        return CacheMap(op_cache_digest(stripped), tuple(deps))
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def exec(self, ctx: OpContext, inputs: Sequence[Result]) -> list[Result]:
+        op = self.op.exec
+        ins = [unwrap(r) for r in inputs]
+        n_outputs = max((m.output for m in op.mounts), default=-1) + 1
+        outputs: list[Result | None] = [None] * n_outputs
+        if ctx.cancel.cancelled:
+            raise BuildError("cancelled")
+        remove_cb = ctx.cancel.add_callback(self._cancel.set)
+        try:
+            with contextlib.ExitStack() as stack:
+                root_spec = next((m for m in op.mounts if m.dest == "/"), None)
+                if root_spec is None:
+                    raise BuildError("invalid exec op: no root mount")
+                layers = []
+                root_layer = stack.enter_context(self.worker.snapshots.write(
+                    self._input(ins, root_spec.input), commit=root_spec.output >= 0))
+                layers.append((root_spec.output, root_layer))
+                mounts: list[Mount] = []
+                for m in op.mounts:
+                    if m is root_spec:
+                        continue
+                    mounts.append(self._mount(stack, m, ins, layers))
+                for se in op.secretenv:
+                    mounts.append(SecretMount(id=se.id, env=se.name, required=not se.optional))
+                req = ExecRequest(
+                    rootfs=root_layer.path,
+                    args=list(op.meta.args),
+                    env=list(op.meta.env) + self._proxy_env(op.meta.proxy_env),
+                    cwd=op.meta.cwd or "/",
+                    user=op.meta.user,
+                    hostname=op.meta.hostname or "buildkitsandbox",
+                    mounts=mounts,
+                    network=_NETWORK.get(op.network, "default"),
+                    security="insecure" if op.security == ops_pb2.SECURITY_MODE_INSECURE
+                    else "sandbox",
+                    platform=_platform(self.op),
+                    extra_hosts=[(h.host, h.ip) for h in op.meta.extra_hosts],
+                    secrets=self.worker.session.secret,
+                )
+                code = self.worker.executor.run(
+                    req,
+                    stdout=lambda b: ctx.progress.log(1, b),
+                    stderr=lambda b: ctx.progress.log(2, b),
+                    cancel=self._cancel,
+                )
+                valid = list(op.meta.valid_exit_codes) or [0]
+                if code not in valid:
+                    for _, layer in layers:
+                        layer.discard = True
+                    raise BuildError(
+                        f'process "{" ".join(op.meta.args)}" did not complete successfully: '
+                        f"exit code: {code}")
+            for index, layer in layers:
+                if index >= 0:
+                    outputs[index] = layer.result
+        finally:
+            remove_cb()
+        missing = [i for i, o in enumerate(outputs) if o is None]
+        if missing:
+            raise BuildError(f"invalid exec op: outputs {missing} were not produced")
+        return [o for o in outputs if o is not None]
+
+    @staticmethod
+    def _input(ins: list[SnapshotResult | LocalResult], index: int
+               ) -> SnapshotResult | LocalResult | None:
+        return ins[index] if index >= 0 else None
+
+    @staticmethod
+    def _proxy_env(p: ops_pb2.ProxyEnv) -> list[str]:
+        out = []
+        for name in ("http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "all_proxy"):
+            value = getattr(p, name)
+            if value:
+                out.append(f"{name.upper()}={value}")
+                out.append(f"{name}={value}")
+        return out
+
+    def _mount(self, stack: contextlib.ExitStack, m: ops_pb2.Mount,
+               ins: list[SnapshotResult | LocalResult], layers: list) -> Mount:
+        src = self._input(ins, m.input)
+        if m.mount_type == ops_pb2.MOUNT_TYPE_BIND:
+            if m.readonly:
+                if isinstance(src, LocalResult) and src.keep is not None:
+                    # the mount must not expose what .dockerignore excludes
+                    path = stack.enter_context(self.worker.filtered_copy(src, m.selector))
+                    return BindMount(target=m.dest, source=path, readonly=True)
+                path = stack.enter_context(self.worker.snapshots.read(src))
+                return BindMount(target=m.dest, source=path, selector=m.selector,
+                                 readonly=True)
+            base = src if isinstance(src, SnapshotResult) else None
+            layer = stack.enter_context(self.worker.snapshots.write(base, commit=m.output >= 0))
+            if isinstance(src, LocalResult):
+                self.worker.copy_local_into(src, Path(layer.path))
+            layers.append((m.output, layer))
+            return BindMount(target=m.dest, source=layer.path, selector=m.selector,
+                             readonly=False)
+        if m.mount_type == ops_pb2.MOUNT_TYPE_CACHE:
+            seed = None
+            if src is not None:
+                seed = stack.enter_context(self.worker.snapshots.read(src))
+            return CacheMount(target=m.dest, id=m.cache_opt.id or m.dest,
+                              sharing=_SHARING.get(m.cache_opt.sharing, "shared"),
+                              seed=seed, readonly=m.readonly)
+        if m.mount_type == ops_pb2.MOUNT_TYPE_TMPFS:
+            return TmpfsMount(target=m.dest, size=m.tmpfs_opt.size or None)
+        if m.mount_type == ops_pb2.MOUNT_TYPE_SECRET:
+            o = m.secret_opt
+            return SecretMount(id=o.id, target=m.dest, required=not o.optional,
+                               uid=o.uid, gid=o.gid, mode=o.mode or 0o400)
+        if m.mount_type == ops_pb2.MOUNT_TYPE_SSH:
+            so = m.ssh_opt
+            sock = self.worker.session.ssh_sockets.get(so.id or "default")
+            return SshMount(id=so.id or "default", target=m.dest or None, socket=sock,
+                            required=not so.optional, uid=so.uid, gid=so.gid,
+                            mode=so.mode or 0o600)
+        raise BuildError(f"invalid exec op: unknown mount type {m.mount_type}")

@@ -1,0 +1,233 @@
+"""FileOp: mkdir / mkfile / rm / symlink / copy actions applied on a new layer."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from buildkit_py.errors import BuildError
+from buildkit_py.executor.user import resolve_user
+from buildkit_py.llb import ops_pb2
+from buildkit_py.solver.worker import CacheMap, CacheMapDep, OpContext, Result
+from buildkit_py.worker import chmod, fileops, rootpath
+from buildkit_py.worker.checksum import Checksummer
+from buildkit_py.worker.ops.common import op_cache_digest, scoped_keep, unwrap
+from buildkit_py.worker.ops.source_local import make_keep
+from buildkit_py.worker.results import LocalResult, SnapshotResult
+
+if TYPE_CHECKING:
+    from buildkit_py.worker.snapshots import ActiveLayer
+    from buildkit_py.worker.worker import BuilderWorker
+
+_NS = 1_000_000_000
+
+
+def _seconds(ns: int) -> int | None:
+    return None if ns < 0 else ns // _NS
+
+
+def _copy_keep(c: ops_pb2.FileActionCopy) -> Callable[[str], bool] | None:
+    return make_keep(list(c.include_patterns), list(c.exclude_patterns))
+
+
+class FileHandler:
+    cache_map_is_cheap = True  # pure hashing: no thread-pool trip for the key
+
+    def __init__(self, worker: BuilderWorker, op: ops_pb2.Op) -> None:
+        self.worker = worker
+        self.op = op
+
+    def cancel(self) -> None:
+        pass
+
+    # cache ------------------------------------------------------------------
+
+    def cache_map(self, ctx: OpContext) -> CacheMap:
+        n = len(self.op.inputs)
+        copies: dict[int, list[tuple[str, ops_pb2.FileActionCopy]]] = {}
+        for i, a in enumerate(self.op.file.actions):
+            if a.WhichOneof("action") == "copy" and 0 <= a.secondary_input < n:
+                copies.setdefault(a.secondary_input, []).append((f"{i}:{a.copy.src}", a.copy))
+        deps = []
+        for index in range(n):
+            uses = copies.get(index)
+            if not uses:
+                deps.append(CacheMapDep())
+                continue
+            specs = {sel: c for sel, c in uses}
+            deps.append(CacheMapDep(tuple(specs), self._content_func(specs)))
+        return CacheMap(op_cache_digest(self.op), tuple(deps))
+
+    def _content_func(self, specs: dict[str, ops_pb2.FileActionCopy]
+                      ) -> Callable[[Result, Sequence[str]], str]:
+        worker = self.worker
+
+        def compute(result: Result, selectors: Sequence[str]) -> str:
+            res = unwrap(result)
+            local_keep = res.keep if isinstance(res, LocalResult) else None
+            summer = Checksummer(worker.checksums, zero_owner=isinstance(res, LocalResult))
+            h = hashlib.sha256(b"bkpy-copy-content-v1")
+            with worker.snapshots.read(res) as root:
+                for sel in selectors:
+                    c = specs[sel]
+                    for m in self._sources(str(root), c, local_keep):
+                        digest = summer.selection(
+                            str(root), m, follow=c.follow_symlink,
+                            keep=scoped_keep(local_keep, m, _copy_keep(c)))
+                        h.update(f"\0{sel}\0{m}\0{digest}".encode())
+            worker.checksums.flush()
+            return "sha256:" + h.hexdigest()
+
+        return compute
+
+    def _sources(self, root: str, c: ops_pb2.FileActionCopy,
+                 local_keep: Callable[[str], bool] | None) -> list[str]:
+        """Source paths a copy reads: wildcard matches, minus what the context excludes."""
+        if c.allow_wildcard and fileops.has_wildcard(c.src):
+            found = self.worker.glob(root, c.src)
+        else:
+            found = [rootpath.clean(c.src)]
+        if local_keep is None:
+            return found
+        return [m for m in found if m == "/" or local_keep(m.strip("/"))]
+
+    # exec -------------------------------------------------------------------
+
+    def exec(self, ctx: OpContext, inputs: Sequence[Result]) -> list[Result]:
+        ins = [unwrap(r) for r in inputs]
+        n = len(ins)
+        actions = list(self.op.file.actions)
+        layers: dict[int, ActiveLayer] = {}
+        consumed: set[int] = set()
+        outputs: dict[int, ActiveLayer] = {}
+        with contextlib.ExitStack() as stack:
+            for i, a in enumerate(actions):
+                if ctx.cancel.cancelled:
+                    raise BuildError("cancelled")
+                if a.input >= n:
+                    j = a.input - n
+                    if j not in layers or j in consumed or j in outputs.values():
+                        raise BuildError(f"invalid file op: action {i} reads action {j}'s "
+                                         "result, which is not available")
+                    layer = layers[j]
+                    consumed.add(j)
+                else:
+                    base = ins[a.input] if a.input >= 0 else None
+                    if isinstance(base, LocalResult):
+                        raise BuildError("invalid file op: cannot write into a local source")
+                    layer = stack.enter_context(self.worker.snapshots.write(base))
+                layers[i] = layer
+                self._apply(stack, a, layer, ins)
+                if a.output >= 0:
+                    outputs[a.output] = layer
+            for i, layer in layers.items():
+                if layer not in outputs.values() and i not in consumed:
+                    layer.discard = True
+        results: list[Result] = []
+        for index in range(len(outputs)):
+            layer = outputs[index]
+            if layer.result is None:
+                raise BuildError(f"invalid file op: output {index} was not produced")
+            results.append(layer.result)
+        return results
+
+    def _owner(self, opt: ops_pb2.ChownOpt, layer: ActiveLayer) -> fileops.Owner | None:
+        if not opt.HasField("user") and not opt.HasField("group"):
+            return None
+        names: list[str] = []
+        for field in ("user", "group"):
+            if not opt.HasField(field):
+                names.append("")
+                continue
+            u: ops_pb2.UserOpt = getattr(opt, field)
+            names.append(str(u.by_id) if u.WhichOneof("user") == "by_id" else u.by_name.name)
+        user, group = names
+        spec = user or "0"
+        if group:
+            spec += ":" + group
+        ident = resolve_user(Path(layer.path), spec)
+        return fileops.Owner(ident.uid, ident.gid)
+
+    def _apply(self, stack: contextlib.ExitStack, a: ops_pb2.FileAction, layer: ActiveLayer,
+               ins: list[SnapshotResult | LocalResult]) -> None:
+        root = str(layer.path)
+        kind = a.WhichOneof("action")
+        if kind == "mkdir":
+            d = a.mkdir
+            fileops.mkdir(root, d.path, d.mode if d.mode >= 0 else 0o755,
+                          make_parents=d.make_parents, owner=self._owner(d.owner, layer),
+                          timestamp=_seconds(d.timestamp))
+        elif kind == "mkfile":
+            f = a.mkfile
+            fileops.mkfile(root, f.path, f.mode if f.mode >= 0 else 0o644, f.data,
+                           owner=self._owner(f.owner, layer), timestamp=_seconds(f.timestamp))
+        elif kind == "rm":
+            r = a.rm
+            fileops.rm(root, r.path, allow_not_found=r.allow_not_found,
+                       allow_wildcard=r.allow_wildcard, wildcard_match=self.worker.match)
+        elif kind == "symlink":
+            s = a.symlink
+            host = rootpath.resolve(root, s.newpath, follow_final=False)
+            if os.path.lexists(host):
+                raise BuildError(f"symlink {s.newpath}: file exists")
+            os.symlink(s.oldpath, host)
+            owner = self._owner(s.owner, layer)
+            if owner is not None:
+                os.lchown(host, owner.uid, owner.gid)
+            ts = _seconds(s.timestamp)
+            if ts is not None:
+                os.utime(host, ns=(ts * _NS, ts * _NS), follow_symlinks=False)
+        elif kind == "copy":
+            self._copy(stack, a, layer, ins)
+        else:
+            raise BuildError(f"invalid file op: unknown action {kind!r}")
+
+    def _copy(self, stack: contextlib.ExitStack, a: ops_pb2.FileAction, layer: ActiveLayer,
+              ins: list[SnapshotResult | LocalResult]) -> None:
+        c = a.copy
+        n = len(ins)
+        if a.secondary_input >= n:
+            raise BuildError("invalid file op: copy from an action result is not supported "
+                             "by this worker")
+        src = ins[a.secondary_input] if a.secondary_input >= 0 else None
+        src_root = stack.enter_context(self.worker.snapshots.read(src))
+        local_keep = src.keep if isinstance(src, LocalResult) else None
+        mode: chmod.ModeFunc | None = None
+        if c.mode_str:
+            mode = chmod.parse(c.mode_str)
+        elif c.mode >= 0:
+            fixed = c.mode
+
+            def mode(_cur: int, _is_dir: bool) -> int:
+                return fixed
+
+        owner = self._owner(c.owner, layer)
+        sources = self._sources(str(src_root), c, local_keep)
+        if not sources and not (c.allow_wildcard and fileops.has_wildcard(c.src)):
+            raise BuildError(f"failed to compute cache key: {c.src!r} not found",
+                             hint="is it excluded by .dockerignore?")
+        if not sources and not c.allow_empty_wildcard:
+            raise BuildError(f"no source files were specified matching {c.src!r}")
+        many = len(sources) > 1
+        for m in sources:
+            opts = fileops.CopyOptions(
+                owner=owner, mode=mode, follow_symlinks=c.follow_symlink,
+                dir_copy_contents=c.dir_copy_contents, create_dest_path=c.create_dest_path,
+                allow_wildcard=False, allow_empty_wildcard=c.allow_empty_wildcard,
+                timestamp=_seconds(c.timestamp),
+                keep=scoped_keep(local_keep, m, _copy_keep(c)),
+                parents=c.parents,
+                always_replace_existing_dest_paths=c.always_replace_existing_dest_paths,
+                wildcard_match=self.worker.match,
+            )
+            dest = c.dest
+            if many and not dest.endswith("/"):
+                dest += "/"
+            if c.attempt_unpack_docker_compatibility and self.worker.try_unpack(
+                    str(src_root), m, root=str(layer.path), dest=dest, opts=opts):
+                continue
+            fileops.copy(str(src_root), m, str(layer.path), dest, opts)

@@ -1,0 +1,63 @@
+"""``local://NAME`` sources: a directory the client lends to the build (the context).
+
+Like BuildKit, the source itself is never reused across builds (its key is unique
+per solve); what makes rebuilds cached is that consumers key on the *content*
+of the paths they read. The result points at the directory with its
+include/exclude filter, so nothing is copied until a COPY actually runs.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from buildkit_py.frontend.dockerfile.dockerignore import IgnoreMatcher
+from buildkit_py.llb import ops_pb2
+from buildkit_py.solver.worker import CacheMap, OpContext, Result
+from buildkit_py.worker.results import LocalResult
+
+if TYPE_CHECKING:
+    from buildkit_py.worker.worker import BuilderWorker
+
+
+def _patterns(attrs: dict[str, str], key: str) -> list[str]:
+    raw = attrs.get(key)
+    return list(json.loads(raw)) if raw else []
+
+
+def make_keep(include: list[str], exclude: list[str]) -> Callable[[str], bool] | None:
+    """A predicate on context-relative paths (``a/b``): kept by include, not excluded."""
+    inc = IgnoreMatcher(include) if include else None
+    exc = IgnoreMatcher(exclude) if exclude else None
+    if inc is None and exc is None:
+        return None
+
+    def keep(path: str) -> bool:
+        if exc is not None and exc.matches(path):
+            return False
+        return inc is None or inc.matches(path) or inc.may_match_children(path)
+
+    return keep
+
+
+class LocalSourceHandler:
+    def __init__(self, worker: BuilderWorker, op: ops_pb2.Op) -> None:
+        self.worker = worker
+        src = op.source
+        self.name = src.identifier.removeprefix("local://")
+        attrs = dict(src.attrs)
+        self.keep = make_keep(_patterns(attrs, "local.includepattern"),
+                              _patterns(attrs, "local.excludepatterns"))
+        self.nonce = uuid.uuid4().hex
+
+    def cache_map(self, ctx: OpContext) -> CacheMap:
+        return CacheMap(digest=f"sha256:{'0' * 32}{self.nonce}")
+
+    def exec(self, ctx: OpContext, inputs: Sequence[Result]) -> list[Result]:
+        path = self.worker.session.local_dir(self.name)
+        return [LocalResult(path, self.keep, self.nonce)]
+
+    def cancel(self) -> None:
+        pass

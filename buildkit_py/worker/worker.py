@@ -1,0 +1,140 @@
+"""The builder's worker: turns LLB vertices into op handlers over real snapshots.
+
+It owns the snapshotter, the executor (containers through the OCI runtime), the
+content-checksum memo and, for image sources, the content store and registry
+access. The solver only sees :class:`~buildkit_py.solver.worker.OpHandler`\\ s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from buildkit_py.errors import BuildError
+from buildkit_py.executor import Executor
+from buildkit_py.frontend.dockerfile.dockerignore import filepath_match
+from buildkit_py.llb import ops_pb2
+from buildkit_py.snapshot import (
+    DBSnapshotter,
+    SnapshotNotFoundError,
+    apply_layer,
+    open_snapshotter,
+)
+from buildkit_py.solver.vertex import Vertex
+from buildkit_py.solver.worker import OpHandler, Result
+from buildkit_py.worker import fileops, rootpath
+from buildkit_py.worker.checksum import ChecksumCache
+from buildkit_py.worker.ops.common import scoped_keep
+from buildkit_py.worker.ops.exec_op import ExecHandler
+from buildkit_py.worker.ops.file_op import FileHandler
+from buildkit_py.worker.ops.merge_diff import DiffHandler, MergeHandler
+from buildkit_py.worker.ops.source_local import LocalSourceHandler
+from buildkit_py.worker.results import SCRATCH_ID, LocalResult, SnapshotResult
+from buildkit_py.worker.session import BuildSession
+from buildkit_py.worker.snapshots import Snapshots
+
+
+class BuilderWorker:
+    def __init__(self, root: Path, *, runtime: str = "bkpy-runc",
+                 session: BuildSession | None = None,
+                 image_source: Callable[[BuilderWorker, ops_pb2.Op], OpHandler] | None = None
+                 ) -> None:
+        self.root = Path(root)
+        self.sn: DBSnapshotter = open_snapshotter(self.root / "snapshots")
+        self.snapshots = Snapshots(self.sn, self.root / "tmp")
+        self.executor = Executor(runtime, self.root / "executor")
+        self.checksums = ChecksumCache(self.root / "checksums.db")
+        self.session = session or BuildSession()
+        self._image_source = image_source
+
+    def close(self) -> None:
+        self.checksums.close()
+        self.sn.close()
+
+    # solver.Worker ----------------------------------------------------------
+
+    def resolve_op(self, vertex: Vertex) -> OpHandler:
+        op: ops_pb2.Op = vertex.op
+        kind = op.WhichOneof("op")
+        if kind == "exec":
+            return ExecHandler(self, op)
+        if kind == "file":
+            return FileHandler(self, op)
+        if kind == "merge":
+            return MergeHandler(self, op)
+        if kind == "diff":
+            return DiffHandler(self, op)
+        if kind == "source":
+            ident = op.source.identifier
+            scheme = ident.split("://", 1)[0]
+            if scheme == "local":
+                return LocalSourceHandler(self, op)
+            if scheme in ("docker-image", "oci-layout") and self._image_source is not None:
+                return self._image_source(self, op)
+            raise BuildError(f"source {ident!r} is not supported by this builder yet",
+                             hint="use FROM scratch, a stage, or a local context")
+        raise BuildError(f"unknown op kind {kind!r} in the build definition")
+
+    def load_result(self, result_id: str) -> Result | None:
+        if result_id == SCRATCH_ID:
+            return SnapshotResult(None)
+        if not result_id.startswith("snap:"):
+            return None
+        key = result_id.removeprefix("snap:")
+        try:
+            usage = self.sn.usage(key)
+        except SnapshotNotFoundError:
+            return None
+        return SnapshotResult(key, usage.size)
+
+    # helpers for handlers -------------------------------------------------------
+
+    @staticmethod
+    def match(pattern: str, name: str) -> bool:
+        return filepath_match(pattern, name)
+
+    def glob(self, root: str, pattern: str) -> list[str]:
+        return fileops._glob(root, pattern, filepath_match)
+
+    @contextlib.contextmanager
+    def filtered_copy(self, src: LocalResult, selector: str) -> Iterator[Path]:
+        """A temporary copy of what a filtered local source exposes under ``selector``."""
+        tmp = Path(tempfile.mkdtemp(prefix="ctx-", dir=self.snapshots.tmp_root))
+        try:
+            opts = fileops.CopyOptions(keep=scoped_keep(src.keep, selector or "/", None),
+                                       allow_wildcard=False)
+            fileops.copy(str(src.path), selector or "/", str(tmp), "/", opts)
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def copy_local_into(self, src: LocalResult, dest: Path) -> None:
+        opts = fileops.CopyOptions(keep=src.keep, allow_wildcard=False)
+        fileops.copy(str(src.path), "/", str(dest), "/", opts)
+
+    def try_unpack(self, src_root: str, src: str, *, root: str, dest: str,
+                   opts: fileops.CopyOptions) -> bool:
+        """ADD's archive auto-extraction: a local tar (any compression) is unpacked."""
+        host = rootpath.resolve(src_root, src)
+        if not Path(host).is_file():
+            return False
+        try:
+            if not tarfile.is_tarfile(host):
+                return False
+        except OSError:
+            return False
+        target = rootpath.resolve(root, dest)
+        if not Path(target).exists():
+            fileops.mkdir(root, dest, 0o755, make_parents=True, owner=opts.owner,
+                          timestamp=opts.timestamp)
+        with open(host, "rb") as f:
+            apply_layer(f, Path(target))
+        return True
+
+    def info(self) -> dict[str, Any]:
+        return {"snapshotter": self.sn.name, "runtime": str(self.executor.runtime)}

@@ -1,0 +1,216 @@
+"""Platform strings parse, normalise, format and match like containerd's."""
+
+from __future__ import annotations
+
+import platform as host
+
+import pytest
+
+from buildkit_py import platforms
+from buildkit_py.errors import UsageError
+from buildkit_py.platforms import (
+    Platform,
+    best_match,
+    compatible_platforms,
+    host_platform,
+    match_rank,
+    matches,
+    parse_platform,
+    parse_platform_list,
+)
+
+# (input, expected os/arch/variant, os version)
+PARSE_CASES = [
+    ("linux/amd64", "linux/amd64", ""),
+    ("linux/x86_64", "linux/amd64", ""),
+    ("linux/x86-64", "linux/amd64", ""),
+    ("linux/amd64/v1", "linux/amd64", ""),
+    ("linux/amd64/v3", "linux/amd64/v3", ""),
+    ("linux/arm64", "linux/arm64", ""),
+    ("linux/arm64/v8", "linux/arm64", ""),
+    ("linux/aarch64", "linux/arm64", ""),
+    ("linux/arm64/v9.0", "linux/arm64/v9", ""),
+    ("linux/arm", "linux/arm/v7", ""),
+    ("linux/arm/7", "linux/arm/v7", ""),
+    ("linux/arm/6", "linux/arm/v6", ""),
+    ("linux/arm/v5", "linux/arm/v5", ""),
+    ("linux/armhf", "linux/arm/v7", ""),
+    ("linux/armel", "linux/arm/v6", ""),
+    ("linux/i386", "linux/386", ""),
+    ("linux/386", "linux/386", ""),
+    ("linux/ppc64le", "linux/ppc64le", ""),
+    ("linux/s390x", "linux/s390x", ""),
+    ("linux/riscv64", "linux/riscv64", ""),
+    ("LINUX/AMD64", "linux/amd64", ""),
+    ("macos/arm64", "darwin/arm64", ""),
+    ("windows(10.0.17763)/amd64", "windows/amd64", "10.0.17763"),
+    (" linux/arm64 ", "linux/arm64", ""),
+    # a lone architecture gets the host OS (linux here)
+    ("arm64", "linux/arm64", ""),
+    ("aarch64", "linux/arm64", ""),
+    ("armhf", "linux/arm/v7", ""),
+    ("x86_64", "linux/amd64", ""),
+]
+
+
+@pytest.mark.parametrize(("spec", "expected", "os_version"), PARSE_CASES,
+                         ids=[c[0] for c in PARSE_CASES])
+def test_parse_platform_normalises_like_containerd(
+    spec: str, expected: str, os_version: str
+) -> None:
+    p = parse_platform(spec)
+    assert p.format() == expected
+    assert str(p) == expected
+    assert p.os_version == os_version
+
+
+@pytest.mark.parametrize("spec", ["", "local", "  "])
+def test_empty_and_local_mean_the_host(spec: str) -> None:
+    assert parse_platform(spec) == host_platform()
+
+
+def test_lone_os_gets_the_host_architecture() -> None:
+    h = host_platform()
+    assert parse_platform("linux") == Platform("linux", h.architecture, h.variant)
+
+
+BAD_SPECS = ["linux/arm/v7/extra", "linux/*", "foo", "linux/a b", "/amd64", "linux/",
+             "windows(10/amd64", "lin ux/amd64"]
+
+
+@pytest.mark.parametrize("spec", BAD_SPECS)
+def test_bad_platform_is_a_usage_error_with_a_hint(spec: str) -> None:
+    with pytest.raises(UsageError) as info:
+        parse_platform(spec)
+    assert repr(spec) in info.value.message
+    assert info.value.hint and "linux/arm64" in info.value.hint
+
+
+FORMAT_CASES = [
+    (Platform("linux", "arm", "v7"), "linux/arm/v7", "linux/arm/v7", "linux_arm_v7"),
+    (Platform("linux", "arm64"), "linux/arm64", "linux/arm64", "linux_arm64"),
+    (Platform("windows", "amd64", "", "10.0.17763"), "windows/amd64",
+     "windows(10.0.17763)/amd64", "windows_amd64"),
+]
+
+
+@pytest.mark.parametrize(("p", "short", "full", "path"), FORMAT_CASES,
+                         ids=[c[1] for c in FORMAT_CASES])
+def test_format_format_all_and_for_path(p: Platform, short: str, full: str, path: str) -> None:
+    assert p.format() == short
+    assert p.format_all() == full
+    assert p.for_path() == path
+
+
+def test_platform_is_hashable_and_frozen() -> None:
+    p = parse_platform("linux/arm64")
+    assert {p, parse_platform("linux/aarch64")} == {p}
+    with pytest.raises(AttributeError):
+        p.os = "windows"  # type: ignore[misc]
+
+
+def test_parse_platform_list_dedups_after_normalising_and_keeps_order() -> None:
+    got = parse_platform_list("linux/arm64,linux/amd64, linux/aarch64,linux/x86_64,,linux/arm")
+    assert [p.format() for p in got] == ["linux/arm64", "linux/amd64", "linux/arm/v7"]
+    assert parse_platform_list(["linux/amd64", "linux/arm64,linux/amd64"]) == [
+        Platform("linux", "amd64"), Platform("linux", "arm64")]
+    assert parse_platform_list("") == []
+
+
+def test_parse_platform_list_reports_the_bad_item() -> None:
+    with pytest.raises(UsageError, match="'linux/bogus/x/y'"):
+        parse_platform_list("linux/amd64,linux/bogus/x/y")
+
+
+HOST_CASES = [
+    ("x86_64", "linux/amd64"),
+    ("aarch64", "linux/arm64"),
+    ("armv7l", "linux/arm/v7"),
+    ("armv6l", "linux/arm/v6"),
+    ("i686", "linux/386"),
+    ("ppc64le", "linux/ppc64le"),
+    ("s390x", "linux/s390x"),
+    ("riscv64", "linux/riscv64"),
+]
+
+
+@pytest.mark.parametrize(("machine", "expected"), HOST_CASES)
+def test_host_platform_from_machine_name(
+    monkeypatch: pytest.MonkeyPatch, machine: str, expected: str
+) -> None:
+    monkeypatch.setattr(host, "machine", lambda: machine)
+    monkeypatch.setattr(host, "system", lambda: "Linux")
+    platforms.host_platform.cache_clear()
+    try:
+        assert host_platform().format() == expected
+    finally:
+        platforms.host_platform.cache_clear()
+
+
+# (spec, candidate, rank or None)
+RANK_CASES = [
+    ("linux/amd64", "linux/amd64", 0),
+    ("linux/amd64", "linux/x86_64", 0),
+    ("linux/amd64", "linux/arm64", None),
+    ("linux/amd64", "windows/amd64", None),
+    ("linux/amd64", "linux/amd64/v2", None),
+    ("linux/amd64/v3", "linux/amd64/v2", 1),
+    ("linux/amd64/v3", "linux/amd64", 2),
+    ("linux/amd64", "linux/386", None),
+    ("linux/arm64", "linux/arm64/v8", 0),
+    ("linux/arm64", "linux/arm/v7", None),
+    ("linux/arm/v7", "linux/arm/v7", 0),
+    ("linux/arm/v7", "linux/arm/v6", 1),
+    ("linux/arm/v7", "linux/arm/v5", 2),
+    ("linux/arm/v7", "linux/arm/v8", None),
+    ("linux/arm/v8", "linux/arm", 1),
+    ("linux/arm/v6", "linux/arm/v7", None),
+]
+
+
+@pytest.mark.parametrize(("spec", "cand", "rank"), RANK_CASES,
+                         ids=[f"{c[0]}<-{c[1]}" for c in RANK_CASES])
+def test_match_rank_prefers_exact_then_lower_variants(
+    spec: str, cand: str, rank: int | None
+) -> None:
+    assert match_rank(parse_platform(spec), parse_platform(cand)) == rank
+    assert matches(parse_platform(spec), parse_platform(cand)) is (rank is not None)
+
+
+def test_match_ignores_os_version() -> None:
+    spec = parse_platform("windows(10.0.17763)/amd64")
+    assert matches(spec, parse_platform("windows(10.0.20348)/amd64"))
+
+
+def test_match_normalises_raw_index_platforms() -> None:
+    raw = Platform("linux", "aarch64", "v8")
+    assert matches(parse_platform("linux/arm64"), raw)
+
+
+def test_best_match_picks_exact_variant_then_first_of_equal_rank() -> None:
+    index = [parse_platform(s) for s in
+             ["linux/amd64", "linux/arm/v5", "linux/arm/v6", "linux/arm/v6", "linux/arm64"]]
+    assert best_match(parse_platform("linux/arm/v7"), index) == 2
+    assert best_match(parse_platform("linux/arm/v5"), index) == 1
+    assert best_match(parse_platform("linux/arm64"), index) == 4
+    assert best_match(parse_platform("linux/s390x"), index) is None
+
+
+def test_compatible_platforms_lists_best_first() -> None:
+    got = [p.format() for p in compatible_platforms(parse_platform("linux/arm/v8"))]
+    assert got == ["linux/arm/v8", "linux/arm/v7", "linux/arm/v6", "linux/arm/v5"]
+    assert [p.format() for p in compatible_platforms(parse_platform("linux/arm64"))] == [
+        "linux/arm64"]
+
+
+def test_platforms_module_imports_only_the_standard_library_and_errors() -> None:
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(platforms))
+    imported = {
+        (node.module or "") if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert {m for m in imported if m.startswith("buildkit_py")} == {"buildkit_py.errors"}
