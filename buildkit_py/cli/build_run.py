@@ -45,7 +45,7 @@ def feed(display: Display, event: ProgressEvent) -> None:
 
 def run_build(request: BuildRequest, *, progress: str, call: str, quiet: bool,
               builder: str | None) -> None:
-    from buildkit_py.client.embedded import EmbeddedBuilder
+    from buildkit_py.client.embedded import EmbeddedClient
     from buildkit_py.config import load_config
 
     if builder not in (None, "", "default"):
@@ -55,7 +55,7 @@ def run_build(request: BuildRequest, *, progress: str, call: str, quiet: bool,
     config = load_config(Path(config_path) if config_path else None)
     display = make_display(progress, sys.stderr)
     try:
-        outcome = EmbeddedBuilder(config).build(request, lambda ev: feed(display, ev))
+        outcome = EmbeddedClient(config).build(request, lambda ev: feed(display, ev))
     finally:
         display.close()
     for warning in outcome.warnings:

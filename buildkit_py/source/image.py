@@ -67,12 +67,11 @@ class ImageSources:
     """Shared by the converter (metadata) and the worker (layers)."""
 
     def __init__(self, content: ContentStore, images: ImageStore, layer_cache: LayerCache,
-                 registry: RegistryClient | None, *, pull: bool = False) -> None:
+                 registry: RegistryClient | None) -> None:
         self.content = content
         self.images = images
         self.layer_cache = layer_cache
         self.registry = registry
-        self.pull = pull
         self._lock = threading.Lock()
         self._resolved: dict[tuple[str, str], ImageInfo] = {}
         self._unpack_locks: dict[str, threading.Lock] = {}
@@ -130,34 +129,33 @@ class ImageSources:
         return ImageInfo(Reference(ref.domain, ref.path, ref.tag, desc.digest), manifest,
                          json.loads(config_bytes), True)
 
-    def info(self, ref_text: str, platform: str | None) -> ImageInfo:
+    def info(self, ref_text: str, platform: str | None, *, pull: bool = False) -> ImageInfo:
+        """The image for ``platform``; ``pull`` asks the registry even if stored locally.
+
+        Digest-pinned lookups are remembered for the process: they cannot change.
+        """
         ref = parse_reference(ref_text)
         plat = _platform(platform)
         key = (str(ref), str(plat))
-        with self._lock:
-            hit = self._resolved.get(key)
-        if hit is not None:
-            return hit
-        found = None if (self.pull and not ref.digest) else self._local(ref, plat)
+        if ref.digest:
+            with self._lock:
+                hit = self._resolved.get(key)
+            if hit is not None:
+                return hit
+        found = None if (pull and not ref.digest) else self._local(ref, plat)
         if found is None:
             try:
                 found = self._remote(ref, plat)
             except UserError:
-                if self.pull:
+                if pull:
                     found = self._local(ref, plat)
                 if found is None:
                     raise
-        with self._lock:
-            self._resolved[key] = found
+        if ref.digest:
+            with self._lock:
+                self._resolved[key] = found
         return found
 
-    # the converter's ImageResolver --------------------------------------------------
-
-    def resolve(self, ref: str, platform: Any) -> Any:
-        from buildkit_py.frontend.dockerfile.convert import ResolvedImage
-
-        info = self.info(ref, str(platform) if platform is not None else None)
-        return ResolvedImage(str(info.ref), info.config)
 
     # layers -----------------------------------------------------------------------------
 
@@ -225,6 +223,29 @@ class ImageSources:
         comp = _COMPRESSIONS.get(layer.get("mediaType", ""), applied.compression.value)
         self.layer_cache.put_source(name, digest, layer.get("size", applied.size),
                                     applied.diff_id, comp)
+
+
+class BuildResolver:
+    """The converter's ImageResolver for one build: tags resolve once per build."""
+
+    def __init__(self, sources: ImageSources, *, pull: bool = False) -> None:
+        self.sources = sources
+        self.pull = pull
+        self._memo: dict[tuple[str, str], ImageInfo] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, ref: str, platform: Any) -> Any:
+        from buildkit_py.frontend.dockerfile.convert import ResolvedImage
+
+        plat = str(platform) if platform is not None else None
+        key = (ref, plat or "")
+        with self._lock:
+            info = self._memo.get(key)
+        if info is None:
+            info = self.sources.info(ref, plat, pull=self.pull)
+            with self._lock:
+                self._memo[key] = info
+        return ResolvedImage(str(info.ref), info.config)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from buildkit_py.snapshot import (
     open_snapshotter,
 )
 from buildkit_py.solver.vertex import Vertex
-from buildkit_py.solver.worker import OpHandler, Result
+from buildkit_py.solver.worker import OpContext, OpHandler, Result
 from buildkit_py.worker import fileops, rootpath
 from buildkit_py.worker.checksum import ChecksumCache
 from buildkit_py.worker.ops.common import scoped_keep
@@ -91,6 +91,37 @@ class BuilderWorker:
         except SnapshotNotFoundError:
             return None
         return SnapshotResult(key, usage.size)
+
+    # sessions -------------------------------------------------------------------
+
+    def _sessions(self, ctx: OpContext) -> list[BuildSession]:
+        found = [s for s in ctx.sessions() if isinstance(s, BuildSession)]
+        return found or [self.session]
+
+    def local_dir(self, ctx: OpContext, name: str) -> Path:
+        """The directory a client lent under ``name`` (any build sharing the vertex)."""
+        for s in self._sessions(ctx):
+            if name in s.local_dirs:
+                return s.local_dirs[name]
+        return self._sessions(ctx)[0].local_dir(name)
+
+    def secrets(self, ctx: OpContext) -> Callable[[str], bytes | None]:
+        sessions = self._sessions(ctx)
+
+        def lookup(sid: str) -> bytes | None:
+            for s in sessions:
+                value = s.secret(sid)
+                if value is not None:
+                    return value
+            return None
+
+        return lookup
+
+    def ssh_socket(self, ctx: OpContext, sid: str) -> Path | None:
+        for s in self._sessions(ctx):
+            if sid in s.ssh_sockets:
+                return s.ssh_sockets[sid]
+        return None
 
     # helpers for handlers -------------------------------------------------------
 

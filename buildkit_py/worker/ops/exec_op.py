@@ -91,7 +91,7 @@ class ExecHandler:
                 for m in op.mounts:
                     if m is root_spec:
                         continue
-                    mounts.append(self._mount(stack, m, ins, layers))
+                    mounts.append(self._mount(ctx, stack, m, ins, layers))
                 for se in op.secretenv:
                     mounts.append(SecretMount(id=se.id, env=se.name, required=not se.optional))
                 req = ExecRequest(
@@ -107,7 +107,7 @@ class ExecHandler:
                     else "sandbox",
                     platform=_platform(self.op),
                     extra_hosts=[(h.host, h.ip) for h in op.meta.extra_hosts],
-                    secrets=self.worker.session.secret,
+                    secrets=self.worker.secrets(ctx),
                 )
                 code = self.worker.executor.run(
                     req,
@@ -147,7 +147,7 @@ class ExecHandler:
                 out.append(f"{name}={value}")
         return out
 
-    def _mount(self, stack: contextlib.ExitStack, m: ops_pb2.Mount,
+    def _mount(self, ctx: OpContext, stack: contextlib.ExitStack, m: ops_pb2.Mount,
                ins: list[SnapshotResult | LocalResult], layers: list) -> Mount:
         src = self._input(ins, m.input)
         if m.mount_type == ops_pb2.MOUNT_TYPE_BIND:
@@ -181,7 +181,7 @@ class ExecHandler:
                                uid=o.uid, gid=o.gid, mode=o.mode or 0o400)
         if m.mount_type == ops_pb2.MOUNT_TYPE_SSH:
             so = m.ssh_opt
-            sock = self.worker.session.ssh_sockets.get(so.id or "default")
+            sock = self.worker.ssh_socket(ctx, so.id or "default")
             return SshMount(id=so.id or "default", target=m.dest or None, socket=sock,
                             required=not so.optional, uid=so.uid, gid=so.gid,
                             mode=so.mode or 0o600)

@@ -56,7 +56,7 @@ class LocalSourceHandler:
         return CacheMap(digest=f"sha256:{'0' * 32}{self.nonce}")
 
     def exec(self, ctx: OpContext, inputs: Sequence[Result]) -> list[Result]:
-        path = self.worker.session.local_dir(self.name)
+        path = self.worker.local_dir(ctx, self.name)
         return [LocalResult(path, self.keep, self.nonce)]
 
     def cancel(self) -> None:

@@ -1,0 +1,332 @@
+"""The builder core: frontend, solver, worker and exporters behind one ``build`` call.
+
+The embedded client runs one in the ``bkpy`` process (holding the state directory's
+lock); ``bkpyd`` runs one for its lifetime and serves every client's builds with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from buildkit_py.client.request import BuildRequest, OutputSpec
+from buildkit_py.config import BuilderConfig
+from buildkit_py.errors import BuildError, UsageError
+from buildkit_py.platforms import Platform, host_platform, parse_platform
+from buildkit_py.solver.progress import ProgressBus, ProgressEvent
+from buildkit_py.worker.session import BuildSession
+
+ProgressSink = Callable[[ProgressEvent], None]
+
+
+@dataclass
+class PlatformResult:
+    platform: Platform
+    config: dict[str, Any]
+    snapshot_key: str | None
+
+
+@dataclass
+class BuildOutcome:
+    image_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    ran: int = 0
+    cached: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def _source_date_epoch(req: BuildRequest) -> int | None:
+    raw = req.build_args.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH")
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise UsageError(f"SOURCE_DATE_EPOCH={raw!r} is not a number of seconds") from None
+
+
+class Builder:
+    """A long-lived builder: one worker, solver and cache shared by every build it runs,
+    so concurrent builds share identical steps. ``build`` is thread-safe."""
+
+    def __init__(self, config: BuilderConfig) -> None:
+        from buildkit_py.content.images import ImageStore
+        from buildkit_py.content.store import ContentStore
+        from buildkit_py.exporter.layers import LayerCache
+        from buildkit_py.solver.cache import CacheManager
+        from buildkit_py.solver.solver import Solver
+        from buildkit_py.source.image import ImageSourceHandler, ImageSources
+        from buildkit_py.worker.worker import BuilderWorker
+
+        self.config = config
+        self.root = config.root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.store = ContentStore(self.root / "content")
+        self.images = ImageStore(self.root / "images", self.store)
+        self.layer_cache = LayerCache(self.root / "exporter" / "layers.db")
+        self.registry = self._registry_client()
+        self.sources = ImageSources(self.store, self.images, self.layer_cache, self.registry)
+        sources = self.sources
+        self.worker = BuilderWorker(
+            self.root / "worker", runtime=config.oci_runtime,
+            image_source=lambda w, op: ImageSourceHandler(w, op, sources))
+        self.cache = CacheManager(self.root / "solver")
+        self.solver = Solver(self.worker, self.cache, config.max_parallelism)
+
+    def close(self) -> None:
+        self.solver.close()
+        self.worker.close()
+        self.images.close()
+        self.layer_cache.close()
+        self.registry.close()
+        self.store.close()
+
+    def __enter__(self) -> Builder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _registry_client(self) -> Any:
+        from buildkit_py.registry import RegistryClient, RegistryHostConfig
+
+        hosts = {h: RegistryHostConfig(http=c.http or None, insecure=c.insecure,
+                                       ca=tuple(c.ca), mirrors=tuple(c.mirrors))
+                 for h, c in self.config.registries.items()}
+        return RegistryClient(hosts)
+
+    def session_for(self, req: BuildRequest) -> BuildSession:
+        """The client-side resources of a request as a session (the embedded case)."""
+        local_dirs: dict[str, Path] = {}
+        if req.context is not None:
+            local_dirs["context"] = req.context.absolute()
+        else:
+            empty = self.root / "empty-context"
+            empty.mkdir(parents=True, exist_ok=True)
+            local_dirs["context"] = empty
+        for cname, value in req.build_contexts.items():
+            if "://" not in value:
+                path = Path(value)
+                if not path.is_dir():
+                    raise UsageError(f"--build-context {cname}={value}: not a directory")
+                local_dirs[f"ctx-{cname}"] = path.absolute()
+        return BuildSession(local_dirs=local_dirs,
+                            secrets={s.id: s.read() for s in req.secrets},
+                            ssh_sockets={s.id: Path(s.paths[0]) for s in req.ssh})
+
+    def build(self, req: BuildRequest, progress: ProgressSink,
+              session: BuildSession | None = None) -> BuildOutcome:
+        from buildkit_py.frontend.dockerfile import load_dockerfile
+        from buildkit_py.frontend.dockerfile.convert import ConvertOptions, convert
+        from buildkit_py.frontend.dockerfile.dockerignore import find_ignore_file, read_ignore_file
+        from buildkit_py.source.image import BuildResolver
+
+        session = session or self.session_for(req)
+        name = req.dockerfile.name if req.dockerfile else "Dockerfile"
+        df = load_dockerfile(req.dockerfile_data, name)
+        ignore: list[str] = []
+        if req.context is not None:
+            ignore_file = find_ignore_file(req.context, req.dockerfile)
+            if ignore_file is not None:
+                ignore = read_ignore_file(ignore_file)
+        platforms = [parse_platform(p) for p in req.platforms] or [host_platform()]
+        epoch = _source_date_epoch(req)
+        contexts = {cname: value if "://" in value else f"local:ctx-{cname}"
+                    for cname, value in req.build_contexts.items()}
+        resolver = BuildResolver(self.sources, pull=req.pull)
+        converted = []
+        for plat in platforms:
+            opts = ConvertOptions(
+                target=req.target, target_platform=plat, build_args=dict(req.build_args),
+                labels=dict(req.labels), build_contexts=contexts, no_cache=req.no_cache,
+                no_cache_filter=list(req.no_cache_filter), network=req.network,
+                ignore_patterns=ignore, source_date_epoch=epoch, image_resolver=resolver,
+                dockerfile_name=name, multi_platform=len(platforms) > 1)
+            converted.append(convert(df, opts))
+
+        bus = ProgressBus()
+        sub = bus.subscribe(progress)
+        outcome = BuildOutcome()
+        for c in converted:
+            outcome.warnings.extend(f"{w.rule}: {w.message}" for w in c.warnings)
+        try:
+            results = self._solve_all(converted, bus, req, session)
+            for r in results:
+                outcome.ran += len(r.ran)
+                outcome.cached += len(r.cached)
+            try:
+                plat_results = [PlatformResult(c.platform, c.image_config, _snapshot_key(r))
+                                for c, r in zip(converted, results, strict=True)]
+                self._export(req, plat_results, bus, epoch, outcome)
+            finally:
+                for r in results:
+                    r.release()
+        finally:
+            sub.close()
+            bus.close()
+        return outcome
+
+    def _solve_all(self, converted: list[Any], bus: ProgressBus, req: BuildRequest,
+                   session: BuildSession) -> list[Any]:
+        def solve(c: Any) -> Any:
+            return self.solver.solve(c.definition, progress=bus, no_cache=req.no_cache,
+                                     session=session)
+
+        if len(converted) == 1:
+            return [solve(converted[0])]
+        with ThreadPoolExecutor(max_workers=len(converted)) as pool:
+            futures = [pool.submit(solve, c) for c in converted]
+            return [f.result() for f in futures]
+
+    # exports ------------------------------------------------------------------
+
+    def _store_or_push(self, o: OutputSpec, images: list[Any], names: list[str], top: Any,
+                       bus: ProgressBus) -> None:
+        """``type=image``: into the local image store; with push=true also to registries."""
+        from buildkit_py.registry.reference import parse_reference
+
+        if not names:
+            if o.attrs.get("push") == "true" or o.type == "registry":
+                raise UsageError("pushing needs an image name",
+                                 hint="add -t NAME or --output type=image,name=NAME,push=true")
+            return
+        for name in names:
+            ref = parse_reference(name)
+            self.images.put(str(ref), top.media_type, top.digest, top.size)
+        if o.attrs.get("push") == "true" or o.type == "registry":
+            for name in names:
+                ref = parse_reference(name)
+                with _vertex(bus, f"pushing {ref.familiar}"):
+                    self.registry.push(ref, self.store, top, tags=(ref.tag,) if ref.tag else ())
+
+    def _export(self, req: BuildRequest, results: list[PlatformResult], bus: ProgressBus,
+                epoch: int | None, outcome: BuildOutcome) -> None:
+        worker, store = self.worker, self.store
+        from buildkit_py.exporter.filesystem import export_local, export_tar
+        from buildkit_py.exporter.layers import ExportOptions, export_chain
+        from buildkit_py.exporter.oci_layout import write_layout
+        from buildkit_py.worker.results import SnapshotResult
+
+        outputs = req.outputs
+        needs_image = any(o.type in ("image", "registry", "oci", "docker") for o in outputs) \
+            or req.iidfile is not None or req.metadata_file is not None
+        multi = len(results) > 1
+        if needs_image:
+            spec = next((o for o in outputs if o.type in ("image", "registry", "oci", "docker")),
+                        OutputSpec("image"))
+            oci = spec.attrs.get("oci-mediatypes", "true" if spec.type != "docker" else
+                                 "false") == "true"
+            rewrite = spec.attrs.get("rewrite-timestamp", "false") == "true"
+            eopts = ExportOptions(
+                compression=spec.attrs.get("compression", "gzip"),
+                level=int(spec.attrs["compression-level"])
+                if "compression-level" in spec.attrs else None,
+                force_compression=spec.attrs.get("force-compression", "false") == "true",
+                oci_mediatypes=oci,
+                source_date_epoch=epoch if rewrite else None)
+            if eopts.compression not in ("gzip", "zstd", "uncompressed"):
+                raise UsageError(f"unknown compression {eopts.compression!r}",
+                                 hint="use gzip, zstd or uncompressed")
+            layer_cache = self.layer_cache
+            images = []
+            with _vertex(bus, "exporting to image"):
+                for r in results:
+                    keys = worker.snapshots.chain(SnapshotResult(r.snapshot_key)) \
+                        if r.snapshot_key else []
+                    blobs = export_chain(worker.sn, store, layer_cache, keys, eopts)
+                    from buildkit_py.exporter.image import make_image
+
+                    images.append(make_image(
+                        store, r.config, blobs, os_=r.platform.os, arch=r.platform.architecture,
+                        variant=r.platform.variant, oci=oci, source_date_epoch=epoch))
+            names = [n for o in outputs for n in o.attrs.get("name", "").split(",") if n] \
+                or list(req.tags)
+            top_digest = images[0].manifest.descriptor
+            outcome.image_id = images[0].image_id
+            if multi:
+                from buildkit_py.exporter.manifest import Descriptor, index_blob
+
+                idx = index_blob([Descriptor(i.manifest.descriptor.media_type,
+                                             i.manifest.descriptor.digest,
+                                             i.manifest.descriptor.size, platform=i.platform)
+                                  for i in images], oci=oci)
+                store.write(idx.data, idx.descriptor.digest)
+                top_digest = idx.descriptor
+            outcome.metadata = {
+                "containerimage.digest": top_digest.digest,
+                "containerimage.descriptor": top_digest.to_json(),
+                "containerimage.config.digest": images[0].image_id,
+            }
+            if names:
+                outcome.metadata["image.name"] = ",".join(names)
+            for o in outputs:
+                if o.type in ("oci", "docker"):
+                    dest = o.dest or "-"
+                    with _vertex(bus, f"exporting to {o.type} image format"):
+                        write_layout(store, images, dest, names=names,
+                                     tar=o.attrs.get("tar", "true") != "false",
+                                     oci=oci, multi=multi, docker=o.type == "docker")
+                elif o.type in ("image", "registry"):
+                    self._store_or_push(o, images, names, top_digest, bus)
+        for o in outputs:
+            if o.type == "local":
+                local_dest = Path(o.dest or ".")
+                with _vertex(bus, f"copying files to {local_dest}"):
+                    for r in results:
+                        sub = local_dest / r.platform.for_path() if multi else local_dest
+                        with worker.snapshots.read(SnapshotResult(r.snapshot_key)) as root:
+                            export_local(root, sub)
+            elif o.type == "tar":
+                with _vertex(bus, "sending tarball"), contextlib.ExitStack() as stack:
+                    roots = {}
+                    for r in results:
+                        prefix = r.platform.for_path() if multi else ""
+                        roots[prefix] = stack.enter_context(
+                            worker.snapshots.read(SnapshotResult(r.snapshot_key)))
+                    export_tar(roots, o.dest or "-")
+        if req.iidfile is not None and outcome.image_id:
+            req.iidfile.write_text(outcome.image_id)
+        if req.metadata_file is not None:
+            req.metadata_file.write_text(json.dumps(outcome.metadata, indent=2) + "\n")
+
+
+def _snapshot_key(result: Any) -> str | None:
+    from buildkit_py.worker.ops.common import unwrap
+    from buildkit_py.worker.results import SnapshotResult
+
+    if result.ref is None:
+        return None
+    inner = unwrap(result.ref)
+    if not isinstance(inner, SnapshotResult):
+        raise BuildError("the build result is a local source, not a filesystem snapshot",
+                         hint="add at least one instruction that produces a layer")
+    return inner.key
+
+
+_export_counter = iter(range(1, 1 << 30))
+_counter_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _vertex(bus: ProgressBus, name: str) -> Iterator[None]:
+    """Report an export step as a pseudo-vertex, as BuildKit does."""
+    from buildkit_py.solver.progress import VertexCompleted, VertexFailed, VertexStarted
+
+    with _counter_lock:
+        digest = f"export:{next(_export_counter)}"
+    started = time.time()
+    bus.publish(VertexStarted(digest, name, started))
+    try:
+        yield
+    except BaseException as err:
+        bus.publish(VertexFailed(digest, name, started, time.time(), str(err)))
+        raise
+    bus.publish(VertexCompleted(digest, name, started, time.time()))

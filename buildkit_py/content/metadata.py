@@ -1,0 +1,118 @@
+"""The content store's small sqlite sidecar: per-blob labels and leases.
+
+Blobs themselves live as plain files; only what cannot be derived from a file
+(labels such as ``containerd.io/uncompressed``, and which leases protect which
+digests) is kept here. WAL mode lets several processes share it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS labels (
+    digest TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (digest, key)
+);
+CREATE TABLE IF NOT EXISTS leases (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    expires REAL
+);
+CREATE TABLE IF NOT EXISTS lease_refs (
+    lease_id TEXT NOT NULL REFERENCES leases(id) ON DELETE CASCADE,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (lease_id, digest)
+);
+"""
+
+
+class ContentMetadata:
+    """Thread-safe access to the labels/leases database."""
+
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            str(path), timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # labels -----------------------------------------------------------------
+
+    def labels(self, digest: str) -> dict[str, str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, value FROM labels WHERE digest = ? ORDER BY key", (digest,)
+            ).fetchall()
+        return dict(rows)
+
+    def update_labels(self, digest: str, labels: Mapping[str, str | None]) -> None:
+        with self._tx() as db:
+            for key, value in labels.items():
+                if value is None:
+                    db.execute("DELETE FROM labels WHERE digest = ? AND key = ?", (digest, key))
+                else:
+                    db.execute(
+                        "INSERT OR REPLACE INTO labels (digest, key, value) VALUES (?, ?, ?)",
+                        (digest, key, value),
+                    )
+
+    def forget(self, digests: Iterable[str]) -> None:
+        with self._tx() as db:
+            db.executemany("DELETE FROM labels WHERE digest = ?", [(d,) for d in digests])
+
+    # leases -----------------------------------------------------------------
+
+    def create_lease(self, lease_id: str, expires: float | None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO leases (id, created, expires) VALUES (?, ?, ?)",
+                (lease_id, time.time(), expires),
+            )
+
+    def delete_lease(self, lease_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM leases WHERE id = ?", (lease_id,))
+
+    def add_to_lease(self, lease_id: str, digest: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO lease_refs (lease_id, digest) VALUES (?, ?)",
+                (lease_id, digest),
+            )
+
+    def lease_ids(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT id FROM leases ORDER BY id")]
+
+    def leased_digests(self, now: float) -> set[str]:
+        """Digests held by live leases; expired leases are dropped on the way."""
+        with self._tx() as db:
+            db.execute("DELETE FROM leases WHERE expires IS NOT NULL AND expires < ?", (now,))
+            rows = db.execute("SELECT DISTINCT digest FROM lease_refs").fetchall()
+        return {r[0] for r in rows}

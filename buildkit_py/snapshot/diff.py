@@ -1,0 +1,181 @@
+"""Change sets between filesystem trees, as ordered layer entries.
+
+Two producers share one output shape (``LayerEntry`` lists in tar order: depth
+first, each directory before its contents; in a directory its opaque marker,
+then whiteouts, then the other children, each group sorted by name):
+
+- ``overlay_changes(upper, lowers)``: an overlay upper dir *is* the change set;
+  whiteout devices and opaque xattrs become whiteout/opaque entries, and copied-up
+  entries identical to the lower view (metadata-only false positives) are skipped.
+- ``diff(lower, upper)``: a double walk of two full trees (copy snapshotter,
+  DiffOp), comparing type, mode, owner, size, mtime, link target and device.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from buildkit_py.snapshot.lowerview import LowerView, is_opaque, is_whiteout
+
+CAPABILITY_XATTR = "security.capability"
+
+
+class EntryKind(enum.Enum):
+    PATH = "path"  # content from the source tree at ``path``
+    WHITEOUT = "whiteout"  # ``path`` was deleted
+    OPAQUE = "opaque"  # directory ``path`` hides all lower contents
+
+
+class ChangeKind(enum.StrEnum):
+    ADD = "add"
+    MODIFY = "modify"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class LayerEntry:
+    path: str  # relative, "/"-separated, no leading or trailing "/"
+    kind: EntryKind = EntryKind.PATH
+    change: ChangeKind = ChangeKind.ADD
+
+
+def _join(parent: str, name: str) -> str:
+    return f"{parent}/{name}" if parent else name
+
+
+def _xattr(path: Path, name: str) -> bytes | None:
+    try:
+        return os.getxattr(path, name, follow_symlinks=False)
+    except OSError:
+        return None
+
+
+def _same_meta(a: os.stat_result, b: os.stat_result) -> bool:
+    return (
+        a.st_mode == b.st_mode
+        and a.st_uid == b.st_uid
+        and a.st_gid == b.st_gid
+        and a.st_mtime_ns == b.st_mtime_ns
+    )
+
+
+def _same_content(a: Path, b: Path) -> bool:
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            ca = fa.read(1 << 20)
+            if ca != fb.read(1 << 20):
+                return False
+            if not ca:
+                return True
+
+
+def same_entry(
+    a: Path, ast: os.stat_result, b: Path, bst: os.stat_result, *, check_content: bool
+) -> bool:
+    """Whether two non-directory entries would produce the same tar entry."""
+    if not _same_meta(ast, bst):
+        return False
+    mode = ast.st_mode
+    if stat.S_ISREG(mode):
+        if ast.st_size != bst.st_size:
+            return False
+        if _xattr(a, CAPABILITY_XATTR) != _xattr(b, CAPABILITY_XATTR):
+            return False
+        return not check_content or _same_content(a, b)
+    if stat.S_ISLNK(mode):
+        return os.readlink(a) == os.readlink(b)
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return ast.st_rdev == bst.st_rdev
+    return True
+
+
+def overlay_changes(upper: str | os.PathLike[str], lowers: Sequence[Path]) -> list[LayerEntry]:
+    """Layer entries for an overlay upper dir over ``lowers`` (top first)."""
+    view = LowerView(lowers)
+    out: list[LayerEntry] = []
+    _walk_upper(Path(upper), "", view, False, out)
+    return out
+
+
+def _walk_upper(
+    real: Path, rel: str, view: LowerView, hidden: bool, out: list[LayerEntry]
+) -> None:
+    with os.scandir(real) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    whiteouts: list[LayerEntry] = []
+    rest: list[LayerEntry] = []
+    for e in entries:
+        child = _join(rel, e.name)
+        st = e.stat(follow_symlinks=False)
+        if is_whiteout(st):
+            whiteouts.append(LayerEntry(child, EntryKind.WHITEOUT, ChangeKind.DELETE))
+            continue
+        path = Path(e.path)
+        lower = None if hidden else view.lookup(child)
+        change = ChangeKind.ADD if lower is None else ChangeKind.MODIFY
+        if stat.S_ISDIR(st.st_mode):
+            opaque = is_opaque(path)
+            sub: list[LayerEntry] = []
+            _walk_upper(path, child, view, hidden or opaque, sub)
+            if (
+                opaque
+                or sub
+                or lower is None
+                or not stat.S_ISDIR(lower[1].st_mode)
+                or not _same_meta(st, lower[1])
+            ):
+                rest.append(LayerEntry(child, EntryKind.PATH, change))
+                if opaque:
+                    rest.append(LayerEntry(child, EntryKind.OPAQUE, ChangeKind.MODIFY))
+                rest.extend(sub)
+        elif stat.S_ISSOCK(st.st_mode):
+            continue
+        elif lower is None or not same_entry(path, st, lower[0], lower[1], check_content=True):
+            rest.append(LayerEntry(child, EntryKind.PATH, change))
+    out.extend(whiteouts)
+    out.extend(rest)
+
+
+def diff(lower: str | os.PathLike[str] | None, upper: str | os.PathLike[str]) -> list[LayerEntry]:
+    """Layer entries turning tree ``lower`` (None = empty) into tree ``upper``."""
+    out: list[LayerEntry] = []
+    _walk_pair(Path(lower) if lower is not None else None, Path(upper), "", out)
+    return out
+
+
+def _walk_pair(lower: Path | None, upper: Path, rel: str, out: list[LayerEntry]) -> None:
+    with os.scandir(upper) as it:
+        uentries = sorted(it, key=lambda e: e.name)
+    lnames: set[str] = set()
+    if lower is not None:
+        with os.scandir(lower) as it:
+            lnames = {e.name for e in it}
+    unames = {e.name for e in uentries}
+    for name in sorted(lnames - unames):
+        out.append(LayerEntry(_join(rel, name), EntryKind.WHITEOUT, ChangeKind.DELETE))
+    for e in uentries:
+        child = _join(rel, e.name)
+        st = e.stat(follow_symlinks=False)
+        lpath = lower / e.name if lower is not None and e.name in lnames else None
+        lst = os.lstat(lpath) if lpath is not None else None
+        change = ChangeKind.ADD if lst is None else ChangeKind.MODIFY
+        if stat.S_ISDIR(st.st_mode):
+            ldir = lpath if lst is not None and stat.S_ISDIR(lst.st_mode) else None
+            sub: list[LayerEntry] = []
+            _walk_pair(ldir, Path(e.path), child, sub)
+            if sub or ldir is None or lst is None or not _same_meta(st, lst):
+                out.append(LayerEntry(child, EntryKind.PATH, change))
+                out.extend(sub)
+        elif stat.S_ISSOCK(st.st_mode):
+            continue
+        elif (
+            lst is None
+            or lpath is None
+            or not same_entry(Path(e.path), st, lpath, lst, check_content=False)
+        ):
+            out.append(LayerEntry(child, EntryKind.PATH, change))
