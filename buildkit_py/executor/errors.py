@@ -1,0 +1,13 @@
+"""Errors raised by the executor beyond plain BuildError."""
+
+from __future__ import annotations
+
+from buildkit_py.errors import BuildError
+
+
+class ExecCancelledError(BuildError):
+    """The exec was cancelled; its container (if started) has been killed and removed."""
+
+
+class RuntimeStartError(BuildError):
+    """The runtime could not start the process (bad executable, bad mount, ...)."""

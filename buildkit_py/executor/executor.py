@@ -1,0 +1,355 @@
+"""Run one ExecOp: write an OCI bundle, call the runtime's ``run``, stream output, clean up.
+
+One container per exec (as BuildKit does): a unique id, ``<runtime> --root <state>/runtime
+run --bundle <bundle> <id>`` in its own process group, output pumped from pipes as it comes.
+Cancellation sends ``kill <id> KILL``; the container is always deleted and the bundle, the
+private secret/socket directory and the mount stubs are always cleaned up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from buildkit_py.errors import BuildError, UsageError
+from buildkit_py.executor.binfmt import ensure_platform
+from buildkit_py.executor.cache_mounts import CacheMountManager
+from buildkit_py.executor.errors import ExecCancelledError, RuntimeStartError
+from buildkit_py.executor.mounts import Mount, MountPreparer, SecretStore
+from buildkit_py.executor.network_files import ResolvConfCache, hosts_content
+from buildkit_py.executor.rootpath import clean_path, resolve_in_root
+from buildkit_py.executor.spec import DEFAULT_HOSTNAME, SpecInput, build_spec, merge_env
+from buildkit_py.executor.stubs import MountStubs
+from buildkit_py.executor.user import Identity, resolve_user
+
+KNOWN_RUNTIMES = ("bkpy-runc", "runc", "crun")
+_READ_CHUNK = 65536
+_CANCEL_POLL = 0.1
+_KILL_RETRY = 0.5
+_KILL_GROUP_AFTER = 3.0
+_SHM = Path("/dev/shm")
+
+OutputSink = Callable[[bytes], None]
+
+
+@dataclass
+class ExecRequest:
+    """One process to run in a prepared rootfs (an already mounted snapshot directory).
+
+    The rootfs must belong to this exec alone while it runs (each exec gets its own
+    snapshot): mount stubs created for one run are removed afterwards, which would pull a
+    mount point from under a concurrent run in the same directory.
+    """
+
+    rootfs: Path
+    args: list[str]
+    env: list[str] = field(default_factory=list)
+    cwd: str = "/"
+    user: str = ""
+    hostname: str = DEFAULT_HOSTNAME
+    mounts: list[Mount] = field(default_factory=list)
+    network: str = "default"  # default | none | host (default = loopback-only netns here)
+    security: str = "sandbox"  # sandbox | insecure
+    platform: Any = None  # "linux/arm64[/v8]", (os, arch, variant) or a platform object
+    extra_hosts: list[tuple[str, str]] = field(default_factory=list)  # (name, ip)
+    secrets: SecretStore | None = None
+    readonly_rootfs: bool = False
+
+
+def resolve_runtime(runtime: str) -> Path:
+    """The runtime binary for a name (``bkpy-runc``, ``runc``, ``crun``) or a path."""
+    if "/" in runtime:
+        path = Path(runtime)
+        if path.is_file() and os.access(path, os.X_OK):
+            return path.absolute()
+        raise UsageError(f"OCI runtime {runtime} is not an executable file")
+    found: str | None = None
+    if runtime == "bkpy-runc":
+        # Our own console script next to this interpreter: the one matching this install,
+        # and no PATH shims (pyenv's cost tens of milliseconds per call).
+        candidate = Path(sys.executable).parent / runtime
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            found = str(candidate)
+    found = found or shutil.which(runtime)
+    if found is None:
+        raise UsageError(
+            f"OCI runtime {runtime!r} not found on PATH",
+            hint=f"choose one of {', '.join(KNOWN_RUNTIMES)} or give a path to the binary",
+        )
+    return Path(found)
+
+
+def ensure_cwd(root: Path, cwd: str, identity: Identity) -> None:
+    """Create the working directory (and missing parents) owned by the run user, mode 0755."""
+    path = ""
+    for part in clean_path(cwd).strip("/").split("/"):
+        if not part:
+            continue
+        path += "/" + part
+        host = resolve_in_root(root, path)
+        if os.path.lexists(host):
+            continue
+        os.mkdir(host, 0o755)
+        os.chown(host, identity.uid, identity.gid)
+        os.chmod(host, 0o755)
+
+
+def _private_dir_ok(path: Path) -> bool:
+    """A real directory owned by us and closed to others (not a planted symlink)."""
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o077 == 0
+
+
+def _default_bundle_root(state_dir: Path) -> Path:
+    # Bundles are small and short-lived: on tmpfs they cost a fraction of a disk round trip,
+    # and the secret files and agent sockets kept beside them never touch a disk.
+    shm = _SHM / f"bkpy-bundles-{os.geteuid()}"
+    if os.path.ismount(_SHM) and _private_dir_ok(shm):
+        return shm
+    return state_dir / "bundles"
+
+
+def _outermost(destinations: list[str]) -> list[str]:
+    """Mount destinations not inside another mount (those are created in that mount, not in
+    the rootfs: ``/dev/pts`` lives in the ``/dev`` tmpfs)."""
+    clean = sorted({clean_path(d) for d in destinations})
+    return [
+        d for d in clean if not any(d.startswith(o.rstrip("/") + "/") for o in clean if o != d)
+    ]
+
+
+class Executor:
+    """Runs ExecRequests through an OCI runtime; safe to use from several threads."""
+
+    def __init__(self, runtime: str, state_dir: Path, *, bundle_root: Path | None = None) -> None:
+        self.runtime = resolve_runtime(runtime)
+        self.state_dir = Path(state_dir).absolute()
+        self._runtime_root = self.state_dir / "runtime"
+        self.bundle_root = bundle_root or _default_bundle_root(self.state_dir)
+        for d in (self._runtime_root, self.bundle_root):
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.cache_mounts = CacheMountManager(self.state_dir / "cache-mounts")
+        self._resolv = ResolvConfCache()
+
+    def run(
+        self,
+        req: ExecRequest,
+        *,
+        stdout: OutputSink,
+        stderr: OutputSink,
+        cancel: threading.Event | None = None,
+    ) -> int:
+        """Run ``req`` to completion; returns the process exit status (128+n on signal n)."""
+        if cancel is not None and cancel.is_set():
+            raise ExecCancelledError("cancelled before start")
+        if req.platform is not None:
+            ensure_platform(req.platform)
+        rootfs = Path(os.path.abspath(req.rootfs))
+        if not rootfs.is_dir():
+            raise BuildError(f"rootfs {rootfs} is not a directory")
+        cwd = clean_path(req.cwd or "/")
+        cid = "bkpy-" + uuid.uuid4().hex[:24]
+        bundle = self.bundle_root / cid
+
+        with ExitStack() as stack:
+            bundle.mkdir(mode=0o711)
+            stack.callback(shutil.rmtree, bundle, True)
+            identity = resolve_user(rootfs, req.user)
+            ensure_cwd(rootfs, cwd, identity)
+
+            private: list[Path] = []
+
+            def private_dir() -> Path:
+                # Secrets and sockets live outside any snapshot (on tmpfs when available).
+                if not private:
+                    path = bundle / "private"
+                    path.mkdir(mode=0o700)  # removed with the bundle
+                    private.append(path)
+                return private[0]
+
+            preparer = MountPreparer(
+                cache=self.cache_mounts,
+                private_dir=private_dir,
+                stack=stack,
+                secrets=req.secrets,
+                cancel=cancel,
+            )
+            env_names = {e.partition("=")[0] for e in req.env}
+            prepared = preparer.prepare(req.mounts, cwd, env_names)
+            env = merge_env(req.env, prepared.env)
+
+            hosts = bundle / "hosts"
+            hosts.write_bytes(hosts_content(req.hostname, req.extra_hosts))
+            resolv = bundle / "resolv.conf"
+            resolv.write_bytes(self._resolv.content(own_netns=req.network != "host"))
+
+            spec = build_spec(
+                SpecInput(
+                    rootfs=rootfs,
+                    args=list(req.args),
+                    env=env,
+                    cwd=cwd,
+                    identity=identity,
+                    hostname=req.hostname,
+                    network=req.network,
+                    security=req.security,
+                    readonly_rootfs=req.readonly_rootfs,
+                    hosts_file=hosts,
+                    resolv_conf=resolv,
+                    mounts=prepared.oci,
+                )
+            )
+            destinations = _outermost([m["destination"] for m in spec["mounts"]])
+            stubs = MountStubs.record(rootfs, destinations)
+            stack.callback(stubs.cleanup)
+            (bundle / "config.json").write_text(json.dumps(spec))
+            return self._run_container(cid, bundle, req.args, stdout, stderr, cancel)
+        raise AssertionError("unreachable")  # ExitStack does not swallow exceptions
+
+    def _runtime_cmd(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [str(self.runtime), "--root", str(self._runtime_root), *args],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+
+    def _run_container(
+        self,
+        cid: str,
+        bundle: Path,
+        args: list[str],
+        stdout: OutputSink,
+        stderr: OutputSink,
+        cancel: threading.Event | None,
+    ) -> int:
+        log = bundle / "runtime.log"
+        cmd = [
+            str(self.runtime), "--root", str(self._runtime_root),
+            "--log", str(log), "--log-format", "json",
+            "run", "--bundle", str(bundle), cid,
+        ]  # fmt: skip
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        cancelled = False
+        clean_exit = False
+        try:
+            cancelled = self._pump(proc, cid, stdout, stderr, cancel)
+            code = proc.wait()
+            clean_exit = not cancelled
+        finally:
+            if proc.poll() is None:
+                self._kill(cid, proc)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=10)
+            assert proc.stdout is not None and proc.stderr is not None
+            proc.stdout.close()
+            proc.stderr.close()
+            # `run` removes a container that exited on its own; otherwise delete it.
+            if not clean_exit or (self._runtime_root / cid).exists():
+                self._runtime_cmd("delete", "--force", cid)
+        if cancelled:
+            raise ExecCancelledError(f"cancelled: process {_quote(args)} was killed")
+        if code != 0:
+            message = _runtime_error(log)
+            if message:
+                raise RuntimeStartError(f"process {_quote(args)} could not start: {message}")
+        return code
+
+    def _kill(self, cid: str, proc: subprocess.Popen[bytes]) -> None:
+        self._runtime_cmd("kill", cid, "KILL")
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=2)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    def _pump(
+        self,
+        proc: subprocess.Popen[bytes],
+        cid: str,
+        stdout: OutputSink,
+        stderr: OutputSink,
+        cancel: threading.Event | None,
+    ) -> bool:
+        """Forward output until both pipes close; returns True when cancelled."""
+        assert proc.stdout is not None and proc.stderr is not None
+        cancelled = False
+        first_kill = last_kill = 0.0
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout.fileno(), selectors.EVENT_READ, stdout)
+            sel.register(proc.stderr.fileno(), selectors.EVENT_READ, stderr)
+            open_pipes = 2
+            timeout = _CANCEL_POLL if cancel is not None else None
+            while open_pipes:
+                for key, _ in sel.select(timeout):
+                    data = os.read(key.fd, _READ_CHUNK)
+                    if data:
+                        key.data(data)
+                    else:
+                        sel.unregister(key.fd)
+                        open_pipes -= 1
+                if cancel is None or not cancel.is_set():
+                    continue
+                now = time.monotonic()
+                if not cancelled:
+                    cancelled, first_kill = True, now
+                if now - last_kill >= _KILL_RETRY:
+                    # Retried: the container may not exist yet when cancel arrives.
+                    last_kill = now
+                    self._runtime_cmd("kill", cid, "KILL")
+                if now - first_kill >= _KILL_GROUP_AFTER:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+        return cancelled
+
+
+def _quote(args: list[str]) -> str:
+    return json.dumps(" ".join(args))
+
+
+def _runtime_error(log: Path) -> str:
+    """The runtime's last error message from its log file ("" when it logged none)."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return ""
+    message = ""
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            if "error" in line.lower():
+                message = line
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):
+            message = str(entry.get("msg", ""))
+    return message
