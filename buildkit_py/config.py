@@ -119,7 +119,10 @@ def _expect(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where
 
 
 def load_config(path: Path | None = None) -> BuilderConfig:
-    """Load the TOML config; a missing default file gives the defaults."""
+    """Load the TOML config (``path``, else ``$BKPY_BUILDER_CONFIG``, else the default
+    location); a missing default file gives the defaults."""
+    if path is None and os.environ.get("BKPY_BUILDER_CONFIG"):
+        path = Path(os.environ["BKPY_BUILDER_CONFIG"])
     explicit = path is not None
     path = path or DEFAULT_CONFIG_PATH
     cfg = BuilderConfig()

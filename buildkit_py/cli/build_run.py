@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
 
 import click
 
@@ -51,8 +49,7 @@ def run_build(request: BuildRequest, *, progress: str, call: str, quiet: bool,
     if builder not in (None, "", "default"):
         raise UsageError(f"builder {builder!r} not found",
                          hint="only the embedded 'default' builder exists in this version")
-    config_path = os.environ.get("BKPY_BUILDER_CONFIG")
-    config = load_config(Path(config_path) if config_path else None)
+    config = load_config()
     display = make_display(progress, sys.stderr)
     try:
         outcome = EmbeddedClient(config).build(request, lambda ev: feed(display, ev))
