@@ -146,6 +146,9 @@ def build(context: str, file: str | None, tags: tuple[str, ...], target: str | N
         metadata_file=Path(metadata_file) if metadata_file else None,
         iidfile=Path(iidfile) if iidfile else None,
     )
+    if cache_to or cache_from:
+        click.echo("WARNING: --cache-to/--cache-from are not supported yet and are ignored",
+                   err=True)
     from buildkit_py.cli.build_run import run_build
 
     run_build(request, progress="quiet" if quiet else progress, call=call, quiet=quiet,

@@ -1,0 +1,195 @@
+"""Instructions that only change the image config and stage values (no LLB op, except
+WORKDIR's mkdir): ENV LABEL MAINTAINER EXPOSE USER VOLUME STOPSIGNAL WORKDIR SHELL CMD
+ENTRYPOINT HEALTHCHECK ARG ONBUILD."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from typing import Any
+
+from buildkit_py import llb
+from buildkit_py.errors import DockerfileError
+from buildkit_py.frontend.dockerfile.convert.dispatch_context import ConvertContext
+from buildkit_py.frontend.dockerfile.convert.image_config import ImageConfig
+from buildkit_py.frontend.dockerfile.convert.names import uppercase_command
+from buildkit_py.frontend.dockerfile.convert.stage_state import StageState
+from buildkit_py.frontend.dockerfile.convert.values import parse_port_specs, validate_stop_signal
+from buildkit_py.frontend.dockerfile.instructions import model as m
+
+
+def _go_quote_list(items: list[str]) -> str:
+    """Go's ``%q`` of a string slice: ``["a" "b"]``."""
+    return "[" + " ".join(json.dumps(i, ensure_ascii=False) for i in items) + "]"
+
+
+def default_shell(os_name: str) -> list[str]:
+    return ["cmd", "/S", "/C"] if os_name == "windows" else ["/bin/sh", "-c"]
+
+
+def with_shell(image: ImageConfig, args: list[str]) -> list[str]:
+    """Wrap shell-form ``args`` in the stage's SHELL (default ``/bin/sh -c``)."""
+    shell = image.config.get("Shell") or default_shell(image.os)
+    return [*shell, " ".join(args)]
+
+
+def _img(d: StageState) -> ImageConfig:
+    assert d.image is not None
+    return d.image
+
+
+def dispatch_env(d: StageState, c: m.Env, cx: ConvertContext) -> None:
+    assert d.scope is not None
+    env = d.scope.expand_env()
+    # Every value sees the state before the instruction (ENV a=1 b=$a uses the old a).
+    pairs = [(cx.expand(p.key, env), cx.expand(p.value, env)) for p in c.pairs]
+    msg = "ENV"
+    for key, value in pairs:
+        if not key:
+            raise DockerfileError("ENV names can not be blank")
+        _img(d).set_env(key, value)
+        d.scope.set_env(key, value)
+        msg += f" {key}={value}"
+    _img(d).commit(msg, layer=False, buildkit=False, epoch=cx.epoch)
+
+
+def dispatch_label(d: StageState, c: m.Label, cx: ConvertContext) -> None:
+    assert d.scope is not None
+    env = d.scope.expand_env()
+    pairs = [(cx.expand(p.key, env), cx.expand(p.value, env)) for p in c.pairs]
+    _img(d).set_labels(dict(pairs))
+    msg = "LABEL" + "".join(f" {k}={v}" for k, v in pairs)
+    _img(d).commit(msg, layer=False, buildkit=False, epoch=cx.epoch)
+
+
+def dispatch_maintainer(d: StageState, c: m.Maintainer, cx: ConvertContext) -> None:
+    _img(d).data["author"] = c.maintainer
+    _img(d).commit(f"MAINTAINER {c.maintainer}", layer=False, buildkit=False, epoch=cx.epoch)
+
+
+def dispatch_expose(d: StageState, c: m.Expose, cx: ConvertContext) -> None:
+    assert d.scope is not None
+    env = d.scope.expand_env()
+    words: list[str] = []
+    for raw in c.ports:
+        words.extend(cx.lex.process_words(raw, env))
+    ports = parse_port_specs(words)
+    _img(d).add_keys("ExposedPorts", ports)
+    _img(d).commit(f"EXPOSE [{' '.join(ports)}]", layer=False, buildkit=False, epoch=cx.epoch)
+
+
+def dispatch_user(d: StageState, c: m.User, cx: ConvertContext) -> None:
+    assert d.scope is not None
+    user = cx.expand(c.user, d.scope.expand_env())
+    d.state = d.state.user(user)
+    _img(d).set_field("User", user)
+    _img(d).commit(f"USER {user}", layer=False, buildkit=False, epoch=cx.epoch)
+
+
+def dispatch_volume(d: StageState, c: m.Volume, cx: ConvertContext) -> None:
+    assert d.scope is not None
+    env = d.scope.expand_env()
+    volumes = [cx.expand(v, env) for v in c.volumes]
+    for v in volumes:
+        if not v:
+            raise DockerfileError("VOLUME specified can not be an empty string")
+    _img(d).add_keys("Volumes", volumes)
+    _img(d).commit(f"VOLUME [{' '.join(volumes)}]", layer=False, buildkit=False, epoch=cx.epoch)
+
+
+def dispatch_stopsignal(d: StageState, c: m.StopSignal, cx: ConvertContext) -> None:
+    assert d.scope is not None
+    signal = cx.expand(c.signal, d.scope.expand_env())
+    validate_stop_signal(signal)
+    _img(d).set_field("StopSignal", signal)
+    _img(d).commit(f"STOPSIGNAL {signal}", layer=False, buildkit=False, epoch=cx.epoch)
+
+
+def dispatch_shell(d: StageState, c: m.Shell, cx: ConvertContext) -> None:
+    shell = list(c.shell)
+    _img(d).set_field("Shell", shell)
+    _img(d).commit(f"SHELL [{' '.join(shell)}]", layer=False, buildkit=False, epoch=cx.epoch)
+
+
+def _command_args(d: StageState, c: m.CommandLine) -> list[str]:
+    args = list(c.command)
+    if c.prepend_shell:
+        args = with_shell(_img(d), args)
+    return args
+
+
+def dispatch_cmd(d: StageState, c: m.Cmd, cx: ConvertContext) -> None:
+    args = _command_args(d, c)
+    img = _img(d)
+    img.set_field("Cmd", args)
+    if img.os == "windows":
+        img.set_field("ArgsEscaped", True)  # a Windows-only field; never set for Linux
+    d.cmd_set = True
+    img.commit(f"CMD {_go_quote_list(args)}", layer=False, buildkit=False, epoch=cx.epoch)
+
+
+def dispatch_entrypoint(d: StageState, c: m.Entrypoint, cx: ConvertContext) -> None:
+    args = _command_args(d, c)
+    img = _img(d)
+    img.set_field("Entrypoint", args or None)  # ENTRYPOINT [] clears it
+    if not d.cmd_set:
+        img.set_field("Cmd", None)  # an inherited CMD does not survive a new ENTRYPOINT
+    img.commit(f"ENTRYPOINT {_go_quote_list(args)}", layer=False, buildkit=False,
+               epoch=cx.epoch)
+
+
+def dispatch_healthcheck(d: StageState, c: m.Healthcheck, cx: ConvertContext) -> None:
+    hc: dict[str, Any] = {"Test": list(c.test)}
+    for key, value in (
+        ("Interval", c.interval),
+        ("Timeout", c.timeout),
+        ("StartPeriod", c.start_period),
+        ("StartInterval", c.start_interval),
+        ("Retries", c.retries),
+    ):
+        if value:
+            hc[key] = int(value)
+    _img(d).set_field("Healthcheck", hc)
+    _img(d).commit(f"HEALTHCHECK {json.dumps(hc, separators=(',', ':'))}", layer=False,
+                   buildkit=False, epoch=cx.epoch)
+
+
+def dispatch_arg(d: StageState, c: m.Arg, cx: ConvertContext) -> None:
+    assert d.scope is not None
+    parts = []
+    for a in c.args:
+        value = d.scope.declare(a.key, a.value, expand=cx.expand)
+        parts.append(a.key if value is None else f"{a.key}={value}")
+    _img(d).commit("ARG " + " ".join(parts), layer=False, buildkit=False, epoch=cx.epoch)
+
+
+def dispatch_onbuild(d: StageState, c: m.Onbuild, cx: ConvertContext) -> None:
+    triggers = _img(d).onbuild()
+    triggers.append(c.expression)
+    _img(d).set_field("OnBuild", triggers)
+
+
+def dispatch_workdir(d: StageState, c: m.Workdir, cx: ConvertContext) -> None:
+    assert d.scope is not None
+    env = d.scope.expand_env()
+    path = cx.expand(c.path, env)
+    img = _img(d)
+    current = str(img.config.get("WorkingDir") or "/")
+    wd = posixpath.normpath(posixpath.join("/", current, path))
+    img.set_field("WorkingDir", wd)
+    d.state = d.state.dir(wd)
+    layer = wd != "/"
+    if layer:
+        user = str(img.config.get("User") or "")
+        name = d.namer.name(
+            uppercase_command(cx.display_text(c, env)), d.platform, env,
+            onbuild=cx.current_onbuild,
+        )
+        d.state = d.state.file(
+            llb.mkdir(wd, 0o755, make_parents=True, owner=user or None,
+                      timestamp=cx.timestamp()),
+            description=name,
+            ignore_cache=d.ignore_cache,
+            location=cx.location(c),
+        )
+    img.commit(f"WORKDIR {wd}", layer=layer, buildkit=False, epoch=cx.epoch)

@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "$GREETING from $(uname -m), built by buildkit-py"
