@@ -36,18 +36,23 @@ class Mount:
     mode: int = 0
     optional: bool = False
     tmpfs_size: int = 0
+    no_output: bool = False
 
     @property
     def has_output(self) -> bool:
-        """Only writable bind mounts produce a result (cache/tmpfs/secret/ssh never do)."""
-        return self.kind == ops_pb2.MOUNT_TYPE_BIND and not self.readonly
+        """Only writable bind mounts produce a result (cache/tmpfs/secret/ssh never do);
+        ``no_output`` makes one scratch space whose writes are discarded."""
+        return self.kind == ops_pb2.MOUNT_TYPE_BIND and not self.readonly and not self.no_output
 
 
 def bind_mount(
-    target: str, source: State | None = None, *, selector: str = "", readonly: bool = False
+    target: str, source: State | None = None, *, selector: str = "", readonly: bool = False,
+    no_output: bool = False,
 ) -> Mount:
-    """Mount ``selector`` of ``source`` (None = empty dir) at ``target``."""
-    return Mount(target, source=source, selector=selector, readonly=readonly)
+    """Mount ``selector`` of ``source`` (None = empty dir) at ``target``; with
+    ``no_output`` a writable mount's changes are thrown away (RUN --mount=...,rw)."""
+    return Mount(target, source=source, selector=selector, readonly=readonly,
+                 no_output=no_output)
 
 
 def cache_mount(

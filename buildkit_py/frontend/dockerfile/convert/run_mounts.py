@@ -116,5 +116,5 @@ def run_mounts(d: StageState, specs: list[Any], sources: list[StageState | None]
             cx.main_context.use(selector)
         out.mounts.append(llb.bind_mount(
             full_target, state, selector="" if selector == "/" else selector,
-            readonly=m.read_only))
+            readonly=m.read_only, no_output=True))
     return out
