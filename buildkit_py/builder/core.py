@@ -72,8 +72,10 @@ class Builder:
         self.store = ContentStore(self.root / "content")
         self.images = ImageStore(self.root / "images", self.store)
         self.layer_cache = LayerCache(self.root / "exporter" / "layers.db")
-        self.registry = self._registry_client()
-        self.sources = ImageSources(self.store, self.images, self.layer_cache, self.registry)
+        self._registry: Any = None
+        self._registry_lock = threading.Lock()
+        self.sources = ImageSources(self.store, self.images, self.layer_cache,
+                                    lambda: self.registry)
         sources = self.sources
         self.worker = BuilderWorker(
             self.root / "worker", runtime=config.oci_runtime,
@@ -86,7 +88,8 @@ class Builder:
         self.worker.close()
         self.images.close()
         self.layer_cache.close()
-        self.registry.close()
+        if self._registry is not None:
+            self._registry.close()
         self.store.close()
 
     def __enter__(self) -> Builder:
@@ -94,6 +97,14 @@ class Builder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def registry(self) -> Any:
+        """The registry client, created on first use (httpx is slow to import)."""
+        with self._registry_lock:
+            if self._registry is None:
+                self._registry = self._registry_client()
+            return self._registry
 
     def _registry_client(self) -> Any:
         from buildkit_py.registry import RegistryClient, RegistryHostConfig
@@ -131,29 +142,37 @@ class Builder:
 
         session = session or self.session_for(req)
         name = req.dockerfile.name if req.dockerfile else "Dockerfile"
-        df = load_dockerfile(req.dockerfile_data, name)
-        ignore: list[str] = []
-        if req.context is not None:
-            ignore_file = find_ignore_file(req.context, req.dockerfile)
-            if ignore_file is not None:
-                ignore = read_ignore_file(ignore_file)
-        platforms = [parse_platform(p) for p in req.platforms] or [host_platform()]
-        epoch = _source_date_epoch(req)
-        contexts = {cname: value if "://" in value else f"local:ctx-{cname}"
-                    for cname, value in req.build_contexts.items()}
-        resolver = BuildResolver(self.sources, pull=req.pull)
-        converted = []
-        for plat in platforms:
-            opts = ConvertOptions(
-                target=req.target, target_platform=plat, build_args=dict(req.build_args),
-                labels=dict(req.labels), build_contexts=contexts, no_cache=req.no_cache,
-                no_cache_filter=list(req.no_cache_filter), network=req.network,
-                ignore_patterns=ignore, source_date_epoch=epoch, image_resolver=resolver,
-                dockerfile_name=name, multi_platform=len(platforms) > 1)
-            converted.append(convert(df, opts))
-
         bus = ProgressBus()
         sub = bus.subscribe(progress)
+        try:
+            with _vertex(bus, f"[internal] load build definition from {name}"):
+                df = load_dockerfile(req.dockerfile_data, name)
+            ignore: list[str] = []
+            if req.context is not None:
+                with _vertex(bus, "[internal] load .dockerignore"):
+                    ignore_file = find_ignore_file(req.context, req.dockerfile)
+                    if ignore_file is not None:
+                        ignore = read_ignore_file(ignore_file)
+            platforms = [parse_platform(p) for p in req.platforms] or [host_platform()]
+            epoch = _source_date_epoch(req)
+            contexts = {cname: value if "://" in value else f"local:ctx-{cname}"
+                        for cname, value in req.build_contexts.items()}
+            resolver = BuildResolver(self.sources, pull=req.pull,
+                                     report=lambda text: _vertex(bus, text))
+            converted = []
+            for plat in platforms:
+                opts = ConvertOptions(
+                    target=req.target, target_platform=plat, build_args=dict(req.build_args),
+                    labels=dict(req.labels), build_contexts=contexts, no_cache=req.no_cache,
+                    no_cache_filter=list(req.no_cache_filter), network=req.network,
+                    ignore_patterns=ignore, source_date_epoch=epoch, image_resolver=resolver,
+                    dockerfile_name=name, multi_platform=len(platforms) > 1)
+                converted.append(convert(df, opts))
+        except BaseException:
+            sub.close()
+            bus.close()
+            raise
+
         outcome = BuildOutcome()
         for c in converted:
             outcome.warnings.extend(f"{w.rule}: {w.message}" for w in c.warnings)

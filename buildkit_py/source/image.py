@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -67,14 +68,18 @@ class ImageSources:
     """Shared by the converter (metadata) and the worker (layers)."""
 
     def __init__(self, content: ContentStore, images: ImageStore, layer_cache: LayerCache,
-                 registry: RegistryClient | None) -> None:
+                 registry: Callable[[], RegistryClient | None]) -> None:
         self.content = content
         self.images = images
         self.layer_cache = layer_cache
-        self.registry = registry
+        self._registry = registry  # created on first use: most cached builds never need it
         self._lock = threading.Lock()
         self._resolved: dict[tuple[str, str], ImageInfo] = {}
         self._unpack_locks: dict[str, threading.Lock] = {}
+
+    @property
+    def registry(self) -> RegistryClient | None:
+        return self._registry()
 
     # metadata -------------------------------------------------------------------
 
@@ -228,9 +233,11 @@ class ImageSources:
 class BuildResolver:
     """The converter's ImageResolver for one build: tags resolve once per build."""
 
-    def __init__(self, sources: ImageSources, *, pull: bool = False) -> None:
+    def __init__(self, sources: ImageSources, *, pull: bool = False,
+                 report: Callable[[str], AbstractContextManager[None]] | None = None) -> None:
         self.sources = sources
         self.pull = pull
+        self.report = report  # shows "[internal] load metadata for REF" as a step
         self._memo: dict[tuple[str, str], ImageInfo] = {}
         self._lock = threading.Lock()
 
@@ -242,7 +249,9 @@ class BuildResolver:
         with self._lock:
             info = self._memo.get(key)
         if info is None:
-            info = self.sources.info(ref, plat, pull=self.pull)
+            label = f"[internal] load metadata for {parse_reference(ref)}"
+            with self.report(label) if self.report else nullcontext():
+                info = self.sources.info(ref, plat, pull=self.pull)
             with self._lock:
                 self._memo[key] = info
         return ResolvedImage(str(info.ref), info.config)
