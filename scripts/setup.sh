@@ -64,4 +64,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! command -v bkpy >/dev/null 
     echo "$want" > "$stamp"
 fi
 (cd / && $PY -c 'import buildkit_py, bkpy_runc') || { echo "setup: install failed" >&2; exit 1; }
+# Byte-compile once: with PYTHONDONTWRITEBYTECODE set, every CLI and runtime start would
+# otherwise recompile all modules (~0.4 s a build, ~30 ms a RUN).
+$PY -m compileall -q -j 0 buildkit_py runtime/bkpy_runc >/dev/null
 echo "setup: ok" >&2

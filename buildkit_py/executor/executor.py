@@ -94,6 +94,20 @@ def resolve_runtime(runtime: str) -> Path:
     return Path(found)
 
 
+def runtime_command(name: str, path: Path) -> list[str]:
+    """How to invoke the runtime. The bundled one runs straight from its package with
+    ``python -S -I``: skipping site start-up (and any .pth imports) saves ~70 ms a RUN."""
+    if name == "bkpy-runc":
+        import importlib.util
+
+        spec = importlib.util.find_spec("bkpy_runc")
+        if spec is not None and spec.origin:
+            main = Path(spec.origin).parent / "__main__.py"
+            if main.is_file():
+                return [sys.executable, "-S", "-I", str(main)]
+    return [str(path)]
+
+
 def ensure_cwd(root: Path, cwd: str, identity: Identity) -> None:
     """Create the working directory (and missing parents) owned by the run user, mode 0755."""
     path = ""
@@ -142,6 +156,7 @@ class Executor:
 
     def __init__(self, runtime: str, state_dir: Path, *, bundle_root: Path | None = None) -> None:
         self.runtime = resolve_runtime(runtime)
+        self._runtime_argv = runtime_command(runtime, self.runtime)
         self.state_dir = Path(state_dir).absolute()
         self._runtime_root = self.state_dir / "runtime"
         self.bundle_root = bundle_root or _default_bundle_root(self.state_dir)
@@ -227,7 +242,7 @@ class Executor:
 
     def _runtime_cmd(self, *args: str) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(
-            [str(self.runtime), "--root", str(self._runtime_root), *args],
+            [*self._runtime_argv, "--root", str(self._runtime_root), *args],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             check=False,
@@ -245,7 +260,7 @@ class Executor:
     ) -> int:
         log = bundle / "runtime.log"
         cmd = [
-            str(self.runtime), "--root", str(self._runtime_root),
+            *self._runtime_argv, "--root", str(self._runtime_root),
             "--log", str(log), "--log-format", "json",
             "run", "--bundle", str(bundle), cid,
         ]  # fmt: skip
