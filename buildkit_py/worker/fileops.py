@@ -270,14 +270,20 @@ def copy(src_root: str, src: str, dest_root: str, dest: str, opts: CopyOptions) 
                 target = rootpath.clean(dest + "/" + match.lstrip("/"))
             else:
                 target = dest
+            # The destination directory is created like BuildKit does (0755, owned by
+            # --chown or root); it never takes the source directory's mode or owner.
             if opts.create_dest_path:
                 host_dst = _mkdir_parents(dest_root, target, opts.owner, opts.timestamp)
             else:
                 host_dst = rootpath.resolve(dest_root, target)
-            _ensure_dir(host_dst, src_st if target != "/" else None, opts)
+                if not os.path.lexists(host_dst):
+                    _mkdir_parents(dest_root, target, opts.owner, opts.timestamp)
+            if not os.path.isdir(host_dst):
+                if not opts.always_replace_existing_dest_paths:
+                    raise BuildError(f"cannot copy a directory onto non-directory {target!r}")
+                _remove(host_dst)
+                _mkdir_parents(dest_root, target, opts.owner, opts.timestamp)
             _copy_tree(host_src, host_dst, opts, "")
-            if target != "/":
-                _apply_meta(src_st, host_dst, opts, is_dir=True)
             continue
         # a single entry (file, symlink, or a dir copied as itself)
         host_dest = rootpath.resolve(dest_root, target_dir_path)

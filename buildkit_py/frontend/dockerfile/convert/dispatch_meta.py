@@ -4,7 +4,6 @@ ENTRYPOINT HEALTHCHECK ARG ONBUILD."""
 
 from __future__ import annotations
 
-import json
 import posixpath
 from typing import Any
 
@@ -16,11 +15,54 @@ from buildkit_py.frontend.dockerfile.convert.names import uppercase_command
 from buildkit_py.frontend.dockerfile.convert.stage_state import StageState
 from buildkit_py.frontend.dockerfile.convert.values import parse_port_specs, validate_stop_signal
 from buildkit_py.frontend.dockerfile.instructions import model as m
+from buildkit_py.frontend.dockerfile.parser.dump import go_quote
+
+
+def go_duration(ns: int) -> str:
+    """Go's ``time.Duration.String()``: ``0s``, ``500ms``, ``1.5s``, ``1m30s``, ``1h0m0s``."""
+    if ns == 0:
+        return "0s"
+    sign, ns = ("-", -ns) if ns < 0 else ("", ns)
+
+    def frac(value: int, unit: int) -> str:
+        whole, rest = divmod(value, unit)
+        if not rest:
+            return str(whole)
+        digits = str(rest).rjust(len(str(unit)) - 1, "0").rstrip("0")
+        return f"{whole}.{digits}"
+
+    if ns < 1_000:
+        return f"{sign}{ns}ns"
+    if ns < 1_000_000:
+        return f"{sign}{frac(ns, 1_000)}\u00b5s"
+    if ns < 1_000_000_000:
+        return f"{sign}{frac(ns, 1_000_000)}ms"
+    hours, rest = divmod(ns, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    seconds = frac(rest, 1_000_000_000)
+    if hours:
+        return f"{sign}{hours}h{minutes}m{seconds}s"
+    if minutes:
+        return f"{sign}{minutes}m{seconds}s"
+    return f"{sign}{seconds}s"
+
+
+def go_quote_rune(value: int) -> str:
+    """Go's ``%q`` of an integer: a quoted character literal (``'\\x04'``, ``'A'``)."""
+    named = {7: "\\a", 8: "\\b", 12: "\\f", 10: "\\n", 13: "\\r", 9: "\\t", 11: "\\v",
+             39: "\\'", 92: "\\\\"}
+    if value in named:
+        return f"'{named[value]}'"
+    if 0x20 <= value < 0x7F or (value > 0xA0 and chr(value).isprintable()):
+        return f"'{chr(value)}'"
+    if value < 0x100:
+        return f"'\\x{value:02x}'"
+    return f"'\\u{value:04x}'" if value < 0x10000 else f"'\\U{value:08x}'"
 
 
 def _go_quote_list(items: list[str]) -> str:
     """Go's ``%q`` of a string slice: ``["a" "b"]``."""
-    return "[" + " ".join(json.dumps(i, ensure_ascii=False) for i in items) + "]"
+    return "[" + " ".join(go_quote(i) for i in items) + "]"
 
 
 def default_shell(os_name: str) -> list[str]:
@@ -150,8 +192,11 @@ def dispatch_healthcheck(d: StageState, c: m.Healthcheck, cx: ConvertContext) ->
         if value:
             hc[key] = int(value)
     _img(d).set_field("Healthcheck", hc)
-    _img(d).commit(f"HEALTHCHECK {json.dumps(hc, separators=(',', ':'))}", layer=False,
-                   buildkit=False, epoch=cx.epoch)
+    # BuildKit prints the health config with Go's %q: &{["CMD" "x"] "5s" "3s" "0s" "0s" '\x03'}
+    durations = " ".join(f'"{go_duration(int(v or 0))}"' for v in (
+        c.interval, c.timeout, c.start_period, c.start_interval))
+    text = f"&{{{_go_quote_list(list(c.test))} {durations} {go_quote_rune(int(c.retries or 0))}}}"
+    _img(d).commit(f"HEALTHCHECK {text}", layer=False, buildkit=False, epoch=cx.epoch)
 
 
 def dispatch_arg(d: StageState, c: m.Arg, cx: ConvertContext) -> None:

@@ -1,0 +1,1 @@
+"""Parity with real BuildKit: expectations recorded from Docker's BuildKit, replayed on bkpy."""
