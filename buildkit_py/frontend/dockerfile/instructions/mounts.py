@@ -1,0 +1,271 @@
+"""``RUN --mount=<csv>``: the five mount types and their keys (reference §2.1).
+
+A mount is read in two steps, as in BuildKit: when the Dockerfile is loaded, the CSV is
+split and everything that does not depend on variables is checked (type, key names, bare
+words, ``from`` not using ``$``); :meth:`MountSpec.resolve` then expands the values (the
+converter passes its ARG/ENV expander) and checks them (octal mode, numbers, sizes, ...).
+"""
+
+from __future__ import annotations
+
+import difflib
+import posixpath
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
+SHARING_MODES = ("shared", "private", "locked")
+_ALL_KEYS = (
+    "type", "from", "source", "target", "readonly", "id", "sharing", "required", "size",
+    "mode", "uid", "gid", "src", "dst", "destination", "ro", "rw", "readwrite", "env",
+)
+_BOOLS = {
+    "1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+    "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False,
+}
+_RAM = re.compile(r"(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?")
+
+
+class MountError(ValueError):
+    """A malformed ``--mount`` value."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A fully resolved mount (values expanded and validated)."""
+
+    type: str
+    target: str = ""
+    source: str = ""
+    from_: str = ""
+    id: str = ""
+    read_only: bool = False
+    sharing: str = ""  # cache only; "" means the default, "shared"
+    required: bool = False  # secret/ssh only
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+    size: int | None = None  # tmpfs size limit in bytes
+    env: str | None = None  # secret exposed as this environment variable
+
+    @property
+    def secret_id(self) -> str:
+        """The secret's id: ``id``, else ``source``, else the basename of ``target``."""
+        return self.id or self.source or posixpath.basename(self.target)
+
+    @property
+    def ssh_id(self) -> str:
+        return self.id or "default"
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    """One ``--mount`` flag as written, split into (lower-case key, value or None)."""
+
+    raw: str
+    type: str
+    fields: tuple[tuple[str, str | None], ...]
+
+    def resolve(self, expand: Callable[[str], str] | None = None) -> Mount:
+        """Expand the values with ``expand`` (identity when None) and validate them."""
+        return _resolve(self, expand or (lambda s: s))
+
+    @property
+    def needs_expansion(self) -> bool:
+        return any(v is not None and "$" in v for _, v in self.fields)
+
+
+def parse_mount(raw: str) -> MountSpec:
+    """Split and pre-validate a ``--mount`` value (no variable expansion yet)."""
+    try:
+        row = split_csv(raw)
+    except ValueError as err:
+        raise MountError(f"failed to parse csv mounts: {err}") from None
+    fields: list[tuple[str, str | None]] = []
+    mount_type = "bind"
+    for field in row:
+        key, eq, value = field.partition("=")
+        key = key.lower()
+        fields.append((key, value if eq else None))
+        if eq and key == "type":
+            mount_type = value.lower()
+            if mount_type not in MOUNT_TYPES:
+                close = difflib.get_close_matches(mount_type, MOUNT_TYPES, n=1)
+                hint = f"did you mean {close[0]}?" if close else None
+                raise MountError(
+                    f"unsupported mount type {_q(value)}",
+                    hint or f"use one of {', '.join(MOUNT_TYPES)}",
+                )
+    for (key, given), field in zip(fields, row, strict=True):
+        if given is None:
+            if key in ("readonly", "ro", "readwrite", "rw"):
+                continue
+            if key == "required":
+                if mount_type in ("secret", "ssh"):
+                    continue
+                raise MountError(f"unexpected key '{key}' for mount type '{mount_type}'")
+            raise MountError(f"invalid field '{field}' must be a key=value pair")
+        if key not in _ALL_KEYS:
+            close = difflib.get_close_matches(key, _ALL_KEYS, n=1)
+            raise MountError(
+                f"unexpected key '{key}' in '{field}'",
+                f"did you mean {close[0]}?" if close else None,
+            )
+        if key == "from":
+            idx = given.find("$")
+            if idx != -1 and idx != len(given) - 1:
+                raise MountError(
+                    "'from' doesn't support variable expansion, define alias stage instead"
+                )
+    return MountSpec(raw=raw, type=mount_type, fields=tuple(fields))
+
+
+def split_csv(line: str) -> list[str]:
+    """One record of Go's ``encoding/csv`` (strict quotes): ``a,"b,c",d`` -> 3 fields."""
+    if not line:
+        raise ValueError("EOF")
+    fields: list[str] = []
+    i, n = 0, len(line)
+    while True:
+        if i < n and line[i] == '"':
+            out = []
+            i += 1
+            while True:
+                j = line.find('"', i)
+                if j < 0:
+                    raise ValueError('extraneous or missing " in quoted-field')
+                out.append(line[i:j])
+                i = j + 1
+                if i < n and line[i] == '"':
+                    out.append('"')
+                    i += 1
+                    continue
+                if i < n and line[i] != ",":
+                    raise ValueError('extraneous or missing " in quoted-field')
+                break
+            fields.append("".join(out))
+        else:
+            j = line.find(",", i)
+            field = line[i:] if j < 0 else line[i:j]
+            if '"' in field:
+                raise ValueError('bare " in non-quoted field')
+            fields.append(field)
+            i = n if j < 0 else j
+        if i >= n:
+            return fields
+        i += 1  # skip the comma
+        if i == n:
+            fields.append("")
+            return fields
+
+
+def _q(s: str) -> str:
+    from buildkit_py.frontend.dockerfile.parser.dump import go_quote
+
+    return go_quote(s)
+
+
+def _bool(key: str, value: str) -> bool:
+    parsed = _BOOLS.get(value)
+    if parsed is None:
+        raise MountError(f"invalid value for {key}: {value}")
+    return parsed
+
+
+def _uint(key: str, value: str, base: int) -> int:
+    try:
+        number = int(value, base)
+    except ValueError:
+        raise MountError(f"invalid value {value} for {key}") from None
+    if not 0 <= number < 1 << 32 or value.startswith(("+", "-")):
+        raise MountError(f"invalid value {value} for {key}")
+    return number
+
+
+def ram_in_bytes(value: str) -> int:
+    """docker/go-units ``RAMInBytes``: ``64m`` -> 67108864 (binary units)."""
+    m = _RAM.fullmatch(value)
+    if m is None:
+        raise ValueError(value)
+    number = float(m.group(1))  # "1.2.3" matches the pattern but is no number
+    unit = (m.group(2) or "").lower()
+    power = "kmgtp".index(unit) + 1 if unit else 0
+    return int(number * 1024**power)
+
+
+def _resolve(spec: MountSpec, expand: Callable[[str], str]) -> Mount:
+    mtype = spec.type
+    values: dict[str, object] = {}
+    read_only: bool | None = None
+    for key, raw in spec.fields:
+        if raw is None:
+            if key in ("readonly", "ro"):
+                read_only = True
+            elif key in ("readwrite", "rw"):
+                read_only = False
+            elif key == "required":
+                values["required"] = True
+            continue
+        value = raw if key == "from" else expand(raw)
+        if key == "type":
+            continue
+        if key == "from":
+            values["from_"] = value
+        elif key in ("source", "src"):
+            values["source"] = value
+        elif key in ("target", "dst", "destination"):
+            values["target"] = value
+        elif key in ("readonly", "ro"):
+            read_only = _bool(key, value)
+        elif key in ("readwrite", "rw"):
+            read_only = not _bool(key, value)
+        elif key == "required":
+            if mtype not in ("secret", "ssh"):
+                raise MountError(f"unexpected key '{key}' for mount type '{mtype}'")
+            values["required"] = _bool(key, value)
+        elif key == "size":
+            if mtype != "tmpfs":
+                raise MountError(f"unexpected key '{key}' for mount type '{mtype}'")
+            try:
+                values["size"] = ram_in_bytes(value)
+            except ValueError:
+                raise MountError(f"invalid value for {key}: {value}") from None
+        elif key == "id":
+            values["id"] = value
+        elif key == "sharing":
+            if mtype != "cache":
+                raise MountError(f"invalid cache sharing set for {mtype} mount")
+            sharing = value.lower()
+            if sharing not in SHARING_MODES:
+                raise MountError(f"unsupported sharing value {_q(value)}")
+            values["sharing"] = sharing
+        elif key == "mode":
+            values["mode"] = _uint(key, value, 8)
+        elif key in ("uid", "gid"):
+            values[key] = _uint(key, value, 10)
+        elif key == "env":
+            if mtype != "secret":
+                raise MountError(f"unexpected key '{key}' for mount type '{mtype}'")
+            values["env"] = value
+    if mtype not in ("secret", "ssh", "cache"):
+        for key in ("mode", "uid", "gid"):
+            if key in values:
+                raise MountError(f"{key} not allowed for {_q(mtype)} type mounts")
+    if read_only is None:
+        read_only = mtype not in ("cache", "tmpfs")
+    mount = Mount(type=mtype, read_only=read_only, **values)  # type: ignore[arg-type]
+    if mtype == "secret":
+        if mount.from_:
+            raise MountError("secret mount should not have a from")
+        if not (mount.source or mount.target or mount.id):
+            raise MountError("invalid secret mount. one of source, target required")
+        if mount.source and mount.id:
+            raise MountError("both source and id can't be set")
+    if mount.target == "/":
+        raise MountError('invalid mount target "/"')
+    return mount

@@ -1,0 +1,134 @@
+"""Parser directives: ``# syntax=``, ``# escape=`` and ``# check=`` at the top of a file."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+KNOWN_DIRECTIVES = ("syntax", "escape", "check")
+
+# Go's `\s` (ASCII space, \t, \n, \f, \r) around the key, `=` and the value.
+_KEY_VALUE = r"[\t\n\f\r ]*([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z"
+_DIRECTIVE = re.compile("#" + _KEY_VALUE)
+_C_DIRECTIVE = re.compile("//" + _KEY_VALUE)
+
+
+class DirectiveError(Exception):
+    """A repeated directive or an invalid escape character."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+@dataclass
+class DirectiveScanner:
+    """Feeds lines until the first line that is not a known directive (BuildKit's rules)."""
+
+    done: bool = False
+    seen: set[str] = field(default_factory=set)
+
+    def feed(self, line: str) -> tuple[str, str] | None:
+        """The (key, value) if ``line`` is a directive; raises on a repeated one."""
+        if self.done:
+            return None
+        m = _DIRECTIVE.match(line)
+        if m is None:
+            self.done = True
+            return None
+        key = m.group(1).lower()
+        if key not in KNOWN_DIRECTIVES:
+            self.done = True
+            return None
+        if key in self.seen:
+            raise DirectiveError(
+                f"only one {key} parser directive can be used", "remove the repeated directive"
+            )
+        self.seen.add(key)
+        value = m.group(2)
+        if key == "escape" and value not in ("\\", "`"):
+            raise DirectiveError(
+                f"invalid escape token '{value}' does not match ` or \\",
+                "write # escape=\\ (the default) or # escape=`",
+            )
+        return key, value
+
+
+def detect_syntax(text: str) -> str | None:
+    """The frontend reference named by a ``syntax`` directive, as BuildKit detects it.
+
+    Besides ``# syntax=``, accepts ``// syntax=`` and a JSON object ``{"syntax": "..."}``,
+    and skips a leading ``#!`` shebang line. Only the first word of the value counts.
+    """
+    text = text.removeprefix("\ufeff")
+    first, _, rest = text.partition("\n")
+    if first.startswith("#!"):
+        text = rest
+    for pattern in (_DIRECTIVE, _C_DIRECTIVE):
+        seen: set[str] = set()
+        for line in text.split("\n"):
+            m = pattern.match(line.rstrip("\r"))
+            if m is None:
+                break
+            key = m.group(1).lower()
+            if key not in KNOWN_DIRECTIVES or key in seen:
+                break
+            seen.add(key)
+            if key == "syntax":
+                return m.group(2).split(" ", 1)[0]
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return None
+    value = obj.get("syntax") if isinstance(obj, dict) else None
+    return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    """The ``# check=skip=A,B;error=true`` directive."""
+
+    skip: tuple[str, ...] = ()
+    skip_all: bool = False
+    error: bool = False
+
+
+_GO_BOOLS = {
+    "1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+    "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False,
+}
+
+
+def parse_go_bool(value: str) -> bool | None:
+    """Go's ``strconv.ParseBool``: None when ``value`` is not a boolean."""
+    return _GO_BOOLS.get(value)
+
+
+def parse_check_directive(value: str) -> CheckConfig:
+    """Parse the value of a ``check`` directive; raises ValueError when malformed."""
+    value = value.strip()
+    if not value:
+        return CheckConfig()
+    skip: tuple[str, ...] = ()
+    skip_all = False
+    error = False
+    for part in value.split(";", 1):
+        key, eq, val = part.partition("=")
+        if not eq:
+            raise ValueError(f"invalid check option {json.dumps(part)}")
+        key = key.strip()
+        if key == "skip":
+            val = val.strip()
+            if val == "all":
+                skip_all = True
+            else:
+                skip = tuple(v.strip() for v in val.split(","))
+        elif key == "error":
+            parsed = parse_go_bool(val.strip())
+            if parsed is None:
+                raise ValueError(f"failed to parse check option {json.dumps(part)}: invalid syntax")
+            error = parsed
+        else:
+            raise ValueError(f"invalid check option {json.dumps(key)}")
+    return CheckConfig(skip=skip, skip_all=skip_all, error=error)
