@@ -1,0 +1,50 @@
+"""``bkpy build`` as a command: --call, stdin Dockerfiles, usage and Dockerfile errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.e2e.conftest import Bkpy
+
+REPO = Path(__file__).resolve().parents[2]
+BASIC = REPO / "testdata" / "dockerfiles" / "parse" / "basic"
+
+
+def test_call_targets_and_outline(bkpy: Bkpy) -> None:
+    targets = bkpy("build", "--call", "targets", str(BASIC)).out
+    assert "release (default)" in targets
+    assert "compiles the server binary" in targets
+    data = json.loads(bkpy("build", "--call", "targets", "--format", "json", str(BASIC)).out)
+    assert [t["name"] for t in data["Targets"]][:2] == ["build", "test"]
+    outline = bkpy("build", "--call", "outline", "--target", "build", str(BASIC)).out
+    assert "GO_VERSION" in outline and "1.22" in outline
+
+
+def test_dockerfile_from_stdin_with_empty_context(bkpy: Bkpy, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    bkpy("build", "-o", f"type=local,dest={out}", "-",
+         stdin="FROM busybox\nRUN echo from-stdin > /f\n")
+    assert (out / "f").read_text() == "from-stdin\n"
+
+
+def test_dockerfile_errors_exit_2_with_location(bkpy: Bkpy, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUNN echo hi\n")
+    r = bkpy("build", str(ctx), check=False)
+    assert r.code == 2
+    assert "Dockerfile:2" in r.err
+    assert "RUNN echo hi" in r.err
+    assert "did you mean RUN" in r.err
+    assert "Traceback" not in r.err
+
+
+def test_usage_errors_exit_2(bkpy: Bkpy, tmp_path: Path) -> None:
+    r = bkpy("build", str(tmp_path / "missing"), check=False)
+    assert r.code == 2 and "not a directory" in r.err
+    r = bkpy("build", "-o", "type=bogus", str(BASIC), check=False)
+    assert r.code == 2 and "unknown type" in r.err
+    r = bkpy("build", "--target", "nope", str(BASIC), check=False)
+    assert r.code == 2 and "nope" in r.err
+    assert "Traceback" not in r.err
