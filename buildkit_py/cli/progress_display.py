@@ -196,23 +196,28 @@ class TTYDisplay(Display):
         from rich.text import Text
 
         now = time.time()
+        width = max(20, self.console.width - 12)
+
+        def fit(name: str) -> str:
+            return name if len(name) <= width else name[: width - 3] + "..."
+
         done = sum(1 for v in self.vertices.values() if v.completed is not None)
         text = Text(f"[+] Building {now - self.t0:.1f}s ({done}/{len(self.vertices)})\n")
         for v in self.vertices.values():
             if v.started is None and not v.cached:
                 continue
             if v.cached and v.completed is not None:
-                text.append(f" => CACHED {v.name}\n", style="blue")
+                text.append(f" => CACHED {fit(v.name)}\n", style="blue")
             elif v.error:
-                text.append(f" => ERROR {v.name}\n", style="red")
+                text.append(f" => ERROR {fit(v.name)}\n", style="red")
             elif v.completed is not None:
                 took = v.completed - (v.started or v.completed)
-                text.append(f" => {v.name:<60} {took:.1f}s\n", style="blue")
+                text.append(f" => {fit(v.name):<{width}} {took:.1f}s\n", style="blue")
             else:
                 took = now - (v.started or now)
-                text.append(f" => {v.name:<60} {took:.1f}s\n")
+                text.append(f" => {fit(v.name):<{width}} {took:.1f}s\n")
                 for line in v.logs[-6:]:
-                    text.append(f" => => # {line}\n", style="dim")
+                    text.append(f" => => # {fit(line)}\n", style="dim")
         return text
 
     def on_vertex(self, v: VertexView) -> None:

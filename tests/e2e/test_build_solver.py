@@ -165,3 +165,14 @@ RUN echo ok > /ok
     assert "exit code: 3" in bad.err
     assert "Dockerfile:2" in bad.err
     assert "Traceback" not in bad.err
+
+
+def test_no_cache_reruns_every_step(fresh_bkpy: Bkpy, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    _write(ctx, {"Dockerfile": "FROM busybox\nRUN echo one > /one\nRUN echo two > /two\n"})
+    fresh_bkpy("build", str(ctx))
+    r = fresh_bkpy("build", "--no-cache", "--progress=rawjson", str(ctx))
+    runs = {n for n in _ran(r.err) if "RUN" in n}
+    assert len(runs) == 2, runs
+    r = fresh_bkpy("build", "--progress=rawjson", str(ctx))
+    assert not {n for n in _ran(r.err) if "RUN" in n}
