@@ -11,24 +11,30 @@ and exporters.
   also shows the OS version (``windows(10.0.17763)/amd64``), as BuildKit's
   ``TARGETPLATFORM`` does; :meth:`Platform.for_path` gives ``linux_arm_v7`` for
   per-platform output directories.
+* :meth:`Platform.to_json` / :meth:`Platform.from_json` read and write the
+  ``platform`` object of OCI descriptors (normalised on the way in).
 * :func:`match_rank` / :func:`matches` / :func:`best_match` pick manifests from an
   index: same OS and architecture, exact variant preferred, else a lower compatible
-  variant (arm v8 runs v7/v6/v5, amd64 v3 runs v2/v1).
+  variant as containerd's ``platforms.Only`` orders them (arm v8 runs v7/v6/v5, amd64
+  v3 runs v2/v1, arm64 v8.2 runs v8.1/v8, arm64 v9.x runs v9.(x-1)..v9 then
+  v8.(x+5)..v8). Unlike ``Only`` the architecture never changes (no amd64 -> 386 or
+  arm64 -> arm fallback): the documented rule is an exact OS and architecture.
 """
 
 from __future__ import annotations
 
 import platform as _host
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Final
+from typing import Any, Final
 
 from buildkit_py.errors import UsageError
 
 __all__ = [
     "Platform",
+    "as_platform",
     "best_match",
     "compatible_platforms",
     "host_platform",
@@ -83,6 +89,23 @@ class Platform:
 
     def normalized(self) -> Platform:
         return normalize(self)
+
+    def to_json(self) -> dict[str, str]:
+        """The OCI descriptor ``platform`` object (image-spec field order)."""
+        out = {"architecture": self.architecture, "os": self.os}
+        if self.os_version:
+            out["os.version"] = self.os_version
+        if self.variant:
+            out["variant"] = self.variant
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Platform:
+        """A normalised Platform from a descriptor's ``platform`` object."""
+        return normalize(cls(
+            str(data.get("os") or ""), str(data.get("architecture") or ""),
+            str(data.get("variant") or ""), str(data.get("os.version") or ""),
+        ))
 
     def __str__(self) -> str:
         return self.format()
@@ -162,6 +185,15 @@ def parse_platform(spec: str) -> Platform:
     return Platform(_normalize_os(os_name), arch, variant, os_version)
 
 
+def as_platform(value: Platform | str | None) -> Platform:
+    """A Platform as is, a specifier parsed, or None for this machine's platform."""
+    if value is None:
+        return host_platform()
+    if isinstance(value, Platform):
+        return value
+    return parse_platform(value)
+
+
 def parse_platform_list(specs: str | Iterable[str]) -> list[Platform]:
     """Parse ``"a,b"`` (or several such strings); duplicates after normalisation are
     dropped, first occurrence order kept. Blank input gives an empty list (the caller
@@ -212,22 +244,47 @@ def host_platform() -> Platform:
     return Platform(_normalize_os(system), arch, variant)
 
 
-_ORDERED_VARIANTS: Final = {
-    "arm": ("v5", "v6", "v7", "v8"),
-    "amd64": ("", "v2", "v3", "v4"),
-}
+def _version(variant: str) -> int | None:
+    """3 for ``v3`` or ``3``; None when not a plain version number."""
+    digits = variant[1:] if variant.startswith("v") else variant
+    return int(digits) if digits.isdigit() else None
+
+
+def _lower_variants(arch: str, variant: str) -> list[str]:
+    """Variants below ``variant`` that ``arch`` still runs, best first (containerd
+    ``platformVector``, same architecture only); spelled before normalisation."""
+    if arch == "arm":
+        n = _version(variant)
+        return [f"v{i}" for i in range(n - 1, 4, -1)] if n is not None else []
+    if arch == "amd64":
+        n = _version(variant) if variant else 1
+        return [f"v{i}" for i in range(n - 1, 0, -1)] if n is not None else []
+    if arch == "arm64":
+        major_text, _, minor_text = (variant or "v8").partition(".")
+        major = _version(major_text)
+        if major is None or major < 8:
+            return []
+        minor = int(minor_text) if len(minor_text) == 1 and minor_text.isdigit() else 0
+        out: list[str] = []
+        if major == 9:
+            # v9.0 branched from v8.5: v9.x also runs v8.(x+5) and below
+            out += [f"v9.{m}" for m in range(minor - 1, -1, -1)]
+            major, minor = 8, min(minor + 5, 9)
+            out.append(f"v8.{minor}")
+        out += [f"v{major}.{m}" for m in range(minor - 1, -1, -1)]
+        return out
+    return []
 
 
 def compatible_platforms(spec: Platform) -> list[Platform]:
     """``spec`` followed by the platforms it can run natively, best first (the lower
     variants of the same architecture)."""
     p = normalize(spec)
-    out = [p]
-    order = _ORDERED_VARIANTS.get(p.architecture)
-    if order and p.variant in order:
-        lower = order[: order.index(p.variant)]
-        out.extend(Platform(p.os, p.architecture, v, p.os_version) for v in reversed(lower))
-    return out
+    lower = (
+        normalize(Platform(p.os, p.architecture, v, p.os_version))
+        for v in _lower_variants(p.architecture, p.variant)
+    )
+    return [p, *lower]
 
 
 def match_rank(spec: Platform, candidate: Platform) -> int | None:
@@ -244,11 +301,20 @@ def matches(spec: Platform, candidate: Platform) -> bool:
     return match_rank(spec, candidate) is not None
 
 
-def best_match(spec: Platform, candidates: Sequence[Platform]) -> int | None:
-    """Index of the best candidate for ``spec`` (first one wins a tie), or None."""
+def best_match(spec: Platform, candidates: Iterable[Platform | None]) -> int | None:
+    """Index of the best candidate for ``spec`` (first one wins a tie), or None.
+    ``None`` entries (index entries without a platform) never match."""
+    wanted = [(c.os, c.architecture, c.variant) for c in compatible_platforms(spec)]
     best: tuple[int, int] | None = None
     for index, cand in enumerate(candidates):
-        rank = match_rank(spec, cand)
-        if rank is not None and (best is None or rank < best[0]):
-            best = (rank, index)
+        if cand is None:
+            continue
+        c = normalize(cand)
+        key = (c.os, c.architecture, c.variant)
+        if key in wanted:
+            rank = wanted.index(key)
+            if best is None or rank < best[0]:
+                best = (rank, index)
+                if rank == 0:
+                    break
     return None if best is None else best[1]

@@ -43,13 +43,24 @@ if [ ! -s "$CACHE/busybox-arm64" ]; then
     rm -rf "$tmp"
 fi
 
-# binfmt_misc with qemu for arm64, fix-binary (F) so it works inside containers.
+# binfmt_misc with qemu for arm64: Debian's argv0-preserving entry (flags OPF), so
+# busybox-style multi-call binaries see their applet name; fix-binary (F) so it works
+# inside containers. An older entry without P (from earlier versions of this script) is
+# replaced.
 if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
     mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
 fi
-if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
-    printf '%s' ':qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:F' \
-        > /proc/sys/fs/binfmt_misc/register
+entry=/proc/sys/fs/binfmt_misc/qemu-aarch64
+if [ -e "$entry" ] && ! grep -q '^flags: .*P' "$entry"; then
+    echo -1 > "$entry"
+fi
+if [ ! -e "$entry" ]; then
+    if [ -f /usr/lib/binfmt.d/qemu-aarch64.conf ]; then
+        cat /usr/lib/binfmt.d/qemu-aarch64.conf > /proc/sys/fs/binfmt_misc/register
+    else
+        printf '%s' ':qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:F' \
+            > /proc/sys/fs/binfmt_misc/register
+    fi
 fi
 
 # The project itself, editable, with test tools; re-installed when pyproject.toml

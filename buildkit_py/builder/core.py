@@ -11,6 +11,7 @@ import json
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -141,6 +142,7 @@ class Builder:
         from buildkit_py.source.image import BuildResolver
 
         session = session or self.session_for(req)
+        build_id = uuid.uuid4().hex  # keeps this build's local sources its own
         name = req.dockerfile.name if req.dockerfile else "Dockerfile"
         bus = ProgressBus()
         sub = bus.subscribe(progress)
@@ -166,7 +168,8 @@ class Builder:
                     labels=dict(req.labels), build_contexts=contexts, no_cache=req.no_cache,
                     no_cache_filter=list(req.no_cache_filter), network=req.network,
                     ignore_patterns=ignore, source_date_epoch=epoch, image_resolver=resolver,
-                    dockerfile_name=name, multi_platform=len(platforms) > 1)
+                    dockerfile_name=name, multi_platform=len(platforms) > 1,
+                    session_id=build_id)
                 converted.append(convert(df, opts))
         except BaseException:
             sub.close()

@@ -8,7 +8,6 @@ import click
 
 from buildkit_py.cli.progress_display import Display, make_display
 from buildkit_py.client.request import BuildRequest
-from buildkit_py.errors import UsageError
 from buildkit_py.solver.progress import (
     ProgressEvent,
     VertexCached,
@@ -43,18 +42,16 @@ def feed(display: Display, event: ProgressEvent) -> None:
 
 def run_build(request: BuildRequest, *, progress: str, call: str, quiet: bool,
               builder: str | None) -> None:
-    from buildkit_py.client.embedded import EmbeddedClient
-    from buildkit_py.config import load_config
+    from buildkit_py.client.builders import BuilderStore, open_client
 
-    if builder not in (None, "", "default"):
-        raise UsageError(f"builder {builder!r} not found",
-                         hint="only the embedded 'default' builder exists in this version")
-    config = load_config()
+    store = BuilderStore()
+    client = open_client(store.selected(builder or None), store)
     display = make_display(progress, sys.stderr)
     try:
-        outcome = EmbeddedClient(config).build(request, lambda ev: feed(display, ev))
+        outcome = client.build(request, lambda ev: feed(display, ev))
     finally:
         display.close()
+        client.close()
     for warning in outcome.warnings:
         if progress != "quiet":
             click.echo(f"WARNING: {warning}", err=True)

@@ -20,9 +20,13 @@ from buildkit_py.errors import UserError
 # command name -> "module:attribute" of a click.Command
 COMMANDS: dict[str, str] = {
     "build": "buildkit_py.cli.build_cmd:build",
+    "builder": "buildkit_py.cli.builder_cmd:builder",
+    "du": "buildkit_py.cli.du_cmd:du",
+    "prune": "buildkit_py.cli.du_cmd:prune",
     "dockerfile": "buildkit_py.cli.dockerfile_cmd:dockerfile",
     "image": "buildkit_py.cli.image_cmd:image",
     "images": "buildkit_py.cli.image_cmd:images",
+    "imagetools": "buildkit_py.cli.imagetools_cmd:imagetools",
 }
 
 

@@ -242,8 +242,12 @@ def ensure_platform(
                     f"{ARCHES[arch].qemu} is registered ({why})",
                     hint=INSTALL_HINT,
                 )
+            # Debian's wrapper name tells qemu the kernel preserved argv[0] (flag P), which
+            # busybox-style multi-call binaries need to find their applet.
+            wrapper = Path("/usr/libexec/qemu-binfmt") / f"{ARCHES[arch].qemu}-binfmt-P"
+            interpreter, flags = (wrapper, "OPF") if wrapper.exists() else (static, "F")
             try:
-                register_handler(arch, static, binfmt_dir=binfmt_dir)
+                register_handler(arch, interpreter, binfmt_dir=binfmt_dir, flags=flags)
             except (OSError, subprocess.CalledProcessError) as exc:
                 raise BuildError(
                     f"cannot register {static} in binfmt_misc for linux/{arch}: {exc}",

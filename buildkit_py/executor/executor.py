@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from buildkit_py import rootpath
 from buildkit_py.errors import BuildError, UsageError
 from buildkit_py.executor.binfmt import ensure_platform
 from buildkit_py.executor.cache_mounts import CacheMountManager
 from buildkit_py.executor.errors import ExecCancelledError, RuntimeStartError
 from buildkit_py.executor.mounts import Mount, MountPreparer, SecretStore
 from buildkit_py.executor.network_files import ResolvConfCache, hosts_content
-from buildkit_py.executor.rootpath import clean_path, resolve_in_root
 from buildkit_py.executor.spec import DEFAULT_HOSTNAME, SpecInput, build_spec, merge_env
 from buildkit_py.executor.stubs import MountStubs
 from buildkit_py.executor.user import Identity, resolve_user
@@ -111,11 +111,11 @@ def runtime_command(name: str, path: Path) -> list[str]:
 def ensure_cwd(root: Path, cwd: str, identity: Identity) -> None:
     """Create the working directory (and missing parents) owned by the run user, mode 0755."""
     path = ""
-    for part in clean_path(cwd).strip("/").split("/"):
+    for part in rootpath.clean(cwd).strip("/").split("/"):
         if not part:
             continue
         path += "/" + part
-        host = resolve_in_root(root, path)
+        host = rootpath.resolve(root, path)
         if os.path.lexists(host):
             continue
         os.mkdir(host, 0o755)
@@ -145,7 +145,7 @@ def _default_bundle_root(state_dir: Path) -> Path:
 def _outermost(destinations: list[str]) -> list[str]:
     """Mount destinations not inside another mount (those are created in that mount, not in
     the rootfs: ``/dev/pts`` lives in the ``/dev`` tmpfs)."""
-    clean = sorted({clean_path(d) for d in destinations})
+    clean = sorted({rootpath.clean(d) for d in destinations})
     return [
         d for d in clean if not any(d.startswith(o.rstrip("/") + "/") for o in clean if o != d)
     ]
@@ -181,7 +181,7 @@ class Executor:
         rootfs = Path(os.path.abspath(req.rootfs))
         if not rootfs.is_dir():
             raise BuildError(f"rootfs {rootfs} is not a directory")
-        cwd = clean_path(req.cwd or "/")
+        cwd = rootpath.clean(req.cwd or "/")
         cid = "bkpy-" + uuid.uuid4().hex[:24]
         bundle = self.bundle_root / cid
 

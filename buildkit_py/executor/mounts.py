@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from buildkit_py import rootpath
 from buildkit_py.errors import BuildError
 from buildkit_py.executor.cache_mounts import CacheMountManager
-from buildkit_py.executor.rootpath import clean_path, resolve_in_root
 from buildkit_py.executor.ssh_proxy import SocketForwarder
 
 # Looks up a secret by id: its bytes, or None when the client has no such secret.
@@ -96,7 +96,7 @@ class PreparedMounts:
 
 
 def _abs_target(target: str, cwd: str) -> str:
-    path = clean_path(posixpath.join(cwd, target))
+    path = rootpath.clean(posixpath.join(cwd, target))
     if path == "/":
         raise BuildError(f"invalid mount target {target!r}: cannot mount over /")
     return path
@@ -152,12 +152,12 @@ class MountPreparer:
             else:
                 raise TypeError(f"unknown mount spec {m!r}")
         # Parents before children, otherwise a later parent mount would hide a child mount.
-        out.oci.sort(key=lambda e: clean_path(e["destination"]).count("/"))
+        out.oci.sort(key=lambda e: rootpath.clean(e["destination"]).count("/"))
         return out
 
     def _bind_mount(self, m: BindMount, cwd: str) -> dict[str, Any]:
         dest = _abs_target(m.target, cwd)
-        source = resolve_in_root(m.source, m.selector) if m.selector else m.source
+        source = Path(rootpath.resolve(m.source, m.selector)) if m.selector else m.source
         if not os.path.lexists(source):
             where = f"{m.selector!r} in the mount source" if m.selector else str(m.source)
             raise BuildError(f"cannot mount {dest}: {where} does not exist")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from buildkit_py.errors import BuildError
+from buildkit_py.executor.seccomp_default import default_profile
 from buildkit_py.executor.user import Identity
 
 OCI_VERSION = "1.0.2"
@@ -234,6 +235,7 @@ def build_spec(inp: SpecInput) -> dict[str, Any]:
         linux["resources"] = {"devices": [dict(r) for r in _DEFAULT_DEVICE_RULES]}
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)
+        linux["seccomp"] = default_profile(caps)  # BuildKit: none for security=insecure
 
     return {
         "ociVersion": OCI_VERSION,

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from buildkit_py.executor.rootpath import clean_path, resolve_in_root
+from buildkit_py import rootpath
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,9 @@ class MountStubs:
         missing: list[str] = []
         seen: set[str] = set()
         for dest in destinations:
-            path = clean_path(dest)
+            path = rootpath.clean(dest)
             while path != "/" and path not in seen:
-                if os.path.lexists(resolve_in_root(root, path)):
+                if os.path.lexists(rootpath.resolve(root, path)):
                     break
                 seen.add(path)
                 missing.append(path)
@@ -48,7 +48,7 @@ class MountStubs:
         missing.sort(key=lambda p: p.count("/"), reverse=True)
         parents: list[_ParentState] = []
         for parent in sorted({os.path.dirname(p) for p in missing} - seen):
-            host = resolve_in_root(root, parent)
+            host = rootpath.resolve(root, parent)
             try:
                 st = os.stat(host)
                 names = frozenset(os.listdir(host))
@@ -63,7 +63,7 @@ class MountStubs:
 
     def cleanup(self) -> None:
         for path in self._paths:
-            host = resolve_in_root(self._root, path)
+            host = Path(rootpath.resolve(self._root, path))
             try:
                 st = os.lstat(host)
             except OSError:
@@ -90,7 +90,7 @@ class MountStubs:
             except OSError:
                 continue
         for state in self._parents:
-            host = resolve_in_root(self._root, state.path)
+            host = Path(rootpath.resolve(self._root, state.path))
             try:
                 if frozenset(os.listdir(host)) == state.names:
                     os.utime(host, ns=(state.atime_ns, state.mtime_ns))

@@ -12,8 +12,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from buildkit_py import rootpath
 from buildkit_py.errors import BuildError
-from buildkit_py.executor.rootpath import resolve_in_root
 
 _MAX_FILE = 10 * 1024 * 1024
 
@@ -51,7 +51,7 @@ def _parse_id(word: str) -> int | None:
 
 def _read_user_file(root: Path, path: str) -> list[list[str]] | None:
     """Fields of each line of a passwd-style file inside root; None when it does not exist."""
-    host = resolve_in_root(root, path)
+    host = rootpath.resolve(root, path)
     try:
         fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:

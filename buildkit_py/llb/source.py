@@ -12,6 +12,7 @@ from buildkit_py.llb.metadata import Location, OpMeta, ProgressGroup, make_meta
 from buildkit_py.llb.node import InputIndexer, OpNode, Output
 from buildkit_py.llb.platform import to_platform
 from buildkit_py.llb.state import State
+from buildkit_py.platforms import Platform
 
 _DOCKER_HUB = "docker.io"
 _NAME_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
@@ -83,7 +84,7 @@ def normalize_image_ref(ref: str) -> str:
 def image(
     ref: str,
     *,
-    platform: str | ops_pb2.Platform | None = None,
+    platform: str | Platform | ops_pb2.Platform | None = None,
     resolve_mode: str | None = None,
     description: str | Mapping[str, str] | None = None,
     progress_group: ProgressGroup | None = None,

@@ -17,6 +17,7 @@ from buildkit_py.llb.errors import LLBError
 from buildkit_py.llb.metadata import Location, ProgressGroup, make_meta
 from buildkit_py.llb.node import Output
 from buildkit_py.llb.platform import to_platform
+from buildkit_py.platforms import Platform
 
 if TYPE_CHECKING:
     from buildkit_py.llb.definition import Definition
@@ -134,7 +135,7 @@ class State:
         """The user, empty meaning root."""
         return self.username
 
-    def platform(self, platform: str | ops_pb2.Platform) -> State:
+    def platform(self, platform: str | Platform | ops_pb2.Platform) -> State:
         """Set the platform later ops are built for."""
         return replace(self, plat=to_platform(platform))
 
@@ -257,7 +258,7 @@ class State:
         )
         return self.with_output(Output(node, 0))
 
-    def marshal(self, platform: str | ops_pb2.Platform | None = None) -> Definition:
+    def marshal(self, platform: str | Platform | ops_pb2.Platform | None = None) -> Definition:
         """Serialise the graph reaching this state into a validated Definition.
 
         Ops built without a platform get ``platform``, else this state's, else the host's.

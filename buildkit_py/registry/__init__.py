@@ -71,8 +71,8 @@ _EXPORTS = {
     "RegistryError": "errors",
     "RegistryUnavailableError": "errors",
     "RegistryHostConfig": "hosts",
-    "Platform": "platforms",
-    "parse_platform": "platforms",
+    "Platform": "buildkit_py.platforms",
+    "parse_platform": "buildkit_py.platforms",
     "InvalidReferenceError": "reference",
     "Reference": "reference",
     "parse_reference": "reference",
@@ -107,6 +107,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from buildkit_py.platforms import Platform, parse_platform
     from buildkit_py.registry.client import BlobProgress, PulledImage, RegistryClient
     from buildkit_py.registry.credentials import (
         Credentials,
@@ -127,7 +128,6 @@ if TYPE_CHECKING:
         RegistryUnavailableError,
     )
     from buildkit_py.registry.hosts import RegistryHostConfig
-    from buildkit_py.registry.platforms import Platform, parse_platform
     from buildkit_py.registry.reference import InvalidReferenceError, Reference, parse_reference
     from buildkit_py.registry.transport import RetryPolicy
 
@@ -136,6 +136,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    # Entries naming a full module are re-exports from outside the package.
+    target = module if "." in module else f"{__name__}.{module}"
+    value = getattr(importlib.import_module(target), name)
     globals()[name] = value
     return value

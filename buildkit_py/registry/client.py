@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import httpx
 
+from buildkit_py.platforms import Platform, as_platform, best_match
 from buildkit_py.registry import mediatypes as mt
 from buildkit_py.registry.auth import merge_scopes, scope_for
 from buildkit_py.registry.credentials import CredentialsProvider, DockerConfigCredentials
@@ -36,7 +37,6 @@ from buildkit_py.registry.errors import (
     parse_error_body,
 )
 from buildkit_py.registry.hosts import Endpoint, HostsConfig, RegistryHosts
-from buildkit_py.registry.platforms import Platform, as_platform, choose
 from buildkit_py.registry.reference import Reference, parse_reference, parse_repository
 from buildkit_py.registry.transport import RETRY_STATUSES, RetryPolicy, Transport
 
@@ -275,7 +275,7 @@ class RegistryClient:
             if depth > MAX_INDEX_DEPTH:
                 raise InvalidManifestError(f"{r}: indexes nested too deeply")
             children = index_children(parse_json_object(body, f"index of {r}"), str(r))
-            pick = choose(want, (c.platform for c in children))
+            pick = best_match(want, (c.platform for c in children))
             if pick is None:
                 available = sorted({
                     str(c.platform) for c in children

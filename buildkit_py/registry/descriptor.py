@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from buildkit_py.platforms import Platform
 from buildkit_py.registry.errors import InvalidManifestError
-from buildkit_py.registry.platforms import Platform
 from buildkit_py.registry.reference import InvalidReferenceError, validate_digest
 
 

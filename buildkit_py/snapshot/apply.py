@@ -22,11 +22,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO, cast
 
+from buildkit_py import rootpath
 from buildkit_py.snapshot.compression import LayerReader
 from buildkit_py.snapshot.errors import LayerError, SnapshotError, UnsafeLayerError
 from buildkit_py.snapshot.layer_tar import OPAQUE_MARKER, WHITEOUT_PREFIX
-from buildkit_py.snapshot.lowerview import OPAQUE_XATTRS, LowerView, is_whiteout, split_rel
-from buildkit_py.snapshot.rootpath import RootResolver, clean_member_path
+from buildkit_py.snapshot.lowerview import (
+    OPAQUE_XATTRS,
+    LowerView,
+    is_opaque,
+    is_whiteout,
+    split_rel,
+)
 from buildkit_py.snapshot.types import ApplyResult
 
 _COPY = 1 << 20
@@ -64,19 +70,140 @@ def apply_layer(
     return ApplyResult(reader.diff_id, reader.raw_digest, reader.raw_size, reader.compression)
 
 
+def _member_path(name: str) -> str:
+    """A tar member name as a root-relative path ('' is the root); refuses escapes."""
+    try:
+        return rootpath.clean_relative(name)
+    except rootpath.RootEscapeError as e:
+        raise UnsafeLayerError(f"layer entry {name!r} {e.reason}") from None
+
+
+class _Missing(Exception):
+    """A parent directory is absent and may not be created: the walk stops."""
+
+
+class _ParentDirs:
+    """Real directories for the root-relative parent paths of layer entries (cached).
+
+    The walk is :func:`rootpath.walk` in strict mode: a symlink is followed only while
+    it stays inside the root, otherwise the layer is refused rather than re-rooted. In
+    overlay-upper mode the walk sees the merged view (upper over lower layers) and
+    creates missing parents in the upper dir with the lower directory's attributes (as
+    a kernel copy-up would)."""
+
+    def __init__(self, root: Path, view: LowerView | None) -> None:
+        self.root = root
+        self.view = view  # set in overlay-upper mode
+        self._cache: dict[str, Path] = {"": root}
+
+    def invalidate(self) -> None:
+        self._cache = {"": self.root}
+
+    def resolve_dir(self, rel: str, *, create: bool, entry: str) -> Path | None:
+        """Real directory for root-relative ``rel`` (following in-root symlinks).
+
+        With ``create``, missing components become directories; otherwise a
+        component missing from the root gives None."""
+        hit = self._cache.get(rel)
+        if hit is not None:
+            return hit
+
+        def probe(child: str) -> str | None:
+            real = self.root / child
+            kind, target = self._lookup(child, real)
+            if kind == "symlink":
+                return target
+            if kind in ("missing", "lowerdir"):
+                if not create:
+                    raise _Missing
+                self._make_dir(child, real)
+            elif kind != "dir":
+                raise LayerError(f"layer entry {entry!r}: /{child} exists and is not a directory")
+            return None
+
+        try:
+            done = rootpath.walk(rel, probe, strict=True)
+        except _Missing:
+            return None
+        except rootpath.RootEscapeError as e:
+            raise UnsafeLayerError(f"layer entry {entry!r} {e.reason}") from None
+        except rootpath.SymlinkLoopError:
+            raise UnsafeLayerError(f"layer entry {entry!r}: too many symlink levels") from None
+        result = self.root.joinpath(*done) if done else self.root
+        self._cache[rel] = result
+        return result
+
+    def _lookup(self, child: str, real: Path) -> tuple[str, str | None]:
+        try:
+            st = os.lstat(real)
+        except FileNotFoundError:
+            st = None
+        if st is not None:
+            if is_whiteout(st) and self.view is not None:
+                return "missing", None
+            return self._classify(real, st)
+        if self.view is None or self._hidden_in_upper(child):
+            return "missing", None
+        found = self.view.lookup(child)
+        if found is None:
+            return "missing", None
+        kind, target = self._classify(found[0], found[1])
+        # A lower-only directory must be copied up before anything is written in it.
+        return ("lowerdir", None) if kind == "dir" else (kind, target)
+
+    @staticmethod
+    def _classify(path: Path, st: os.stat_result) -> tuple[str, str | None]:
+        if stat.S_ISDIR(st.st_mode):
+            return "dir", None
+        if stat.S_ISLNK(st.st_mode):
+            return "symlink", os.readlink(path)
+        return "other", None
+
+    def _hidden_in_upper(self, child: str) -> bool:
+        """Whether an opaque dir in the upper hides the lower entries of ``child``."""
+        parent = child
+        while parent:
+            parent = split_rel(parent)[0]
+            p = self.root / parent if parent else self.root
+            if p.is_dir() and is_opaque(p):
+                return True
+        return False
+
+    def _make_dir(self, child: str, real: Path) -> None:
+        try:
+            st = os.lstat(real)
+            if is_whiteout(st):
+                # Re-creating a deleted lower dir in the upper: hide its old contents.
+                os.unlink(real)
+                os.mkdir(real, 0o755)
+                os.setxattr(real, OPAQUE_XATTRS[0], b"y")
+                return
+        except FileNotFoundError:
+            pass
+        lower = None
+        if self.view is not None and not self._hidden_in_upper(child):
+            lower = self.view.lookup(child)
+        os.mkdir(real, 0o755)
+        if lower is not None and stat.S_ISDIR(lower[1].st_mode):
+            lst = lower[1]
+            os.chown(real, lst.st_uid, lst.st_gid)
+            os.chmod(real, stat.S_IMODE(lst.st_mode))
+            os.utime(real, ns=(lst.st_atime_ns, lst.st_mtime_ns))
+
+
 class _Applier:
     def __init__(self, root: Path, overlay_upper: bool, lowers: Sequence[Path]) -> None:
         self.root = root
         self.upper = overlay_upper
         self.view = LowerView(lowers) if overlay_upper else None
-        self.resolver = RootResolver(root, self.view)
+        self.resolver = _ParentDirs(root, self.view)
         self.added: set[str] = set()
         self.dir_times: list[tuple[Path, int]] = []
 
     # entry dispatch ---------------------------------------------------------
 
     def apply(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
-        rel = clean_member_path(m.name)
+        rel = _member_path(m.name)
         if rel == "":
             return  # the root's own attributes belong to the snapshot, not the layer
         parent, base = split_rel(rel)
@@ -176,7 +303,7 @@ class _Applier:
             os.close(fd)
 
     def _hardlink(self, m: tarfile.TarInfo, target: Path) -> None:
-        src_rel = clean_member_path(m.linkname)
+        src_rel = _member_path(m.linkname)
         if src_rel == "":
             raise LayerError(f"layer entry {m.name!r} hardlinks to the root directory")
         parent, base = split_rel(src_rel)

@@ -6,24 +6,31 @@ Resolution looks in the local image store first (images built with ``--load`` or
 imported), then asks the registry; ``--pull`` skips the local store. Layers are only
 fetched when a step actually needs the image's filesystem: a fully cached build pulls
 nothing.
+
+``--build-context NAME=oci-layout://PATH[:TAG][@DIGEST]``: the layout's manifests, configs
+and the chosen platform's layers are copied (verified) into the content store, and the image
+is then resolved from there by digest under the reserved name ``oci-layout.invalid/NAME``,
+which never reaches a registry.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from buildkit_py.content.images import ImageStore
 from buildkit_py.content.store import ContentStore
-from buildkit_py.errors import BuildError, UserError
+from buildkit_py.errors import BuildError, UsageError, UserError
 from buildkit_py.exporter.layers import LayerCache
+from buildkit_py.platforms import Platform, as_platform, best_match
 from buildkit_py.registry import mediatypes as mt
-from buildkit_py.registry.platforms import Platform, choose
 from buildkit_py.registry.reference import Reference, parse_reference
 from buildkit_py.solver.worker import CacheMap, OpContext, Result
 from buildkit_py.worker.results import SnapshotResult
@@ -59,9 +66,59 @@ def chain_ids(diff_ids: Sequence[str]) -> list[str]:
 
 
 def _platform(text: str | None) -> Platform:
-    from buildkit_py.registry.platforms import default_platform, parse_platform
+    return as_platform(text or None)
 
-    return parse_platform(text) if text else default_platform()
+
+# Images of oci-layout contexts live under this name; ".invalid" never resolves (RFC 2606).
+OCI_LAYOUT_DOMAIN = "oci-layout.invalid"
+_REF_NAME = "org.opencontainers.image.ref.name"
+_CONTAINERD_NAME = "io.containerd.image.name"
+
+
+def _layout_tag_matches(annotations: dict[str, Any], tag: str) -> bool:
+    ref_name = str(annotations.get(_REF_NAME, ""))
+    full = str(annotations.get(_CONTAINERD_NAME, ""))
+    return ref_name == tag or ref_name.endswith(":" + tag) or (
+        full.endswith(":" + tag) and full.rfind(":") > full.rfind("/"))
+
+
+def oci_layout_root(path: Path, tag: str | None, digest: str | None) -> str:
+    """The digest ``oci-layout://PATH[:TAG][@DIGEST]`` names: DIGEST if given, else the
+    index.json entry tagged TAG (default ``latest``), else the only entry when there is
+    exactly one and no tag was asked for."""
+    where = f"oci-layout://{path}"
+    try:
+        index = json.loads((path / "index.json").read_bytes())
+    except FileNotFoundError:
+        raise UsageError(f"{where}: not an OCI image layout (no index.json)",
+                        hint="point at a folder written by -o type=oci,tar=false, skopeo or "
+                             "umoci") from None
+    except (OSError, ValueError) as err:
+        raise UsageError(f"{where}: cannot read index.json: {err}") from None
+    entries = [e for e in index.get("manifests") or [] if isinstance(e, dict)] \
+        if isinstance(index, dict) else []
+    if digest is not None:
+        if not _layout_blob(path, digest).is_file():
+            raise UsageError(f"{where}: no blob {digest} in the layout")
+        return digest
+    want = tag or "latest"
+    found = [e for e in entries if _layout_tag_matches(e.get("annotations") or {}, want)]
+    if not found and tag is None and len(entries) == 1:
+        found = entries
+    if not found:
+        tags = sorted({str((e.get("annotations") or {}).get(_REF_NAME, "")) for e in entries}
+                      - {""})
+        raise UsageError(f"{where}: no image tagged {want!r} in index.json",
+                        hint=f"tags in the layout: {', '.join(tags)}" if tags else
+                        "add @sha256:DIGEST to pick an image by digest")
+    return str(found[0]["digest"])
+
+
+def _layout_blob(path: Path, digest: str) -> Path:
+    alg, _, hexpart = digest.partition(":")
+    if not re.fullmatch(r"[a-z0-9]+", alg) or not re.fullmatch(r"[a-f0-9]+", hexpart):
+        raise UsageError(f"oci-layout://{path}: invalid digest {digest!r}")
+    return path / "blobs" / alg / hexpart
 
 
 class ImageSources:
@@ -105,7 +162,7 @@ class ImageSources:
         media = doc.get("mediaType", media)
         if media in mt.INDEX_TYPES or "manifests" in doc:
             entries = doc.get("manifests", [])
-            idx = choose(plat, [Platform.from_json(e["platform"]) if "platform" in e else None
+            idx = best_match(plat, [Platform.from_json(e["platform"]) if "platform" in e else None
                                 for e in entries])
             if idx is None:
                 raise BuildError(f"image {ref.familiar} has no variant for platform {plat}",
@@ -113,9 +170,16 @@ class ImageSources:
             digest = entries[idx]["digest"]
             doc = self._json(digest)
         config = self._json(doc["config"]["digest"])
-        return ImageInfo(Reference(ref.domain, ref.path, ref.tag, digest), doc, config, False)
+        # Found by digest (not by a local-store name): a manifest an earlier resolve pulled,
+        # so missing layers may still come from its registry.
+        pullable = rec is None and ref.domain != OCI_LAYOUT_DOMAIN
+        return ImageInfo(Reference(ref.domain, ref.path, ref.tag, digest), doc, config,
+                         pullable)
 
     def _remote(self, ref: Reference, plat: Platform) -> ImageInfo:
+        if ref.domain == OCI_LAYOUT_DOMAIN:
+            raise BuildError(f"image {ref.familiar} of an oci-layout context is no longer in "
+                             "the content store", hint="run the build again")
         if self.registry is None:
             raise BuildError(f"image {ref.familiar} is not in the local image store and no "
                              "registry access is configured",
@@ -161,6 +225,56 @@ class ImageSources:
                 self._resolved[key] = found
         return found
 
+    def oci_layout(self, path: Path, tag: str | None, digest: str | None, platform: str | None,
+                   name: str) -> ImageInfo:
+        """Import the image an oci-layout context names into the content store and resolve
+        it for ``platform``: manifests and configs of every platform (small), layers only
+        of the chosen one."""
+        root = oci_layout_root(path, tag, digest)
+        self._import_layout_tree(path, root, 0)
+        repo = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "context"
+        info = self._local(Reference(OCI_LAYOUT_DOMAIN, repo, None, root), _platform(platform))
+        assert info is not None  # the root was just imported
+        for layer in info.manifest.get("layers", []):
+            self._import_layout_blob(path, str(layer["digest"]), int(layer.get("size", -1)))
+        return info
+
+    def _import_layout_tree(self, path: Path, digest: str, depth: int) -> None:
+        if depth > 4:
+            raise UserError(f"oci-layout://{path}: indexes nested too deeply")
+        self._import_layout_blob(path, digest, -1)
+        try:
+            doc = self._json(digest)
+            children = [str(e["digest"]) for e in doc.get("manifests") or []]
+            cfg = doc.get("config")
+            config = (str(cfg["digest"]), int(cfg.get("size", -1))) \
+                if isinstance(cfg, dict) else None
+        except (ValueError, UnicodeDecodeError, BuildError, KeyError, TypeError):
+            raise UsageError(f"oci-layout://{path}: {digest} is not an image manifest or "
+                             "index") from None
+        for child in children:
+            self._import_layout_tree(path, child, depth + 1)
+        if config is not None:
+            self._import_layout_blob(path, *config)
+
+    def _import_layout_blob(self, path: Path, digest: str, size: int) -> None:
+        from buildkit_py.content.errors import ContentError
+
+        if self.content.has(digest):
+            return
+        src = _layout_blob(path, digest)
+        try:
+            with open(src, "rb") as f, \
+                    self.content.writer(digest, size if size >= 0 else None) as w:
+                while chunk := f.read(1 << 20):
+                    w.write(chunk)
+        except FileNotFoundError:
+            raise UserError(f"oci-layout://{path}: blob {digest} is missing from the layout",
+                            hint="the layout is incomplete; export it again") from None
+        except ContentError as err:
+            raise UserError(f"oci-layout://{path}: blob {digest} is corrupted ({err})",
+                            hint="the layout was modified or damaged; export it again"
+                            ) from None
 
     # layers -----------------------------------------------------------------------------
 
@@ -252,6 +366,25 @@ class BuildResolver:
             label = f"[internal] load metadata for {parse_reference(ref)}"
             with self.report(label) if self.report else nullcontext():
                 info = self.sources.info(ref, plat, pull=self.pull)
+            with self._lock:
+                self._memo[key] = info
+        return ResolvedImage(str(info.ref), info.config)
+
+    def resolve_oci_layout(self, path: str, tag: str | None, digest: str | None,
+                           platform: Any, name: str) -> Any:
+        """``--build-context NAME=oci-layout://PATH[:TAG][@DIGEST]`` for ``platform``."""
+        from buildkit_py.frontend.dockerfile.convert import ResolvedImage
+
+        plat = str(platform) if platform is not None else None
+        where = Path(path).absolute()
+        key = (f"oci-layout://{where}:{tag or ''}@{digest or ''}", plat or "")
+        with self._lock:
+            info = self._memo.get(key)
+        if info is None:
+            label = f"[context {name}] load metadata for oci-layout://{path}" + (
+                f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
+            with self.report(label) if self.report else nullcontext():
+                info = self.sources.oci_layout(where, tag, digest, plat, name)
             with self._lock:
                 self._memo[key] = info
         return ResolvedImage(str(info.ref), info.config)

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from buildkit_py.worker import rootpath
+from buildkit_py import rootpath
 
 Keep = Callable[[str], bool]
 _KEPT_XATTR_PREFIXES = ("user.", "trusted.")

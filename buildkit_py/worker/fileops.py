@@ -16,8 +16,8 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from buildkit_py import rootpath
 from buildkit_py.errors import BuildError
-from buildkit_py.worker import rootpath
 from buildkit_py.worker.chmod import ModeFunc
 
 PathFilter = Callable[[str], bool]

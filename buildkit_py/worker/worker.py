@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from buildkit_py import rootpath
 from buildkit_py.errors import BuildError
 from buildkit_py.executor import Executor
 from buildkit_py.frontend.dockerfile.dockerignore import filepath_match
@@ -27,7 +28,7 @@ from buildkit_py.snapshot import (
 )
 from buildkit_py.solver.vertex import Vertex
 from buildkit_py.solver.worker import OpContext, OpHandler, Result
-from buildkit_py.worker import fileops, rootpath
+from buildkit_py.worker import fileops
 from buildkit_py.worker.checksum import ChecksumCache
 from buildkit_py.worker.ops.common import scoped_keep
 from buildkit_py.worker.ops.exec_op import ExecHandler

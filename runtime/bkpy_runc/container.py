@@ -50,6 +50,10 @@ def create(opts: Options) -> int:
     """``create`` (opts.run False) or ``run``; returns the exit code for the CLI."""
     state_mod.check_id(opts.id)
     spec = spec_mod.load(opts.bundle)
+    if spec.seccomp is not None:
+        from . import seccomp  # only bundles with a profile load it (before the init forks)
+
+        spec.seccomp_profile = seccomp.Profile(spec.seccomp)  # a bad profile fails here
     st = State(opts.root, opts.id)
     st.bundle = spec.bundle
     st.rootfs = spec.rootfs
@@ -102,6 +106,14 @@ def _create(opts: Options, spec: Spec, st: State, hs: list[cgroups.Hierarchy]) -
     if direct:
         init_pid, setup_pid = setup_pid, 0
     try:
+        if spec.seccomp_profile is not None:
+            from . import seccomp
+
+            # Compiled while the init builds the rootfs (it reads it before "created").
+            try:
+                seccomp.send(go_w, spec.seccomp_profile.compile())
+            except BrokenPipeError:
+                pass  # the init failed already; its error follows on the sync pipe
         while True:
             msg = lines.next()
             if msg is None:
@@ -262,6 +274,12 @@ def _init_child(opts: Options, spec: Spec, st: State, hs: list[cgroups.Hierarchy
         st.pid = int(os.readlink("/proc/self"))  # our pid as the host sees it, for hooks
         fs = mounts.RootfsSetup(spec, hs)
         fs.prepare()
+        if spec.seccomp_profile is not None:
+            from . import seccomp
+
+            spec.seccomp_filter = seccomp.receive(go_r)
+            if spec.seccomp_filter is None:
+                os._exit(1)  # the runtime failed to compile it and reports why
         if spec.hooks.get("prestart") or spec.hooks.get("createRuntime"):
             os.write(sync_w, b"hook\n")
             if os.read(go_r, 1) != b"g":

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import _signal
 import os
 
-from . import caps
+from . import caps, report
 from . import syscalls as sc
 from .errors import RuntimeFailure
 from .spec import Spec
+
+_CAP_SYS_ADMIN = 1 << 21
+_PR_SET_DUMPABLE = 4
+# (effective, permitted) bits held only until the seccomp filter is loaded: without
+# no_new_privs the kernel wants CAP_SYS_ADMIN for it, which the process may not keep.
+_until_filter = [0, 0]
 
 
 def environment(spec: Spec) -> list[str]:
@@ -99,6 +106,11 @@ def become_user(spec: Spec, keep_fd: int, preserve_fds: int) -> None:
     _set_rlimits(spec)
     capsets = caps.CapSets(spec.capabilities)
     caps.drop_bounding(capsets)
+    if spec.seccomp_filter is not None and not spec.no_new_privileges:
+        _until_filter[:] = [_CAP_SYS_ADMIN & ~capsets.effective,
+                            _CAP_SYS_ADMIN & ~capsets.permitted]
+        capsets.effective |= _CAP_SYS_ADMIN
+        capsets.permitted |= _CAP_SYS_ADMIN
     try:
         os.chdir(spec.cwd)
     except OSError as e:
@@ -124,9 +136,67 @@ def become_user(spec: Spec, keep_fd: int, preserve_fds: int) -> None:
 
 
 def spawn(spec: Spec, exe: str, env: list[str], sigs: list[int]) -> int:
-    """Start the user process (vfork+exec via posix_spawn: no copy of this interpreter)."""
+    """Start the user process (vfork+exec via posix_spawn: no copy of this interpreter,
+    unless a seccomp filter must be loaded in between)."""
+    env_map = dict(e.partition("=")[::2] for e in env)
+    if spec.seccomp_filter is not None:
+        return _spawn_filtered(spec, exe, env_map, sigs)
     try:
-        return os.posix_spawn(exe, spec.args, dict(e.partition("=")[::2] for e in env),
-                              setsigmask=(), setsigdef=sigs)
+        return os.posix_spawn(exe, spec.args, env_map, setsigmask=(), setsigdef=sigs)
     except OSError as e:
         raise RuntimeFailure(f'exec: "{spec.args[0]}"', e) from None
+
+
+def _drop_until_filter() -> None:
+    eff, perm, inh = sc.capget()
+    sc.capset(eff & ~_until_filter[0], perm & ~_until_filter[1], inh)
+
+
+def _spawn_filtered(spec: Spec, exe: str, env: dict[str, str], sigs: list[int]) -> int:
+    """fork+exec: the child loads the seccomp filter as its last step before execve, so
+    the filter binds the user process only, never this init."""
+    assert spec.seccomp_filter is not None
+    from . import seccomp  # imported by the runtime before the fork that made this init
+
+    # The filter does not bind this init: it must not be a way around it, so no ptrace,
+    # /proc/1/mem or pidfd_getfd for the user process (exec makes that dumpable again).
+    sc.prctl(_PR_SET_DUMPABLE, 0)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)  # EOF: the exec succeeded; bytes: why not
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(err_r)
+            # posix_spawn's setsigdef: execve resets caught signals itself, not ignored ones.
+            for s in sigs:
+                if _signal.getsignal(s) == _signal.SIG_IGN:
+                    _signal.signal(s, _signal.SIG_DFL)
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
+            seccomp.install(spec.seccomp_filter)
+            if any(_until_filter):
+                try:
+                    _drop_until_filter()
+                except OSError as e:
+                    raise RuntimeFailure("seccomp: drop CAP_SYS_ADMIN after loading", e) from None
+            try:
+                os.execve(exe, spec.args, env)
+            except OSError as e:
+                raise RuntimeFailure(f'exec: "{spec.args[0]}"', e) from None
+        except BaseException as e:  # a forked child must never return
+            try:
+                os.write(err_w, report.describe(e).encode())
+            finally:
+                os._exit(127)
+    os.close(err_w)
+    if any(_until_filter):
+        try:
+            _drop_until_filter()  # the init keeps the process's capabilities, no more
+        except OSError as e:
+            raise RuntimeFailure("drop CAP_SYS_ADMIN kept for seccomp", e) from None
+    chunks = []
+    while chunk := os.read(err_r, 4096):
+        chunks.append(chunk)
+    os.close(err_r)
+    if chunks:
+        os.waitpid(pid, 0)
+        raise RuntimeFailure(b"".join(chunks).decode(errors="replace"))
+    return pid

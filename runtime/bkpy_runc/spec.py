@@ -11,6 +11,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~15 ms of start-up; annotations are lazy
     from typing import Any
 
+    from .seccomp import Filter, Profile
+
     Json = dict[str, Any]
 
 NAMESPACE_FLAGS = {
@@ -100,6 +102,9 @@ class Spec:
         self.cgroups_path: str = linux.get("cgroupsPath") or ""
         self.devices: list[Json] = list(linux.get("devices") or [])
         self.propagation: str = linux.get("rootfsPropagation") or ""
+        self.seccomp: Any = linux.get("seccomp")  # validated by seccomp.Profile
+        self.seccomp_profile: Profile | None = None
+        self.seccomp_filter: Filter | None = None  # what the init loads before exec
 
 
 def load(bundle: str) -> Spec:

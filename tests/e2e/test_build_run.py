@@ -125,10 +125,14 @@ def test_failing_run_reports_exit_code_and_log_tail(bkpy: Bkpy, tmp_path: Path) 
 
 
 def test_arm64_run_under_emulation(bkpy: Bkpy, tmp_path: Path) -> None:
-    ctx = _ctx(tmp_path, "FROM busybox\nRUN uname -m > /arch\n")
+    # applets run through busybox's own re-exec and through symlinks: argv[0] must survive
+    ctx = _ctx(tmp_path, "FROM busybox\nRUN uname -m > /arch && echo hi > /f && cat /f > /g "
+                         "&& ls / | grep -c arch > /n\n")
     out = tmp_path / "out"
     bkpy("build", "--platform", "linux/arm64", "-o", f"type=local,dest={out}", str(ctx))
     assert (out / "arch").read_text() == "aarch64\n"
+    assert (out / "g").read_text() == "hi\n"
+    assert (out / "n").read_text() == "1\n"
 
 
 def test_user_and_workdir(bkpy: Bkpy, tmp_path: Path) -> None:

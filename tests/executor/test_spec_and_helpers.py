@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from buildkit_py import rootpath
 from buildkit_py.errors import BuildError
 from buildkit_py.executor import binfmt
 from buildkit_py.executor.cache_mounts import cache_key
 from buildkit_py.executor.network_files import filter_resolv_conf, hosts_content
-from buildkit_py.executor.rootpath import clean_path, resolve_in_root
 from buildkit_py.executor.spec import (
     DEFAULT_CAPS,
     MASKED_PATHS,
@@ -109,13 +109,13 @@ def test_resolve_in_root_never_escapes(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     os.symlink("../../../../etc", tmp_path / "a/up")
     os.symlink("/etc", tmp_path / "abs")
-    assert resolve_in_root(tmp_path, "/a/up/passwd") == tmp_path / "etc/passwd"
-    assert resolve_in_root(tmp_path, "/abs/x/../y") == tmp_path / "etc/y"
-    assert resolve_in_root(tmp_path, "../../..") == tmp_path
+    assert rootpath.resolve(tmp_path, "/a/up/passwd") == str(tmp_path / "etc/passwd")
+    assert rootpath.resolve(tmp_path, "/abs/x/../y") == str(tmp_path / "etc/y")
+    assert rootpath.resolve(tmp_path, "../../..") == str(tmp_path)
     os.symlink("loop", tmp_path / "loop")
     with pytest.raises(BuildError, match="too many levels"):
-        resolve_in_root(tmp_path, "/loop")
-    assert clean_path("a//b/./../c/") == "/a/c"
+        rootpath.resolve(tmp_path, "/loop")
+    assert rootpath.clean("a//b/./../c/") == "/a/c"
 
 
 def test_hosts_and_resolv_conf_content() -> None:

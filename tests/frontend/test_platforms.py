@@ -10,6 +10,7 @@ from buildkit_py import platforms
 from buildkit_py.errors import UsageError
 from buildkit_py.platforms import (
     Platform,
+    as_platform,
     best_match,
     compatible_platforms,
     host_platform,
@@ -165,6 +166,19 @@ RANK_CASES = [
     ("linux/arm/v7", "linux/arm/v8", None),
     ("linux/arm/v8", "linux/arm", 1),
     ("linux/arm/v6", "linux/arm/v7", None),
+    # arm64 sub-variants (containerd platformVector, same architecture only)
+    ("linux/arm64", "linux/arm64/v8.1", None),
+    ("linux/arm64", "linux/arm/v7", None),
+    ("linux/arm64/v8.2", "linux/arm64/v8.1", 1),
+    ("linux/arm64/v8.2", "linux/arm64", 2),
+    ("linux/arm64/v9", "linux/arm64/v8.5", 1),
+    ("linux/arm64/v9", "linux/arm64/v8.6", None),
+    ("linux/arm64/v9", "linux/arm64", 6),
+    ("linux/arm64/v9.2", "linux/arm64/v9.1", 1),
+    ("linux/arm64/v9.2", "linux/arm64/v9", 2),
+    ("linux/arm64/v9.2", "linux/arm64/v8.7", 3),
+    ("linux/arm64/v9.2", "linux/arm64/v8.8", None),
+    ("linux/arm64/v8.2", "linux/arm64/v9", None),
 ]
 
 
@@ -196,11 +210,49 @@ def test_best_match_picks_exact_variant_then_first_of_equal_rank() -> None:
     assert best_match(parse_platform("linux/s390x"), index) is None
 
 
+def test_best_match_skips_entries_without_a_platform() -> None:
+    assert best_match(parse_platform("linux/amd64"), [None, parse_platform("linux/amd64")]) == 1
+    assert best_match(parse_platform("linux/amd64"), [None]) is None
+
+
+def test_as_platform_accepts_values_strings_and_none() -> None:
+    p = Platform("linux", "arm64")
+    assert as_platform(p) is p
+    assert as_platform("linux/aarch64") == p
+    assert as_platform(None) == host_platform()
+
+
+JSON_CASES = [
+    ({"architecture": "arm64", "os": "linux"}, Platform("linux", "arm64")),
+    ({"architecture": "arm", "os": "linux", "variant": "v6"}, Platform("linux", "arm", "v6")),
+    ({"architecture": "amd64", "os": "windows", "os.version": "10.0.20348.1"},
+     Platform("windows", "amd64", "", "10.0.20348.1")),
+]
+
+
+@pytest.mark.parametrize(("data", "p"), JSON_CASES, ids=[c[1].format_all() for c in JSON_CASES])
+def test_descriptor_json_round_trips(data: dict[str, str], p: Platform) -> None:
+    assert Platform.from_json(data) == p
+    assert p.to_json() == data
+    assert list(p.to_json()) == list(data)  # image-spec field order keeps digests stable
+
+
+def test_from_json_normalises_and_tolerates_missing_fields() -> None:
+    raw = {"architecture": "aarch64", "os": "Linux", "variant": "v8"}
+    assert Platform.from_json(raw) == Platform("linux", "arm64")
+    assert Platform.from_json({"os": "linux", "architecture": "arm"}).variant == "v7"
+    assert Platform.from_json({}) == Platform("", "")
+
+
 def test_compatible_platforms_lists_best_first() -> None:
     got = [p.format() for p in compatible_platforms(parse_platform("linux/arm/v8"))]
     assert got == ["linux/arm/v8", "linux/arm/v7", "linux/arm/v6", "linux/arm/v5"]
     assert [p.format() for p in compatible_platforms(parse_platform("linux/arm64"))] == [
         "linux/arm64"]
+    got = [p.format() for p in compatible_platforms(parse_platform("linux/amd64/v3"))]
+    assert got == ["linux/amd64/v3", "linux/amd64/v2", "linux/amd64"]
+    got = [p.variant for p in compatible_platforms(parse_platform("linux/arm64/v9.1"))]
+    assert got == ["v9.1", "v9", "v8.6", "v8.5", "v8.4", "v8.3", "v8.2", "v8.1", ""]
 
 
 def test_platforms_module_imports_only_the_standard_library_and_errors() -> None:

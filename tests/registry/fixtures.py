@@ -26,9 +26,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from buildkit_py.content import ContentStore
+from buildkit_py.platforms import Platform
 from buildkit_py.registry import mediatypes as mt
 from buildkit_py.registry.descriptor import Descriptor
-from buildkit_py.registry.platforms import Platform
 from buildkit_py.registry.transport import RetryPolicy
 
 REGISTRY_BIN = shutil.which("docker-registry") or "/usr/bin/docker-registry"

@@ -20,9 +20,9 @@ from buildkit_py.registry import (
     RegistryClient,
     RegistryUnavailableError,
     StaticCredentials,
+    parse_platform,
 )
 from buildkit_py.registry import mediatypes as mt
-from buildkit_py.registry.platforms import parse_platform
 from tests.registry.fixtures import (
     FAST_RETRY,
     BuiltImage,

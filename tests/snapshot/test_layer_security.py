@@ -151,3 +151,18 @@ def test_unsafe_layer_is_a_user_error_in_overlay_upper_mode(tmp_path: Path) -> N
         s.apply_layer("b", _tar(_reg("etc-link/passwd-planted")))
     assert not Path("/etc/passwd-planted").exists()
     s.close()
+
+
+def test_symlink_loop_in_a_parent_is_an_unsafe_layer(layout: tuple[Path, Path]) -> None:
+    root, _ = layout
+    with pytest.raises(UnsafeLayerError, match="too many symlink levels"):
+        apply_layer(_tar(_sym("a", "b"), _sym("b", "a"), _reg("a/x")), root)
+
+
+def test_dotdot_in_an_in_root_symlink_is_followed_inside(layout: tuple[Path, Path]) -> None:
+    root, _ = layout
+    (root / "usr/share").mkdir(parents=True)
+    (root / "usr/local").mkdir()
+    os.symlink("../share", root / "usr/local/doc")
+    apply_layer(_tar(_reg("usr/local/doc/readme")), root)
+    assert (root / "usr/share/readme").read_bytes() == b"pwned"

@@ -9,11 +9,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from buildkit_py import rootpath
 from buildkit_py.errors import BuildError
 from buildkit_py.executor.user import resolve_user
 from buildkit_py.llb import ops_pb2
 from buildkit_py.solver.worker import CacheMap, CacheMapDep, OpContext, Result
-from buildkit_py.worker import chmod, fileops, rootpath
+from buildkit_py.worker import chmod, fileops
 from buildkit_py.worker.checksum import Checksummer
 from buildkit_py.worker.ops.common import op_cache_digest, scoped_keep, unwrap
 from buildkit_py.worker.ops.source_local import make_keep

@@ -3,12 +3,13 @@ a named build context, ``scratch``, or a registry image via the ImageResolver.""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from buildkit_py import llb
 from buildkit_py.errors import DockerfileError, UsageError
 from buildkit_py.frontend.dockerfile.convert.dispatch_context import ConvertContext
 from buildkit_py.frontend.dockerfile.convert.image_config import ImageConfig
+from buildkit_py.frontend.dockerfile.convert.options import ResolvedImage
 from buildkit_py.frontend.dockerfile.convert.stage_state import StageState
 from buildkit_py.llb import ops_pb2
 from buildkit_py.platforms import Platform
@@ -58,6 +59,42 @@ def _resolve_image(ref: str, platform: Platform, cx: ConvertContext) -> tuple[st
     return resolved.ref, dict(resolved.config)
 
 
+class OCILayoutResolver(Protocol):
+    """An ImageResolver that can also read OCI layout folders (the builder's can)."""
+
+    def resolve_oci_layout(self, path: str, tag: str | None, digest: str | None,
+                           platform: Platform, name: str) -> ResolvedImage: ...
+
+
+def parse_oci_layout(value: str) -> tuple[str, str | None, str | None]:
+    """``oci-layout://PATH[:TAG][@ALG:HEX]`` -> (path, tag, digest); a ``:`` counts as the
+    tag separator only after the path's last ``/``."""
+    rest = value[len("oci-layout://"):]
+    digest = None
+    head, at, tail = rest.rpartition("@")
+    if at and ":" in tail:
+        rest, digest = head, tail
+    tag = None
+    colon = rest.rfind(":")
+    if colon > rest.rfind("/"):
+        rest, tag = rest[:colon], rest[colon + 1:]
+    if not rest or tag == "":
+        raise UsageError(f"invalid oci-layout context {value!r}",
+                         hint="use oci-layout://PATH[:TAG] or oci-layout://PATH@sha256:DIGEST")
+    return rest, tag, digest
+
+
+def _resolve_oci_layout(value: str, name: str, platform: Platform,
+                        cx: ConvertContext) -> tuple[str, dict[str, Any]]:
+    path, tag, digest = parse_oci_layout(value)
+    resolver = cx.opts.image_resolver
+    if resolver is None or not hasattr(resolver, "resolve_oci_layout"):
+        raise UsageError(f"build context {name}={value}: this builder cannot read OCI layouts")
+    layouts: OCILayoutResolver = resolver  # type: ignore[assignment]
+    resolved = layouts.resolve_oci_layout(path, tag, digest, platform, name)
+    return resolved.ref, dict(resolved.config)
+
+
 def _is_empty_image(config: dict[str, Any]) -> bool:
     rootfs = config.get("rootfs") or {}
     if rootfs.get("diff_ids"):
@@ -72,11 +109,19 @@ def _from_context(ds: StageState, value: str, name: str, platform: Platform,
         ds.image = ImageConfig.from_base(config)
         ds.state = llb.image(ref, platform=_pb(platform))
         return
-    if value.startswith(("oci-layout://", "target:", "http://", "https://", "git@")):
+    if value.startswith("oci-layout://"):
+        ref, config = _resolve_oci_layout(value, name, platform, cx)
+        ds.image = ImageConfig.from_base(config)
+        ds.state = llb.image(ref, platform=_pb(platform), description={
+            llb.CUSTOM_NAME: f"[context {name}] {value}"})
+        return
+    if value.startswith(("target:", "http://", "https://", "git@")):
         raise UsageError(f"build context {name}={value}: this kind of context is not supported",
-                         hint="use docker-image://REF, local:NAME or a directory")
+                         hint="use docker-image://REF, oci-layout://PATH, local:NAME or a "
+                              "directory")
     local_name = value[len("local:"):] if value.startswith("local:") else name
     ds.state = llb.local(local_name, shared_key=local_name,
+                         session_id=cx.opts.session_id,
                          description=f"[context {name}] load from client")
     ds.image = ImageConfig.empty(platform)
 

@@ -53,9 +53,10 @@ def follow_paths(paths: set[str]) -> list[str]:
 class MainContext:
     """The ``llb.local`` of the main context, finalised once all users are known."""
 
-    def __init__(self, name: str, exclude: Sequence[str]) -> None:
+    def __init__(self, name: str, exclude: Sequence[str], session_id: str = "") -> None:
         self.name = name
         self.exclude = list(exclude)
+        self.session_id = session_id
         self.paths: set[str] = set()
         self._node = _DeferredNode()
 
@@ -72,6 +73,7 @@ class MainContext:
             exclude=self.exclude,
             follow_paths=follow_paths(self.paths),
             shared_key=self.name,
+            session_id=self.session_id,
             description="[internal] load build context",
         )
         assert local.output is not None

@@ -82,7 +82,7 @@ def convert(dockerfile: Dockerfile, opts: ConvertOptions) -> ConvertResult:
         build_platform=build_platform,
         build_args=build_args,
         meta=meta,
-        main_context=MainContext(opts.context_name, opts.ignore_patterns),
+        main_context=MainContext(opts.context_name, opts.ignore_patterns, opts.session_id),
         epoch=epoch,
         proxy_env=_proxy_env(opts.build_args),
         cache_ns=builtin.cache_mount_ns,

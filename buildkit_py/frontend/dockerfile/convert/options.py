@@ -48,6 +48,9 @@ class ConvertOptions:
     # Prefix vertex names with the platform ("[linux/arm64 build 2/4] ..."), as BuildKit
     # does when several platforms are built at once.
     multi_platform: bool = False
+    # Ties the build's local sources to one client session: two concurrent builds of the
+    # same Dockerfile from different clients must not share each other's files.
+    session_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,178 @@
+"""Disk usage and pruning of a builder's state (``bkpy du``/``prune``, the daemon's GC).
+
+Pruning removes cache results (and their snapshots) as :class:`CacheManager` decides,
+then blobs of the content store that no stored image and no surviving layer export
+refer to. No grpc here: the embedded CLI path uses it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from buildkit_py.client.base import PruneOptions, UsageItem, WorkerInfo
+from buildkit_py.snapshot import SnapshotNotFoundError
+
+if TYPE_CHECKING:
+    from buildkit_py.builder.core import Builder
+    from buildkit_py.config import BuilderConfig
+
+
+def disk_usage(builder: Builder) -> list[UsageItem]:
+    """Cache results, most recently used first, then the content store as one record."""
+    items = [UsageItem(e.result_id, e.size, e.created, e.last_used, e.description, e.keys,
+                       e.in_use) for e in builder.cache.usage().entries]
+    blobs = list(builder.store.walk())
+    if blobs:
+        referenced = builder.images.referenced()
+        size = sum(b.size for b in blobs)
+        newest = max(b.created_at for b in blobs)
+        items.append(UsageItem(
+            "content", size, newest, newest,
+            f"content store: {len(blobs)} blobs, {len(referenced)} held by images",
+            len(blobs), False, "content"))
+    return items
+
+
+def _layer_blobs(builder: Builder) -> set[str]:
+    """Layer blobs exported from snapshots that still exist (cheap to keep, slow to redo)."""
+    keep: set[str] = set()
+    rows = builder.layer_cache._db.execute("SELECT k, digest FROM layers").fetchall()
+    for k, digest in rows:
+        snapshot = k.split("|", 1)[0]
+        try:
+            builder.worker.sn.stat(snapshot)
+        except SnapshotNotFoundError:
+            continue
+        keep.add(digest)
+    return keep
+
+
+def prune(builder: Builder, opts: PruneOptions) -> Iterator[UsageItem]:
+    """Delete what ``opts`` allows; yields one item per deleted result, then the blobs.
+
+    Without ``all``, only cache results are limited by ``keep_duration``/``keep_storage``
+    (none given: every result not in use goes, as ``buildctl prune`` does); ``all`` also
+    drops blobs that only pulled base images needed.
+    """
+    now = time.time()
+    doomed = builder.cache.prune(keep_duration=opts.keep_duration,
+                                 keep_storage=opts.keep_storage, now=now)
+    _sweep_snapshots(builder)
+    for p in doomed:
+        yield UsageItem(p.result_id, p.size, 0.0, 0.0, p.description, 0, False)
+    keep = builder.images.referenced() | _layer_blobs(builder)
+    if not opts.all:
+        # pulled manifests and configs are not in the image store; keep what is not a layer
+        keep |= {b.digest for b in builder.store.walk() if b.size < 1 << 20 and
+                 _is_json(builder, b.digest)}
+    result = builder.store.gc(keep)
+    if result.removed:
+        yield UsageItem("content", result.bytes_freed, now, now,
+                        f"{len(result.removed)} unreferenced blobs", len(result.removed),
+                        False, "content")
+
+
+def _sweep_snapshots(builder: Builder) -> None:
+    """Remove committed snapshots no cache result needs (itself or as an ancestor),
+    children before parents. Runs with no build active (the gate, or the state lock)."""
+    from buildkit_py.snapshot.types import Kind
+
+    sn = builder.worker.sn
+    infos = {i.key: i for i in sn.walk()}
+    live = [e.result_id.removeprefix("snap:") for e in builder.cache.usage().entries
+            if e.result_id.startswith("snap:")]
+    needed: set[str] = set()
+    for key in live:
+        while key and key in infos and key not in needed:
+            needed.add(key)
+            key = infos[key].parent or ""
+    children: dict[str, int] = {}
+    for info in infos.values():
+        if info.parent:
+            children[info.parent] = children.get(info.parent, 0) + 1
+    doomed = [k for k, i in infos.items() if k not in needed and i.kind is Kind.COMMITTED]
+    pending = set(doomed)
+    while pending:
+        ready = [k for k in pending if not children.get(k)]
+        if not ready:
+            break  # the rest still has an uncommitted child (a build in flight)
+        for key in ready:
+            pending.discard(key)
+            with contextlib.suppress(SnapshotNotFoundError):
+                sn.remove(key)
+            parent = infos[key].parent
+            if parent:
+                children[parent] -= 1
+
+
+def _is_json(builder: Builder, digest: str) -> bool:
+    try:
+        with builder.store.open(digest) as f:
+            return f.read(1) in (b"{", b"[")
+    except OSError:
+        return False
+
+
+class BuildGate:
+    """Builds run concurrently (shared); a prune waits for them and blocks new ones."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._builds = 0
+        self._pruning = False
+
+    @contextlib.contextmanager
+    def build(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._pruning)
+            self._builds += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._builds -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def prune(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._pruning)
+            self._pruning = True
+            self._cond.wait_for(lambda: self._builds == 0)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._pruning = False
+                self._cond.notify_all()
+
+    @property
+    def idle(self) -> bool:
+        with self._cond:
+            return self._builds == 0 and not self._pruning
+
+
+def local_worker_info(config: BuilderConfig) -> WorkerInfo:
+    """This machine as a worker: native platforms first, then binfmt-emulated ones."""
+    import socket
+
+    from buildkit_py import __version__
+    from buildkit_py.executor.binfmt import emulated_platforms, native_arches
+    from buildkit_py.platforms import host_platform
+
+    host = host_platform().format()
+    native = [host, *(f"linux/{a}" for a in native_arches()[1:])]
+    emulated = [p for p in emulated_platforms() if p not in native]
+    hostname = socket.gethostname()
+    return WorkerInfo(
+        id=hostname, platforms=native + emulated, emulated=emulated,
+        labels={"org.mobyproject.buildkit.worker.executor": "oci",
+                "org.mobyproject.buildkit.worker.oci.runtime": config.oci_runtime,
+                "org.mobyproject.buildkit.worker.snapshotter": "overlayfs",
+                "org.mobyproject.buildkit.worker.hostname": hostname,
+                "org.mobyproject.buildkit.worker.network": "host"},
+        version=__version__)

@@ -1,0 +1,252 @@
+"""The ``bkpy.control.v1.Control`` service over one long-lived builder core."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any, NoReturn
+
+import grpc
+
+from buildkit_py import __version__
+from buildkit_py.builder.core import Builder
+from buildkit_py.client.base import PruneOptions, UsageItem
+from buildkit_py.control import control_pb2 as pb
+from buildkit_py.control import control_pb2_grpc as pb_grpc
+from buildkit_py.control.gc import BuildGate, disk_usage, local_worker_info, prune
+from buildkit_py.control.session_server import DaemonSession, SessionRegistry
+from buildkit_py.control.solve import ContextCache, run_remote_build
+from buildkit_py.control.wire import ERROR_TEXT_KEY, EXIT_CODE_KEY, SESSION_ID_KEY, event_to_pb
+from buildkit_py.errors import UserError
+from buildkit_py.solver.progress import ProgressEvent
+
+_log = logging.getLogger(__name__)
+
+STATUS_LINGER = 60.0  # seconds a finished build's events wait for a late Status call
+GC_INTERVAL = 60.0
+
+
+class ProgressChannel:
+    """Every event of one build, kept until its Status stream has read them."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._events: list[ProgressEvent] = []
+        self.done_at: float | None = None
+        self.readers = 0
+
+    def publish(self, ev: ProgressEvent) -> None:
+        with self._cond:
+            self._events.append(ev)
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self.done_at = time.time()
+            self._cond.notify_all()
+
+    def batches(self, active: grpc.ServicerContext) -> Iterator[list[ProgressEvent]]:
+        pos = 0
+        while True:
+            with self._cond:
+                if len(self._events) == pos and self.done_at is None:
+                    self._cond.wait(timeout=1.0)
+                batch = self._events[pos:]
+                done = self.done_at is not None
+            pos += len(batch)
+            if batch:
+                yield batch
+            if (done and pos == len(self._events)) or not active.is_active():
+                return
+
+
+class ProgressChannels:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._channels: dict[str, ProgressChannel] = {}
+
+    def get(self, ref: str) -> ProgressChannel:
+        now = time.time()
+        with self._lock:
+            for key, ch in list(self._channels.items()):
+                if ch.done_at is not None and now - ch.done_at > STATUS_LINGER:
+                    del self._channels[key]
+            found = self._channels.get(ref)
+            if found is None:
+                found = self._channels[ref] = ProgressChannel()
+            return found
+
+    def drop(self, ref: str) -> None:
+        with self._lock:
+            self._channels.pop(ref, None)
+
+
+def _usage_pb(item: UsageItem) -> pb.UsageRecord:
+    return pb.UsageRecord(id=item.id, size=item.size, created_at=item.created,
+                          last_used_at=item.last_used, description=item.description,
+                          usage_count=item.usage_count, in_use=item.in_use,
+                          record_type=item.record_type)
+
+
+class ControlService(pb_grpc.ControlServicer):
+    def __init__(self, builder: Builder) -> None:
+        self.builder = builder
+        self.root = builder.root
+        self.sessions = SessionRegistry()
+        self.progress = ProgressChannels()
+        self.contexts = ContextCache(self.root / "control" / "contexts")
+        self.gate = BuildGate()
+        self._last_gc = 0.0
+        self._gc_lock = threading.Lock()
+
+    # ---------------------------------------------------------------- builds
+
+    def Solve(self, request: pb.SolveRequest, context: grpc.ServicerContext) -> pb.SolveResponse:
+        ref = request.ref or uuid.uuid4().hex
+        channel = self.progress.get(ref)
+        workdir = self.root / "control" / "builds" / uuid.uuid4().hex
+        try:
+            session = self.sessions.wait(request.session_id)
+            with self.gate.build():
+                outcome = run_remote_build(self.builder, request, session, self.contexts,
+                                           workdir, channel.publish)
+            return pb.SolveResponse(image_id=outcome.image_id or "",
+                                    metadata_json=json.dumps(outcome.metadata),
+                                    ran=outcome.ran, cached=outcome.cached,
+                                    warnings=outcome.warnings)
+        except UserError as err:
+            self._abort(context, err.render(), err.exit_code)
+        except Exception as err:
+            _log.exception("build %s failed", ref)
+            self._abort(context, f"ERROR: internal error in bkpyd: {type(err).__name__}: {err}"
+                        "\nhint: see the daemon's log", 1)
+        finally:
+            channel.close()
+            shutil.rmtree(workdir, ignore_errors=True)
+            self._maybe_gc()
+
+    @staticmethod
+    def _abort(context: grpc.ServicerContext, text: str, code: int) -> NoReturn:
+        context.set_trailing_metadata((
+            (ERROR_TEXT_KEY + "-bin", text.encode("utf-8", "replace")),
+            (EXIT_CODE_KEY, str(code)),
+        ))
+        first = text.splitlines()[-1] if text else "build failed"
+        context.abort(grpc.StatusCode.UNKNOWN, first)
+        raise AssertionError("unreachable")
+
+    def Status(self, request: pb.StatusRequest,
+               context: grpc.ServicerContext) -> Iterator[pb.StatusResponse]:
+        channel = self.progress.get(request.ref)
+        for batch in channel.batches(context):
+            yield pb.StatusResponse(events=[event_to_pb(e) for e in batch])
+        if channel.done_at is not None:
+            self.progress.drop(request.ref)
+
+    def Session(self, request_iterator: Iterator[pb.SessionMessage],
+                context: grpc.ServicerContext) -> Iterator[pb.SessionMessage]:
+        sid = ""
+        for key, value in context.invocation_metadata():
+            if key == SESSION_ID_KEY:
+                sid = str(value)
+        if not sid:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"missing {SESSION_ID_KEY} metadata")
+        session = DaemonSession(sid)
+        self.sessions.add(session)
+        context.add_callback(session.close)
+        threading.Thread(target=session.consume, args=(request_iterator,), daemon=True,
+                         name=f"session-{sid[:8]}").start()
+        try:
+            yield from session.outgoing()
+        finally:
+            session.close()
+            self.sessions.remove(session)
+
+    # ---------------------------------------------------------------- cache
+
+    def DiskUsage(self, request: pb.DiskUsageRequest,
+                  context: grpc.ServicerContext) -> pb.DiskUsageResponse:
+        try:
+            items = disk_usage(self.builder) + self.contexts.usage()
+        except UserError as err:
+            self._abort(context, err.render(), err.exit_code)
+        except Exception as err:
+            _log.exception("disk usage failed")
+            self._abort(context, f"ERROR: bkpyd could not compute disk usage: {err}", 1)
+        return pb.DiskUsageResponse(records=[_usage_pb(i) for i in items])
+
+    def Prune(self, request: pb.PruneRequest,
+              context: grpc.ServicerContext) -> Iterator[pb.UsageRecord]:
+        opts = PruneOptions(
+            all=request.all,
+            keep_duration=request.keep_duration if request.HasField("keep_duration") else None,
+            keep_storage=request.keep_storage if request.HasField("keep_storage") else None)
+        try:
+            with self.gate.prune():
+                items = list(prune(self.builder, opts))
+                items += self.contexts.prune(opts.keep_duration)
+        except UserError as err:
+            self._abort(context, err.render(), err.exit_code)
+        except Exception as err:
+            _log.exception("prune failed")
+            self._abort(context, f"ERROR: bkpyd could not prune: {err}", 1)
+        for item in items:
+            yield _usage_pb(item)
+
+    def _maybe_gc(self) -> None:
+        """The configured GC policy, at most once a minute, when no build runs."""
+        policy = self.builder.config.gc
+        if policy.keep_storage is None and policy.keep_duration is None:
+            return
+        now = time.time()
+        with self._gc_lock:
+            if now - self._last_gc < GC_INTERVAL or not self.gate.idle:
+                return
+            self._last_gc = now
+
+        def run() -> None:
+            opts = PruneOptions(keep_duration=policy.keep_duration,
+                                keep_storage=policy.keep_storage)
+            try:
+                with self.gate.prune():
+                    freed = sum(i.size for i in prune(self.builder, opts))
+                if freed:
+                    _log.info("gc freed %d bytes", freed)
+            except Exception:
+                _log.exception("gc failed")
+
+        threading.Thread(target=run, daemon=True, name="gc").start()
+
+    # ---------------------------------------------------------------- info
+
+    def ListWorkers(self, request: pb.ListWorkersRequest,
+                    context: grpc.ServicerContext) -> pb.ListWorkersResponse:
+        info = local_worker_info(self.builder.config)
+        gc = self.builder.config.gc
+        policy = pb.GCPolicy()
+        if gc.keep_storage is not None:
+            policy.keep_storage = gc.keep_storage
+        if gc.keep_duration is not None:
+            policy.keep_duration = gc.keep_duration
+        return pb.ListWorkersResponse(workers=[pb.WorkerRecord(
+            id=info.id, labels=info.labels, platforms=info.platforms,
+            emulated_platforms=info.emulated, gc_policy=policy)])
+
+    def Info(self, request: pb.InfoRequest, context: grpc.ServicerContext) -> pb.InfoResponse:
+        return pb.InfoResponse(package="buildkit-py", version=__version__, revision="")
+
+
+def make_server(builder: Builder, max_workers: int = 96) -> tuple[Any, ControlService]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+                         options=[("grpc.max_receive_message_length", 16 << 20),
+                                  ("grpc.max_send_message_length", 16 << 20)])
+    service = ControlService(builder)
+    pb_grpc.add_ControlServicer_to_server(service, server)
+    return server, service

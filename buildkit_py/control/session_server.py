@@ -1,0 +1,363 @@
+"""The daemon's end of a client session: context sync, secrets, ssh agents, outputs.
+
+A client opens one ``Session`` stream per build. Messages from the client are routed
+by a reader thread (file listings and data to the running sync, secret values and ssh
+traffic to their waiters, output acknowledgements to the exporter); the daemon's
+messages leave through one bounded queue, so a slow client slows the sender down
+instead of filling memory.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import socket
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from buildkit_py.control import control_pb2 as pb
+from buildkit_py.control.filesync import ContextReceiver, SyncStats
+from buildkit_py.errors import BuildError
+from buildkit_py.worker.session import BuildSession
+
+_log = logging.getLogger(__name__)
+
+SECRET_TIMEOUT = 60.0
+SYNC_TIMEOUT = 300.0
+_POLL = 0.5
+
+
+class SessionClosedError(BuildError):
+    def __init__(self, what: str) -> None:
+        super().__init__(f"the client session closed while {what}",
+                         hint="the client went away (interrupted?); run the build again")
+
+
+class _Waiter:
+    """A one-shot slot a reader thread fills for a waiting build thread."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.value: pb.SessionMessage | None = None
+
+    def set(self, value: pb.SessionMessage) -> None:
+        self.value = value
+        self._event.set()
+
+    def wait(self, closed: threading.Event, timeout: float, what: str) -> pb.SessionMessage:
+        waited = 0.0
+        while not self._event.wait(_POLL):
+            if closed.is_set():
+                raise SessionClosedError(what)
+            waited += _POLL
+            if waited >= timeout:
+                raise BuildError(f"the client did not answer in {timeout:.0f}s while {what}")
+        assert self.value is not None
+        return self.value
+
+
+class DaemonSession:
+    def __init__(self, session_id: str) -> None:
+        self.id = session_id
+        self.closed = threading.Event()
+        self._out: queue.Queue[pb.SessionMessage] = queue.Queue(maxsize=256)
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._channels: dict[str, queue.Queue[pb.SessionMessage]] = {}
+        self._waiters: dict[tuple[str, int], _Waiter] = {}
+        self._ssh: dict[int, socket.socket] = {}
+
+    # ---------------------------------------------------------------- plumbing
+
+    def next_id(self) -> int:
+        with self._lock:
+            return next(self._ids)
+
+    def send(self, msg: pb.SessionMessage) -> None:
+        while True:
+            if self.closed.is_set():
+                raise SessionClosedError("sending to it")
+            try:
+                self._out.put(msg, timeout=_POLL)
+                return
+            except queue.Full:
+                continue
+
+    def outgoing(self) -> Iterator[pb.SessionMessage]:
+        """The daemon's messages, for the gRPC response stream."""
+        while not self.closed.is_set():
+            try:
+                yield self._out.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+
+    def consume(self, incoming: Iterable[pb.SessionMessage]) -> None:
+        """Route the client's messages until its stream ends (run on a reader thread)."""
+        try:
+            for msg in incoming:
+                self._dispatch(msg)
+        except Exception as err:  # the stream broke: the client is gone
+            _log.debug("session %s ended: %s", self.id, err)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.closed.set()
+        with self._lock:
+            conns, self._ssh = list(self._ssh.values()), {}
+        for conn in conns:
+            _close_socket(conn)
+
+    def _waiter(self, kind: str, key: int) -> _Waiter:
+        w = _Waiter()
+        with self._lock:
+            self._waiters[(kind, key)] = w
+        return w
+
+    def _fill(self, kind: str, key: int, msg: pb.SessionMessage) -> None:
+        with self._lock:
+            w = self._waiters.pop((kind, key), None)
+        if w is not None:
+            w.set(msg)
+
+    def _dispatch(self, msg: pb.SessionMessage) -> None:
+        kind = msg.WhichOneof("msg")
+        if kind in ("sync_stats", "file_hashes", "file_data"):
+            name = getattr(msg, kind).name
+            with self._lock:
+                chan = self._channels.get(name)
+            if chan is not None:
+                chan.put(msg)
+        elif kind == "secret_value":
+            self._fill("secret", msg.secret_value.req_id, msg)
+        elif kind == "output_ack":
+            self._fill("output", msg.output_ack.index, msg)
+        elif kind == "ssh_data":
+            with self._lock:
+                conn = self._ssh.get(msg.ssh_data.conn_id)
+            if conn is not None:
+                try:
+                    conn.sendall(msg.ssh_data.data)
+                except OSError:
+                    self._drop_ssh(msg.ssh_data.conn_id, notify=True)
+        elif kind == "ssh_close":
+            self._drop_ssh(msg.ssh_close.conn_id, notify=False)
+
+    # ---------------------------------------------------------------- context sync
+
+    def _next(self, chan: queue.Queue[pb.SessionMessage], what: str) -> pb.SessionMessage:
+        waited = 0.0
+        while True:
+            try:
+                return chan.get(timeout=_POLL)
+            except queue.Empty:
+                if self.closed.is_set():
+                    raise SessionClosedError(what) from None
+                waited += _POLL
+                if waited >= SYNC_TIMEOUT:
+                    raise BuildError(f"the client sent nothing for {SYNC_TIMEOUT:.0f}s "
+                                     f"while {what}") from None
+
+    def sync(self, name: str, dest: Path, incoming: Path) -> SyncStats:
+        """Bring ``dest`` up to date with the client's directory ``name``."""
+        chan: queue.Queue[pb.SessionMessage] = queue.Queue(maxsize=64)
+        with self._lock:
+            self._channels[name] = chan
+        what = f"transferring {name!r}"
+        receiver = ContextReceiver(dest, incoming)
+        try:
+            self.send(pb.SessionMessage(sync_start=pb.SyncStart(name=name)))
+            listing: list[pb.Stat] = []
+            while True:
+                msg = self._next(chan, what)
+                if msg.WhichOneof("msg") != "sync_stats":
+                    continue
+                if msg.sync_stats.error:
+                    raise BuildError(f"the client cannot send {name!r}: {msg.sync_stats.error}")
+                listing.extend(msg.sync_stats.stats)
+                if msg.sync_stats.done:
+                    break
+            to_hash, to_fetch = receiver.plan(listing)
+            if to_hash:
+                self.send(pb.SessionMessage(file_request=pb.FileRequest(
+                    name=name, ids=to_hash, hash_only=True)))
+                got: list[pb.FileHash] = []
+                while len(got) < len(to_hash):
+                    msg = self._next(chan, what)
+                    if msg.WhichOneof("msg") == "file_hashes":
+                        got.extend(msg.file_hashes.hashes)
+                to_fetch.extend(receiver.check_hashes(got))
+            if to_fetch:
+                self.send(pb.SessionMessage(file_request=pb.FileRequest(name=name, ids=to_fetch)))
+                pending = set(to_fetch)
+                while pending:
+                    msg = self._next(chan, what)
+                    if msg.WhichOneof("msg") != "file_data":
+                        continue
+                    fd = msg.file_data
+                    if fd.error:
+                        raise BuildError(f"the client cannot send a file of {name!r}: {fd.error}")
+                    if fd.data:
+                        receiver.write(fd.id, fd.data)
+                    if fd.eof:
+                        receiver.end(fd.id)
+                        pending.discard(fd.id)
+            return receiver.finish()
+        finally:
+            receiver.abort()
+            with self._lock:
+                self._channels.pop(name, None)
+
+    # ---------------------------------------------------------------- secrets
+
+    def secret(self, sid: str) -> bytes | None:
+        """Ask the client for a secret now; the daemon never stores it."""
+        req_id = self.next_id()
+        w = self._waiter("secret", req_id)
+        self.send(pb.SessionMessage(secret_request=pb.SecretRequest(req_id=req_id, id=sid)))
+        msg = w.wait(self.closed, SECRET_TIMEOUT, f"fetching secret {sid!r}")
+        return msg.secret_value.data if msg.secret_value.found else None
+
+    # ---------------------------------------------------------------- outputs
+
+    def send_output(self, index: int, kind: str, frames: Iterable[bytes]) -> None:
+        """Stream exporter output ``index`` and wait until the client has written it."""
+        w = self._waiter("output", index)
+        self.send(pb.SessionMessage(output_begin=pb.OutputBegin(index=index, kind=kind)))
+        for frame in frames:
+            self.send(pb.SessionMessage(output_data=pb.OutputData(index=index, data=frame)))
+        self.send(pb.SessionMessage(output_end=pb.OutputEnd(index=index)))
+        ack = w.wait(self.closed, SYNC_TIMEOUT, "sending the build output")
+        if ack.output_ack.error:
+            raise BuildError(f"the client could not write output {index + 1}: "
+                             f"{ack.output_ack.error}")
+
+    # ---------------------------------------------------------------- ssh
+
+    def open_ssh(self, conn: socket.socket, ssh_id: str) -> None:
+        """Proxy one agent connection on the daemon to the client's agent ``ssh_id``."""
+        conn_id = self.next_id()
+        with self._lock:
+            self._ssh[conn_id] = conn
+        try:
+            self.send(pb.SessionMessage(ssh_open=pb.SSHOpen(conn_id=conn_id, ssh_id=ssh_id)))
+        except SessionClosedError:
+            self._drop_ssh(conn_id, notify=False)
+            return
+        threading.Thread(target=self._pump_ssh, args=(conn_id, conn), daemon=True,
+                         name=f"ssh-{conn_id}").start()
+
+    def _pump_ssh(self, conn_id: int, conn: socket.socket) -> None:
+        try:
+            while data := conn.recv(65536):
+                self.send(pb.SessionMessage(ssh_data=pb.SSHData(conn_id=conn_id, data=data)))
+        except (OSError, SessionClosedError):
+            pass
+        self._drop_ssh(conn_id, notify=True)
+
+    def _drop_ssh(self, conn_id: int, *, notify: bool) -> None:
+        with self._lock:
+            conn = self._ssh.pop(conn_id, None)
+        if conn is None:
+            return
+        _close_socket(conn)
+        if notify and not self.closed.is_set():
+            try:
+                self.send(pb.SessionMessage(ssh_close=pb.SSHClose(conn_id=conn_id)))
+            except SessionClosedError:
+                pass
+
+
+def _close_socket(conn: socket.socket) -> None:
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    conn.close()
+
+
+class SessionRegistry:
+    """Open sessions by id; Solve waits briefly for its session to arrive."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._sessions: dict[str, DaemonSession] = {}
+
+    def add(self, session: DaemonSession) -> None:
+        with self._cond:
+            self._sessions[session.id] = session
+            self._cond.notify_all()
+
+    def remove(self, session: DaemonSession) -> None:
+        with self._cond:
+            if self._sessions.get(session.id) is session:
+                del self._sessions[session.id]
+
+    def wait(self, session_id: str, timeout: float = 30.0) -> DaemonSession:
+        with self._cond:
+            if not self._cond.wait_for(lambda: session_id in self._sessions, timeout):
+                raise BuildError(f"session {session_id!r} did not connect",
+                                 hint="the client must open the Session stream before Solve")
+            return self._sessions[session_id]
+
+    def close_all(self) -> None:
+        with self._cond:
+            sessions = list(self._sessions.values())
+        for s in sessions:
+            s.close()
+
+
+@dataclass
+class SSHForwarder:
+    """Unix sockets on the daemon, one per ``--ssh`` id, proxied to the client's agents."""
+
+    session: DaemonSession
+    directory: Path
+    ids: list[str]
+    sockets: dict[str, Path] = field(default_factory=dict)
+    _listeners: list[socket.socket] = field(default_factory=list)
+
+    def start(self) -> dict[str, Path]:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for n, sid in enumerate(self.ids):
+            path = self.directory / f"ssh-{n}.sock"
+            lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            lsock.bind(str(path))
+            path.chmod(0o666)  # the directory keeps other host users out
+            lsock.listen(8)
+            self._listeners.append(lsock)
+            self.sockets[sid] = path
+            threading.Thread(target=self._accept, args=(lsock, sid), daemon=True,
+                             name=f"ssh-listen-{sid}").start()
+        return self.sockets
+
+    def _accept(self, lsock: socket.socket, sid: str) -> None:
+        while True:
+            try:
+                conn, _ = lsock.accept()
+            except OSError:
+                return
+            self.session.open_ssh(conn, sid)
+
+    def close(self) -> None:
+        for lsock in self._listeners:
+            _close_socket(lsock)
+        self._listeners.clear()
+
+
+class RemoteBuildSession(BuildSession):
+    """What the worker sees of a remote client: synced dirs, on-demand secrets."""
+
+    def __init__(self, session: DaemonSession, local_dirs: dict[str, Path],
+                 secret_ids: list[str], ssh_sockets: dict[str, Path]) -> None:
+        super().__init__(local_dirs=local_dirs, secrets={}, ssh_sockets=ssh_sockets)
+        self._session = session
+        self._secret_ids = set(secret_ids)
+
+    def secret(self, sid: str) -> bytes | None:
+        if sid not in self._secret_ids:
+            return None
+        return self._session.secret(sid)

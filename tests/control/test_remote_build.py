@@ -1,0 +1,155 @@
+"""Builds through bkpyd: same image as embedded, incremental context, ignore rules,
+secrets, outputs and errors carried over the wire."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from tests.control.conftest import Daemon, client_env, import_busybox, run_bkpy
+
+DOCKERFILE = """\
+FROM busybox
+COPY . /src
+RUN cat /src/a.txt > /copy.txt && echo built > /built.txt
+"""
+
+
+def _context(path: Path, files: dict[str, str]) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        p = path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    return path
+
+
+def _transfers(stderr: str) -> list[tuple[int, int]]:
+    """(files, raw bytes) of every context transfer in --progress=plain output."""
+    return [(int(m.group(1)), int(m.group(2)))
+            for m in re.finditer(r"transferred (\d+) files \((\d+) bytes", stderr)]
+
+
+def test_remote_build_gives_the_same_image_digest_as_embedded(
+        tmp_path: Path, shared_daemon: Daemon, busybox_layout: Path) -> None:
+    daemon = shared_daemon
+    env = client_env(tmp_path, daemon)
+    import_busybox(Path(env["BKPY_ROOT"]), busybox_layout)
+    ctx = _context(tmp_path / "ctx", {"Dockerfile": DOCKERFILE, "a.txt": "hello\n",
+                                      "sub/b.txt": "b\n"})
+    common = ["--build-arg", "SOURCE_DATE_EPOCH=1700000000",
+              "--output", "type=image,name=same:1,rewrite-timestamp=true", str(ctx)]
+    run_bkpy("build", "--progress", "plain", "--builder", "default",
+             "--metadata-file", str(tmp_path / "embedded.json"), *common, env=env)
+    run_bkpy("build", "--progress", "plain", "--metadata-file", str(tmp_path / "remote.json"),
+             *common, env=env)
+    embedded = json.loads((tmp_path / "embedded.json").read_text())
+    remote = json.loads((tmp_path / "remote.json").read_text())
+    assert remote["containerimage.digest"] == embedded["containerimage.digest"]
+    assert remote["containerimage.config.digest"] == embedded["containerimage.config.digest"]
+    # type=image lands in the daemon's image store, not the client's
+    images = run_bkpy("images", env={"BKPY_ROOT": str(daemon.root)}).out
+    assert "same:1" in images
+
+
+def test_second_build_after_one_change_sends_only_that_file(
+        tmp_path: Path, shared_daemon: Daemon) -> None:
+    env = client_env(tmp_path, shared_daemon)
+    files = {"Dockerfile": DOCKERFILE, "a.txt": "hello\n"}
+    files.update({f"data/f{i}.txt": f"file {i}\n" * 200 for i in range(20)})
+    ctx = _context(tmp_path / "ctx", files)
+    first = run_bkpy("build", "--progress", "plain", str(ctx), env=env)
+    assert _transfers(first.err) == [(22, sum(len(t) for t in files.values()))]
+    (ctx / "a.txt").write_text("changed\n")
+    second = run_bkpy("build", "--progress", "plain", "-o", f"type=local,dest={tmp_path}/out",
+                      str(ctx), env=env)
+    assert _transfers(second.err) == [(1, len("changed\n"))]
+    assert (tmp_path / "out" / "copy.txt").read_text() == "changed\n"
+    # a touched but unchanged file is hashed, not sent
+    (ctx / "data" / "f3.txt").touch()
+    third = run_bkpy("build", "--progress", "plain", str(ctx), env=env)
+    assert _transfers(third.err) == [(0, 0)]
+
+
+def test_ignored_files_never_reach_the_daemon(tmp_path: Path, shared_daemon: Daemon) -> None:
+    daemon = shared_daemon
+    env = client_env(tmp_path, daemon)
+    marker = "TOP-SECRET-MARKER-7f3a"
+    ctx = _context(tmp_path / "ctx", {
+        "Dockerfile": DOCKERFILE, "a.txt": "hello\n", ".dockerignore": "*.key\nprivate/\n",
+        "id.key": marker, "private/creds.txt": marker})
+    run_bkpy("build", "--progress", "plain", "-o", f"type=local,dest={tmp_path}/out", str(ctx),
+             env=env)
+    out = tmp_path / "out" / "src"
+    assert sorted(p.name for p in out.iterdir()) == [".dockerignore", "Dockerfile", "a.txt"]
+    leaked = [p for p in daemon.root.rglob("*")
+              if p.is_file() and not p.is_symlink() and marker.encode() in p.read_bytes()]
+    assert leaked == []
+
+
+def test_outputs_are_written_on_the_client(tmp_path: Path, shared_daemon: Daemon) -> None:
+    env = client_env(tmp_path, shared_daemon)
+    ctx = _context(tmp_path / "ctx", {
+        "Dockerfile": "FROM busybox\nCOPY a.txt /a.txt\nRUN chmod 4750 /a.txt && "
+                      "ln -s a.txt /link\n",
+        "a.txt": "payload\n"})
+    run_bkpy("build", "--progress", "quiet", str(ctx),
+             "-o", f"type=local,dest={tmp_path}/local",
+             "-o", f"type=oci,dest={tmp_path}/image.tar",
+             "--iidfile", str(tmp_path / "iid"), env=env)
+    local = tmp_path / "local"
+    assert (local / "a.txt").read_text() == "payload\n"
+    assert (local / "a.txt").stat().st_mode & 0o7777 == 0o4750
+    assert (local / "link").readlink() == Path("a.txt")
+    assert (local / "bin" / "busybox").stat().st_size > 100_000
+    import tarfile
+
+    with tarfile.open(tmp_path / "image.tar") as tf:
+        assert "index.json" in tf.getnames()
+    assert (tmp_path / "iid").read_text().startswith("sha256:")
+
+
+def test_secrets_are_fetched_on_demand_and_not_kept(tmp_path: Path,
+                                                    shared_daemon: Daemon) -> None:
+    daemon = shared_daemon
+    env = client_env(tmp_path, daemon)
+    secret = "s3cr3t-value-91c2"
+    (tmp_path / "token").write_text(secret)
+    ctx = _context(tmp_path / "ctx", {"Dockerfile": (
+        "FROM busybox\nRUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /len\n")})
+    run_bkpy("build", "--progress", "plain", "--secret", f"id=tok,src={tmp_path}/token",
+             "-o", f"type=local,dest={tmp_path}/out", str(ctx), env=env)
+    assert (tmp_path / "out" / "len").read_text().strip() == str(len(secret))
+    leaked = [p for p in daemon.root.rglob("*")
+              if p.is_file() and not p.is_symlink() and secret.encode() in p.read_bytes()]
+    assert leaked == []
+
+
+def test_failed_step_keeps_location_snippet_and_log_tail(
+        tmp_path: Path, shared_daemon: Daemon, busybox_layout: Path) -> None:
+    env = client_env(tmp_path, shared_daemon)
+    import_busybox(tmp_path / "emb", busybox_layout)
+    ctx = _context(tmp_path / "ctx", {"Dockerfile": (
+        "FROM busybox\nRUN echo first-line\nRUN echo boom-output && exit 3\n")})
+    remote = run_bkpy("build", "--progress", "plain", str(ctx), env=env, check=False)
+    embedded = run_bkpy("build", "--progress", "plain", "--builder", "default", str(ctx),
+                        env={**env, "BKPY_ROOT": str(tmp_path / "emb")}, check=False)
+    assert remote.code == 1
+    assert "Traceback" not in remote.err
+    tail = remote.err[remote.err.index("------"):]
+    assert "boom-output" in tail
+    assert "   3 | RUN echo boom-output && exit 3" in tail
+    assert "exit code: 3" in tail
+    # the rendered error block is the embedded one, word for word
+    assert embedded.code == 1
+    assert tail == embedded.err[embedded.err.index("------"):]
+
+
+def test_dockerfile_error_exits_2_over_the_wire(tmp_path: Path, shared_daemon: Daemon) -> None:
+    env = client_env(tmp_path, shared_daemon)
+    ctx = _context(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nFROBNICATE now\n"})
+    res = run_bkpy("build", "--progress", "quiet", str(ctx), env=env, check=False)
+    assert res.code == 2
+    assert "FROBNICATE" in res.err
+    assert "Traceback" not in res.err
