@@ -22,6 +22,7 @@ from buildkit_py.client.request import BuildRequest, OutputSpec
 from buildkit_py.config import BuilderConfig
 from buildkit_py.errors import BuildError, UsageError
 from buildkit_py.platforms import Platform, host_platform, parse_platform
+from buildkit_py.solver.cancel import CancelToken
 from buildkit_py.solver.progress import ProgressBus, ProgressEvent
 from buildkit_py.worker.session import BuildSession
 
@@ -135,7 +136,10 @@ class Builder:
                             ssh_sockets={s.id: Path(s.paths[0]) for s in req.ssh})
 
     def build(self, req: BuildRequest, progress: ProgressSink,
-              session: BuildSession | None = None) -> BuildOutcome:
+              session: BuildSession | None = None,
+              cancel: CancelToken | None = None) -> BuildOutcome:
+        """Run one build. ``cancel`` stops it (e.g. its client went away); steps shared
+        with other builds keep running for them."""
         from buildkit_py.frontend.dockerfile import load_dockerfile
         from buildkit_py.frontend.dockerfile.convert import ConvertOptions, convert
         from buildkit_py.frontend.dockerfile.dockerignore import find_ignore_file, read_ignore_file
@@ -180,7 +184,7 @@ class Builder:
         for c in converted:
             outcome.warnings.extend(f"{w.rule}: {w.message}" for w in c.warnings)
         try:
-            results = self._solve_all(converted, bus, req, session)
+            results = self._solve_all(converted, bus, req, session, cancel)
             for r in results:
                 outcome.ran += len(r.ran)
                 outcome.cached += len(r.cached)
@@ -197,10 +201,10 @@ class Builder:
         return outcome
 
     def _solve_all(self, converted: list[Any], bus: ProgressBus, req: BuildRequest,
-                   session: BuildSession) -> list[Any]:
+                   session: BuildSession, cancel: CancelToken | None) -> list[Any]:
         def solve(c: Any) -> Any:
             return self.solver.solve(c.definition, progress=bus, no_cache=req.no_cache,
-                                     session=session)
+                                     session=session, cancel=cancel)
 
         if len(converted) == 1:
             return [solve(converted[0])]

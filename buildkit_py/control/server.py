@@ -23,6 +23,7 @@ from buildkit_py.control.session_server import DaemonSession, SessionRegistry
 from buildkit_py.control.solve import ContextCache, run_remote_build
 from buildkit_py.control.wire import ERROR_TEXT_KEY, EXIT_CODE_KEY, SESSION_ID_KEY, event_to_pb
 from buildkit_py.errors import UserError
+from buildkit_py.solver.cancel import CancelToken
 from buildkit_py.solver.progress import ProgressEvent
 
 _log = logging.getLogger(__name__)
@@ -110,11 +111,15 @@ class ControlService(pb_grpc.ControlServicer):
         ref = request.ref or uuid.uuid4().hex
         channel = self.progress.get(ref)
         workdir = self.root / "control" / "builds" / uuid.uuid4().hex
+        # A client that goes away cancels its own build only: steps shared with other
+        # builds keep running for them (the solver detaches this build from them).
+        cancel = CancelToken()
+        context.add_callback(lambda: cancel.cancel("client disconnected"))
         try:
             session = self.sessions.wait(request.session_id)
             with self.gate.build():
                 outcome = run_remote_build(self.builder, request, session, self.contexts,
-                                           workdir, channel.publish)
+                                           workdir, channel.publish, cancel)
             return pb.SolveResponse(image_id=outcome.image_id or "",
                                     metadata_json=json.dumps(outcome.metadata),
                                     ran=outcome.ran, cached=outcome.cached,

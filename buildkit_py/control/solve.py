@@ -43,7 +43,8 @@ from buildkit_py.solver.progress import (
 )
 
 if TYPE_CHECKING:
-    from buildkit_py.builder.core import Builder, BuildOutcome
+    from buildkit_py.solver.cancel import CancelToken
+from buildkit_py.builder.core import Builder, BuildOutcome
 
 ProgressSink = Callable[[ProgressEvent], None]
 SLOTS = 8  # concurrent builds of one context each get their own synced copy
@@ -318,7 +319,7 @@ def _client_paths(progress: ProgressSink, req: pb.SolveRequest,
 
 def run_remote_build(builder: Builder, req: pb.SolveRequest, session: DaemonSession,
                      contexts: ContextCache, workdir: Path,
-                     progress: ProgressSink) -> BuildOutcome:
+                     progress: ProgressSink, cancel: CancelToken | None = None) -> BuildOutcome:
     workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         local_dirs: dict[str, Path] = {}
@@ -340,7 +341,8 @@ def run_remote_build(builder: Builder, req: pb.SolveRequest, session: DaemonSess
         sockets = ssh.start()
         bsession = RemoteBuildSession(session, local_dirs, list(req.secret_ids), sockets)
         breq, deliveries = to_build_request(req, workdir, local_dirs, session.id)
-        outcome = builder.build(breq, _client_paths(progress, req, deliveries), bsession)
+        outcome = builder.build(breq, _client_paths(progress, req, deliveries), bsession,
+                                cancel)
         for d in deliveries:
             session.send_output(d.index, d.kind, d.frames())
         return outcome
