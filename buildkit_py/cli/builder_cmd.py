@@ -156,9 +156,9 @@ def use(name: str) -> None:
 
 def _node_workers(store: BuilderStore, rec: BuilderRecord, node: Node) -> list[WorkerInfo]:
     if rec.driver == "embedded":
-        from buildkit_py.client.base import EmbeddedBuilderClient
+        from buildkit_py.client.embedded import EmbeddedClient
 
-        return EmbeddedBuilderClient(embedded_config(node)).workers()
+        return EmbeddedClient(embedded_config(node)).workers()
     client = remote_client(store, rec, node)
     try:
         return client.workers()

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from buildkit_py.builder.core import BuildOutcome
     from buildkit_py.client.request import BuildRequest
-    from buildkit_py.config import BuilderConfig
     from buildkit_py.solver.progress import ProgressEvent
 
     ProgressSink = Callable[[ProgressEvent], None]
@@ -65,39 +64,3 @@ class BuilderClient(Protocol):
     def workers(self) -> list[WorkerInfo]: ...
 
     def close(self) -> None: ...
-
-
-class EmbeddedBuilderClient:
-    """The builder core in this process, holding the state directory's lock per call."""
-
-    def __init__(self, config: BuilderConfig) -> None:
-        self.config = config
-
-    def build(self, req: BuildRequest, progress: ProgressSink) -> BuildOutcome:
-        from buildkit_py.client.embedded import EmbeddedClient
-
-        return EmbeddedClient(self.config).build(req, progress)
-
-    def disk_usage(self) -> list[UsageItem]:
-        from buildkit_py.builder.core import Builder
-        from buildkit_py.client.embedded import _state_lock
-        from buildkit_py.control.gc import disk_usage
-
-        with _state_lock(self.config.root), Builder(self.config) as builder:
-            return disk_usage(builder)
-
-    def prune(self, opts: PruneOptions) -> Iterator[UsageItem]:
-        from buildkit_py.builder.core import Builder
-        from buildkit_py.client.embedded import _state_lock
-        from buildkit_py.control.gc import prune
-
-        with _state_lock(self.config.root), Builder(self.config) as builder:
-            yield from prune(builder, opts)
-
-    def workers(self) -> list[WorkerInfo]:
-        from buildkit_py.control.gc import local_worker_info
-
-        return [local_worker_info(self.config)]
-
-    def close(self) -> None:
-        pass

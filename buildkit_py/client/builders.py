@@ -287,9 +287,9 @@ def open_client(rec: BuilderRecord, store: BuilderStore | None = None) -> Builde
     """A client for the builder; daemon-driver nodes are started when needed."""
     store = store or BuilderStore()
     if rec.driver == "embedded":
-        from buildkit_py.client.base import EmbeddedBuilderClient
+        from buildkit_py.client.embedded import EmbeddedClient
 
-        return EmbeddedBuilderClient(embedded_config(rec.nodes[0]))
+        return EmbeddedClient(embedded_config(rec.nodes[0]))
     if rec.driver == "daemon":
         for node in rec.nodes:
             start_daemon(store, rec, node)

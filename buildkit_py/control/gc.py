@@ -40,9 +40,7 @@ def disk_usage(builder: Builder) -> list[UsageItem]:
 def _layer_blobs(builder: Builder) -> set[str]:
     """Layer blobs exported from snapshots that still exist (cheap to keep, slow to redo)."""
     keep: set[str] = set()
-    rows = builder.layer_cache._db.execute("SELECT k, digest FROM layers").fetchall()
-    for k, digest in rows:
-        snapshot = k.split("|", 1)[0]
+    for snapshot, digest in builder.layer_cache.entries():
         try:
             builder.worker.sn.stat(snapshot)
         except SnapshotNotFoundError:

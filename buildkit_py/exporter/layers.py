@@ -82,6 +82,12 @@ class LayerCache:
                                    "WHERE k=?", (f"{snapshot}|source",)).fetchone()
         return None if row is None else (row[0], row[1], row[2], row[3])
 
+    def entries(self) -> list[tuple[str, str]]:
+        """Every remembered (snapshot key, blob digest) pair, for garbage collection."""
+        with self._lock:
+            rows = self._db.execute("SELECT k, digest FROM layers").fetchall()
+        return [(k.split("|", 1)[0], digest) for k, digest in rows]
+
     def close(self) -> None:
         self._db.close()
 
