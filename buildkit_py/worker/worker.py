@@ -11,13 +11,13 @@ import contextlib
 import shutil
 import tarfile
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from buildkit_py import rootpath
 from buildkit_py.errors import BuildError
-from buildkit_py.executor import Executor
 from buildkit_py.frontend.dockerfile.dockerignore import filepath_match
 from buildkit_py.llb import ops_pb2
 from buildkit_py.snapshot import (
@@ -39,6 +39,9 @@ from buildkit_py.worker.results import SCRATCH_ID, LocalResult, SnapshotResult
 from buildkit_py.worker.session import BuildSession
 from buildkit_py.worker.snapshots import Snapshots
 
+if TYPE_CHECKING:
+    from buildkit_py.executor import Executor
+
 
 class BuilderWorker:
     def __init__(self, root: Path, *, runtime: str = "bkpy-runc",
@@ -48,10 +51,22 @@ class BuilderWorker:
         self.root = Path(root)
         self.sn: DBSnapshotter = open_snapshotter(self.root / "snapshots")
         self.snapshots = Snapshots(self.sn, self.root / "tmp")
-        self.executor = Executor(runtime, self.root / "executor")
+        self._runtime = runtime
+        self._executor: Executor | None = None
+        self._executor_lock = threading.Lock()
         self.checksums = ChecksumCache(self.root / "checksums.db")
         self.session = session or BuildSession()
         self._image_source = image_source
+
+    @property
+    def executor(self) -> Executor:
+        """Created when the first step runs: a fully cached build never needs it."""
+        with self._executor_lock:
+            if self._executor is None:
+                from buildkit_py.executor import Executor
+
+                self._executor = Executor(self._runtime, self.root / "executor")
+            return self._executor
 
     def close(self) -> None:
         self.checksums.close()
@@ -169,4 +184,4 @@ class BuilderWorker:
         return True
 
     def info(self) -> dict[str, Any]:
-        return {"snapshotter": self.sn.name, "runtime": str(self.executor.runtime)}
+        return {"snapshotter": self.sn.name, "runtime": self._runtime}

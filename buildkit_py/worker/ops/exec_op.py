@@ -9,14 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from buildkit_py.errors import BuildError
-from buildkit_py.executor import (
-    BindMount,
-    CacheMount,
-    ExecRequest,
-    SecretMount,
-    SshMount,
-    TmpfsMount,
-)
 from buildkit_py.llb import ops_pb2
 from buildkit_py.solver.worker import CacheMap, CacheMapDep, OpContext, Result
 from buildkit_py.worker.ops.common import content_digest, op_cache_digest, unwrap
@@ -71,6 +63,8 @@ class ExecHandler:
         self._cancel.set()
 
     def exec(self, ctx: OpContext, inputs: Sequence[Result]) -> list[Result]:
+        from buildkit_py.executor import ExecRequest, SecretMount  # only when a step runs
+
         op = self.op.exec
         ins = [unwrap(r) for r in inputs]
         n_outputs = max((m.output for m in op.mounts), default=-1) + 1
@@ -149,6 +143,14 @@ class ExecHandler:
 
     def _mount(self, ctx: OpContext, stack: contextlib.ExitStack, m: ops_pb2.Mount,
                ins: list[SnapshotResult | LocalResult], layers: list) -> Mount:
+        from buildkit_py.executor import (
+            BindMount,
+            CacheMount,
+            SecretMount,
+            SshMount,
+            TmpfsMount,
+        )
+
         src = self._input(ins, m.input)
         if m.mount_type == ops_pb2.MOUNT_TYPE_BIND:
             if m.readonly:
