@@ -8,6 +8,7 @@ and ``Solve``. Ignore rules are applied here, so ignored files never leave the c
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -18,6 +19,7 @@ import sys
 import tarfile
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -626,16 +628,46 @@ def route_platforms(platforms: list[str], nodes: list[NodeTarget],
     return groups
 
 
+def _pushes(o: OutputSpec) -> bool:
+    return o.type == "registry" or (o.type == "image" and o.attrs.get("push") == "true")
+
+
+def _joins_images(o: OutputSpec) -> bool:
+    """Outputs that need one image index over every node's platforms."""
+    return _pushes(o) or o.type in ("oci", "docker")
+
+
+# exporter attributes that shape the images themselves (the same on every node)
+_IMAGE_ATTRS = ("compression", "compression-level", "force-compression", "rewrite-timestamp")
+
+
+def _layout_output(o: OutputSpec, dest: Path) -> OutputSpec:
+    """What a node exports so the client can join it: an OCI layout folder."""
+    attrs = {k: v for k, v in o.attrs.items() if k in _IMAGE_ATTRS}
+    attrs["oci-mediatypes"] = o.attrs.get("oci-mediatypes",
+                                          "false" if o.type == "docker" else "true")
+    attrs.update(dest=str(dest), tar="false")
+    return OutputSpec("oci", attrs)
+
+
+def _image_names(o: OutputSpec, req: BuildRequest) -> list[str]:
+    return [n for n in o.attrs.get("name", "").split(",") if n] or list(req.tags)
+
+
 class MultiNodeClient:
     """A builder with several nodes: each platform is built on a node that runs it
     natively where possible, the nodes in parallel.
 
-    Combining results: ``type=local`` outputs get one sub-directory per platform
-    (``linux_amd64/``...) whichever node built it; ``type=image`` without push stores
-    each node's platforms in that node's image store; ``--metadata-file`` holds one
-    entry per node under ``"nodes"``, ``--iidfile`` the first node's image id. One image
-    index across nodes (push, ``oci``/``docker``/``tar`` outputs) is not done yet: such
-    builds must run on a single node and are refused here.
+    Combining results (what buildx gives): ``type=local`` outputs get one sub-directory per
+    platform (``linux_amd64/``...) whichever node built it, and ``type=tar`` one folder
+    per platform in one tarball; ``type=image`` without push stores each node's platforms
+    in that node's image store. Pushes (``--push``, ``type=registry``) and ``type=oci`` /
+    ``type=docker`` outputs get one image index over all platforms: each node exports its
+    platforms as an OCI layout to the client, which joins them (imagetools create) and
+    pushes the manifests by digest and the index under every tag, or writes one layout.
+    ``--metadata-file`` holds the index digest (``containerimage.digest``) when there is
+    one, and one entry per node under ``"nodes"``; ``--iidfile`` the index digest, else
+    the first node's image id.
     """
 
     def __init__(self, nodes: list[NodeTarget]) -> None:
@@ -677,62 +709,134 @@ class MultiNodeClient:
         if len(groups) == 1:
             return self.nodes[next(iter(groups))].client.build(req, progress)
         for o in req.outputs:
-            if o.type in ("oci", "docker", "tar", "registry") or o.attrs.get("push") == "true":
-                raise UsageError(
-                    f"--output type={o.type}{',push=true' if o.attrs.get('push') else ''} "
-                    "needs one image index across several builder nodes, which is not "
-                    "supported yet",
-                    hint="pick platforms one node can build, or use type=local / --load")
+            if _pushes(o) and not _image_names(o, req):
+                # refuse before building, as a one-node build would after it
+                raise UsageError("pushing needs an image name",
+                                 hint="add -t NAME or --output type=image,name=NAME,push=true")
+        if any(_joins_images(o) for o in req.outputs):
+            from buildkit_py.imagetools.create import parse_targets
+
+            for o in req.outputs:
+                if _pushes(o):
+                    parse_targets(_image_names(o, req))
         return self._build_split(req, groups, progress)
+
+    def _node_request(self, req: BuildRequest, index: int, plats: list[str],
+                      tmp: Path) -> BuildRequest:
+        """The part of ``req`` that node ``index`` builds, its outputs redirected to what
+        the client joins afterwards."""
+        from buildkit_py.platforms import parse_platform
+
+        outputs: list[OutputSpec] = []
+        layout_asked = False
+        for k, o in enumerate(req.outputs):
+            attrs = dict(o.attrs)
+            if _joins_images(o):
+                if not layout_asked:  # one layout serves every joined output
+                    outputs.append(_layout_output(o, tmp / f"layout-{index}"))
+                    layout_asked = True
+                continue
+            if o.type == "local" and len(plats) == 1:
+                sub = parse_platform(plats[0]).for_path()
+                attrs["dest"] = str(Path(o.dest or ".") / sub)
+            elif o.type == "tar":
+                attrs["dest"] = str(tmp / f"tar-{index}-{k}.tar")
+            outputs.append(OutputSpec(o.type, attrs))
+        return dataclasses.replace(
+            req, platforms=plats, outputs=outputs,
+            iidfile=tmp / f"{index}.iid" if req.iidfile else None,
+            metadata_file=tmp / f"{index}.json" if req.metadata_file else None)
 
     def _build_split(self, req: BuildRequest, groups: dict[int, list[str]],
                      progress: ProgressSink) -> BuildOutcome:
-        from buildkit_py.platforms import parse_platform
-
         results: dict[int, BuildOutcome] = {}
         errors: dict[int, BaseException] = {}
-        with tempfile.TemporaryDirectory(prefix="bkpy-nodes-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="bkpy-nodes-") as tmpdir:
+            tmp = Path(tmpdir)
+            requests = {i: self._node_request(req, i, p, tmp) for i, p in groups.items()}
 
-            def run(index: int, plats: list[str]) -> None:
+            def run(index: int) -> None:
                 node = self.nodes[index]
-                outputs = []
-                for o in req.outputs:
-                    attrs = dict(o.attrs)
-                    if o.type == "local" and len(plats) == 1:
-                        sub = parse_platform(plats[0]).for_path()
-                        attrs["dest"] = str(Path(o.dest or ".") / sub)
-                    outputs.append(OutputSpec(o.type, attrs))
-                sub_req = dataclasses.replace(
-                    req, platforms=plats, outputs=outputs,
-                    iidfile=Path(tmp) / f"{index}.iid" if req.iidfile else None,
-                    metadata_file=Path(tmp) / f"{index}.json" if req.metadata_file else None)
                 try:
-                    results[index] = node.client.build(sub_req, _prefixed(progress, node.name))
+                    results[index] = node.client.build(requests[index],
+                                                       _prefixed(progress, node.name))
                 except BaseException as err:
                     errors[index] = err
 
-            threads = [threading.Thread(target=run, args=(i, p), daemon=True)
-                       for i, p in groups.items()]
+            threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in groups]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
-        if errors:
-            raise errors[min(errors)]
-        order = sorted(results)
-        first = results[order[0]]
-        outcome = BuildOutcome(
-            image_id=first.image_id,
-            metadata={"nodes": [{"name": self.nodes[i].name, "platforms": groups[i],
-                                 **results[i].metadata} for i in order]},
-            ran=sum(r.ran for r in results.values()),
-            cached=sum(r.cached for r in results.values()),
-            warnings=[w for i in order for w in results[i].warnings])
+            if errors:
+                raise errors[min(errors)]
+            order = list(groups)  # the order the platforms were asked in
+            first = results[min(results)]
+            outcome = BuildOutcome(
+                image_id=first.image_id,
+                metadata={"nodes": [{"name": self.nodes[i].name, "platforms": groups[i],
+                                     **results[i].metadata} for i in sorted(results)]},
+                ran=sum(r.ran for r in results.values()),
+                cached=sum(r.cached for r in results.values()),
+                warnings=[w for i in sorted(results) for w in results[i].warnings])
+            self._join(req, groups, order, tmp, outcome, progress)
         if req.iidfile is not None and outcome.image_id:
             req.iidfile.write_text(outcome.image_id)
         if req.metadata_file is not None:
             req.metadata_file.write_text(json.dumps(outcome.metadata, indent=2) + "\n")
         return outcome
+
+    def _join(self, req: BuildRequest, groups: dict[int, list[str]], order: list[int],
+              tmp: Path, outcome: BuildOutcome,
+              progress: ProgressSink) -> None:
+        """Turn the nodes' exports into the outputs the user asked for."""
+        from buildkit_py.client.node_results import JoinedImage, join_tars
+        from buildkit_py.platforms import parse_platform
+
+        joined: JoinedImage | None = None
+        if any(_joins_images(o) for o in req.outputs):
+            with _step(progress, "merging image manifests of every node into one index"):
+                joined = JoinedImage([(self.nodes[i].name, tmp / f"layout-{i}")
+                                      for i in order])
+            outcome.image_id = joined.digest
+            outcome.metadata = {"containerimage.digest": joined.digest,
+                                "containerimage.descriptor": joined.descriptor(),
+                                **outcome.metadata}
+        for k, o in enumerate(req.outputs):
+            names = _image_names(o, req)
+            if joined is not None and _pushes(o):
+                for name in names:
+                    with _step(progress, f"pushing {name} (image index)"):
+                        joined.push([name], tmp / "push-store")
+                outcome.metadata.setdefault("image.name", ",".join(names))
+            elif joined is not None and o.type in ("oci", "docker"):
+                with _step(progress, f"exporting to {o.type} image format"):
+                    joined.write_layout(o.dest or "-", names,
+                                        tar=o.attrs.get("tar", "true") != "false",
+                                        docker=o.type == "docker")
+            elif o.type == "tar":
+                # a node of one platform sent it unprefixed; one of several, in folders
+                parts = [(parse_platform(groups[i][0]).for_path() if len(groups[i]) == 1
+                          else "", tmp / f"tar-{i}-{k}.tar") for i in order]
+                with _step(progress, "sending tarball"):
+                    join_tars(parts, o.dest or "-")
+
+_step_counter = iter(range(1, 1 << 30))
+
+
+@contextlib.contextmanager
+def _step(progress: ProgressSink, name: str) -> Iterator[None]:
+    """Report a client-side step of a multi-node build as a vertex of its own."""
+    from buildkit_py.solver.progress import VertexCompleted, VertexFailed, VertexStarted
+
+    digest, started = f"client:{next(_step_counter)}", time.time()
+    progress(VertexStarted(digest, name, started))
+    try:
+        yield
+    except BaseException as err:
+        progress(VertexFailed(digest, name, started, time.time(), str(err)))
+        raise
+    progress(VertexCompleted(digest, name, started, time.time()))
 
 
 def _prefixed(progress: ProgressSink, node: str) -> ProgressSink:
