@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +129,8 @@ def load_config(path: Path | None = None) -> BuilderConfig:
         if explicit:
             raise UsageError(f"config file {path} does not exist")
         return cfg
+    import tomllib  # only when a config file exists: ~10 ms off every CLI start
+
     try:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:

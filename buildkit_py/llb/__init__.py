@@ -1,32 +1,86 @@
 """LLB: the build graph. Ops as protobuf messages, vertex digests, the marshalled
 Definition, and a fluent API (``image(...).run([...]).root().file(copy(...))``)."""
 
-from buildkit_py.llb.definition import Definition, Vertex, output_indices
-from buildkit_py.llb.digest import digest_bytes, digest_op, serialize_op
-from buildkit_py.llb.errors import InvalidDefinitionError, LLBError
-from buildkit_py.llb.exec import (
-    ExecState,
-    Mount,
-    SecretEnv,
-    bind_mount,
-    cache_mount,
-    secret_mount,
-    ssh_mount,
-    tmpfs_mount,
-)
-from buildkit_py.llb.fileop import Chown, FileAction, copy, mkdir, mkfile, rm, symlink
-from buildkit_py.llb.merge import diff, merge
-from buildkit_py.llb.metadata import (
-    CUSTOM_NAME,
-    DOCKERFILE_COMMAND,
-    Location,
-    ProgressGroup,
-    SourceFile,
-    source_location,
-)
-from buildkit_py.llb.platform import format_platform, host_platform, parse_platform
-from buildkit_py.llb.source import git, http, image, local, normalize_image_ref
-from buildkit_py.llb.state import State, scratch
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from buildkit_py.llb.definition import Definition, Vertex, output_indices
+    from buildkit_py.llb.digest import digest_bytes, digest_op, serialize_op
+    from buildkit_py.llb.errors import InvalidDefinitionError, LLBError
+    from buildkit_py.llb.exec import (
+        ExecState,
+        Mount,
+        SecretEnv,
+        bind_mount,
+        cache_mount,
+        secret_mount,
+        ssh_mount,
+        tmpfs_mount,
+    )
+    from buildkit_py.llb.fileop import Chown, FileAction, copy, mkdir, mkfile, rm, symlink
+    from buildkit_py.llb.merge import diff, merge
+    from buildkit_py.llb.metadata import (
+        CUSTOM_NAME,
+        DOCKERFILE_COMMAND,
+        Location,
+        ProgressGroup,
+        SourceFile,
+        source_location,
+    )
+    from buildkit_py.llb.platform import format_platform, host_platform, parse_platform
+    from buildkit_py.llb.source import git, http, image, local, normalize_image_ref
+    from buildkit_py.llb.state import State, scratch
+
+# Exported name -> defining module, imported on first access: importing one submodule
+# (e.g. ``ops_pb2``) must not pull in the whole package.
+_LAZY: dict[str, str] = {
+    "CUSTOM_NAME": "buildkit_py.llb.metadata",
+    "Chown": "buildkit_py.llb.fileop",
+    "DOCKERFILE_COMMAND": "buildkit_py.llb.metadata",
+    "Definition": "buildkit_py.llb.definition",
+    "ExecState": "buildkit_py.llb.exec",
+    "FileAction": "buildkit_py.llb.fileop",
+    "InvalidDefinitionError": "buildkit_py.llb.errors",
+    "LLBError": "buildkit_py.llb.errors",
+    "Location": "buildkit_py.llb.metadata",
+    "Mount": "buildkit_py.llb.exec",
+    "ProgressGroup": "buildkit_py.llb.metadata",
+    "SecretEnv": "buildkit_py.llb.exec",
+    "SourceFile": "buildkit_py.llb.metadata",
+    "State": "buildkit_py.llb.state",
+    "Vertex": "buildkit_py.llb.definition",
+    "bind_mount": "buildkit_py.llb.exec",
+    "cache_mount": "buildkit_py.llb.exec",
+    "copy": "buildkit_py.llb.fileop",
+    "diff": "buildkit_py.llb.merge",
+    "digest_bytes": "buildkit_py.llb.digest",
+    "digest_op": "buildkit_py.llb.digest",
+    "format_platform": "buildkit_py.llb.platform",
+    "git": "buildkit_py.llb.source",
+    "host_platform": "buildkit_py.llb.platform",
+    "http": "buildkit_py.llb.source",
+    "image": "buildkit_py.llb.source",
+    "local": "buildkit_py.llb.source",
+    "merge": "buildkit_py.llb.merge",
+    "mkdir": "buildkit_py.llb.fileop",
+    "mkfile": "buildkit_py.llb.fileop",
+    "normalize_image_ref": "buildkit_py.llb.source",
+    "output_indices": "buildkit_py.llb.definition",
+    "parse_platform": "buildkit_py.llb.platform",
+    "rm": "buildkit_py.llb.fileop",
+    "scratch": "buildkit_py.llb.state",
+    "secret_mount": "buildkit_py.llb.exec",
+    "serialize_op": "buildkit_py.llb.digest",
+    "source_location": "buildkit_py.llb.metadata",
+    "ssh_mount": "buildkit_py.llb.exec",
+    "symlink": "buildkit_py.llb.fileop",
+    "tmpfs_mount": "buildkit_py.llb.exec",
+}
 
 __all__ = [
     "CUSTOM_NAME",
@@ -71,3 +125,30 @@ __all__ = [
     "symlink",
     "tmpfs_mount",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """``merge`` names both a submodule and the function exported here. Loading a
+    submodule binds it onto the package, which would hide the function; keep the
+    function (as the eager re-export did)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -66,6 +66,9 @@ class Transport:
         self.sleep = sleep
         self._lock = threading.Lock()
         self._clients: dict[tuple[bool, tuple[str, ...]], httpx.Client] = {}
+        # One lock per client key: building a client (httpcore's first import) must not
+        # hold up threads that want an existing client or another one.
+        self._client_locks: dict[tuple[bool, tuple[str, ...]], threading.Lock] = {}
         self._plain_http: set[str] = set()  # hosts that fell back from HTTPS to HTTP
         self._warned: set[str] = set()
         self.authorizer = Authorizer(credentials, self._client_for_url)
@@ -86,19 +89,37 @@ class Transport:
 
     def _client(self, verify: bool, ca: tuple[str, ...]) -> httpx.Client:
         key = (verify, ca)
+        client = self._clients.get(key)
+        if client is not None:
+            return client
         with self._lock:
+            key_lock = self._client_locks.setdefault(key, threading.Lock())
+        with key_lock:
             client = self._clients.get(key)
             if client is None:
-                client = httpx.Client(
-                    verify=_ssl_context(ca) if verify else False,
-                    timeout=self._timeout,
-                    limits=self._limits,
-                    headers={"User-Agent": USER_AGENT},
-                    follow_redirects=True,
-                    trust_env=False,
-                )
-                self._clients[key] = client
+                client = self._new_client(verify, ca)
+                with self._lock:
+                    self._clients[key] = client
             return client
+
+    def _new_client(self, verify: bool, ca: tuple[str, ...]) -> httpx.Client:
+        """A client whose TLS transport (and its SSL context, ~30-80 ms to load the CA
+        bundle) is built on the first ``https://`` request: a plain-HTTP registry never
+        pays for it, while an HTTPS redirect from one is still verified."""
+        limits = self._limits
+
+        def tls_transport() -> httpx.BaseTransport:
+            return httpx.HTTPTransport(verify=_ssl_context(ca) if verify else False,
+                                       limits=limits)
+
+        return httpx.Client(
+            transport=httpx.HTTPTransport(verify=_plain_context(), limits=limits),
+            mounts={"https://": _LazyTransport(tls_transport)},
+            timeout=self._timeout,
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=True,
+            trust_env=False,
+        )
 
     def effective(self, endpoint: Endpoint) -> Endpoint:
         """``endpoint`` with a remembered HTTPS -> HTTP fallback applied."""
@@ -178,6 +199,43 @@ class Transport:
             if warning.startswith("299") and warning not in self._warned:
                 self._warned.add(warning)
                 log.warning("registry %s: %s", response.url.host, warning)
+
+
+class _LazyTransport(httpx.BaseTransport):
+    """Builds the wrapped transport on its first request (thread-safe)."""
+
+    def __init__(self, factory: Callable[[], httpx.BaseTransport]) -> None:
+        self._factory = factory
+        self._transport: httpx.BaseTransport | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        transport = self._transport
+        if transport is None:
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("transport is closed")
+                if self._transport is None:
+                    self._transport = self._factory()
+                transport = self._transport
+        return transport.handle_request(request)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
+
+
+def _plain_context() -> ssl.SSLContext:
+    """What httpx builds for ``verify=False``, without its certifi import: the transport
+    for ``http://`` URLs never negotiates TLS."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _ssl_context(ca: tuple[str, ...]) -> ssl.SSLContext:

@@ -10,14 +10,56 @@ Public API::
 ``worker`` implements :class:`buildkit_py.solver.worker.Worker`.
 """
 
-from buildkit_py.solver.cache import CacheManager, CacheRecord, CacheUsage, PrunedResult
-from buildkit_py.solver.cancel import Cancelled, CancelToken
-from buildkit_py.solver.errors import VertexError
-from buildkit_py.solver.progress import ProgressBus, ProgressEvent, ProgressWriter
-from buildkit_py.solver.results import ResultRef
-from buildkit_py.solver.solver import Solver, SolveResult, VertexOutcome
-from buildkit_py.solver.vertex import BuildGraph, Edge, Vertex, make_vertex
-from buildkit_py.solver.worker import CacheMap, CacheMapDep, OpContext, OpHandler, Result, Worker
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from buildkit_py.solver.cache import CacheManager, CacheRecord, CacheUsage, PrunedResult
+    from buildkit_py.solver.cancel import Cancelled, CancelToken
+    from buildkit_py.solver.errors import VertexError
+    from buildkit_py.solver.progress import ProgressBus, ProgressEvent, ProgressWriter
+    from buildkit_py.solver.results import ResultRef
+    from buildkit_py.solver.solver import Solver, SolveResult, VertexOutcome
+    from buildkit_py.solver.vertex import BuildGraph, Edge, Vertex, make_vertex
+    from buildkit_py.solver.worker import (
+        CacheMap,
+        CacheMapDep,
+        OpContext,
+        OpHandler,
+        Result,
+        Worker,
+    )
+
+# Exported name -> defining module, imported on first access: importing one submodule
+# (e.g. ``progress`` for its event types) must not pull in the whole solver.
+_LAZY: dict[str, str] = {
+    "BuildGraph": "buildkit_py.solver.vertex",
+    "CacheManager": "buildkit_py.solver.cache",
+    "CacheMap": "buildkit_py.solver.worker",
+    "CacheMapDep": "buildkit_py.solver.worker",
+    "CacheRecord": "buildkit_py.solver.cache",
+    "CacheUsage": "buildkit_py.solver.cache",
+    "CancelToken": "buildkit_py.solver.cancel",
+    "Cancelled": "buildkit_py.solver.cancel",
+    "Edge": "buildkit_py.solver.vertex",
+    "OpContext": "buildkit_py.solver.worker",
+    "OpHandler": "buildkit_py.solver.worker",
+    "ProgressBus": "buildkit_py.solver.progress",
+    "ProgressEvent": "buildkit_py.solver.progress",
+    "ProgressWriter": "buildkit_py.solver.progress",
+    "PrunedResult": "buildkit_py.solver.cache",
+    "Result": "buildkit_py.solver.worker",
+    "ResultRef": "buildkit_py.solver.results",
+    "SolveResult": "buildkit_py.solver.solver",
+    "Solver": "buildkit_py.solver.solver",
+    "Vertex": "buildkit_py.solver.vertex",
+    "VertexError": "buildkit_py.solver.errors",
+    "VertexOutcome": "buildkit_py.solver.solver",
+    "Worker": "buildkit_py.solver.worker",
+    "make_vertex": "buildkit_py.solver.vertex",
+}
 
 __all__ = [
     "BuildGraph",
@@ -45,3 +87,16 @@ __all__ = [
     "Worker",
     "make_vertex",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

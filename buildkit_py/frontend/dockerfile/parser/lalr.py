@@ -69,6 +69,12 @@ def tables_from_lark(lark: Lark) -> dict[str, Any]:
         str(t.name): (t.priority, t.pattern.max_width, len(t.pattern.value), t.pattern.to_regexp())
         for t in lexer_conf.terminals
     }
+    # Checked here, once per grammar, rather than compiling every terminal again at run time.
+    import re
+
+    for name, (_, _, _, regexp) in terminals.items():
+        if re.compile(regexp).groups:  # pragma: no cover - grammar invariant
+            raise ValueError(f"terminal {name} must not use capturing groups")
     return {
         "actions": actions,
         "rules": rules,
@@ -122,12 +128,9 @@ class LalrParser:
             # Lark's lexer order: priority, then longest possible match, then pattern length.
             names = sorted(accepts, key=lambda n: (-self.terminals[n][0], -self.terminals[n][1],
                                                    -self.terminals[n][2], n))
-            alternatives = []
-            for name in names:
-                regexp = self.terminals[name][3]
-                if self._re.compile(regexp).groups:  # pragma: no cover - grammar invariant
-                    raise ValueError(f"terminal {name} must not use capturing groups")
-                alternatives.append(f"({regexp})")
+            # Terminals have no capturing groups (checked by tables_from_lark), so group i
+            # is alternative i.
+            alternatives = [f"({self.terminals[name][3]})" for name in names]
             pattern = self._re.compile(_BLANKS + "(?:" + "|".join(alternatives) + ")")
             found = (pattern, tuple(names))
             self._by_accepts[accepts] = found
