@@ -233,75 +233,100 @@ class Builder:
                 with _vertex(bus, f"pushing {ref.familiar}"):
                     self.registry.push(ref, self.store, top, tags=(ref.tag,) if ref.tag else ())
 
+    def _image_set(self, spec: OutputSpec, results: list[PlatformResult], epoch: int | None,
+                   default_compression: str) -> ImageSet:
+        """The images of ``results`` with the layer options of output ``spec``."""
+        from buildkit_py.exporter.image import make_image
+        from buildkit_py.exporter.layers import ExportOptions, export_chain
+        from buildkit_py.worker.results import SnapshotResult
+
+        oci = spec.attrs.get("oci-mediatypes", "true" if spec.type != "docker" else
+                             "false") == "true"
+        rewrite = spec.attrs.get("rewrite-timestamp", "false") == "true"
+        level = spec.attrs.get("compression-level")
+        try:
+            level_n = int(level) if level is not None else None
+        except ValueError:
+            raise UsageError(f"compression-level={level!r} is not a number") from None
+        eopts = ExportOptions(
+            compression=spec.attrs.get("compression", default_compression),
+            level=level_n,
+            force_compression=spec.attrs.get("force-compression", "false") == "true",
+            oci_mediatypes=oci,
+            source_date_epoch=epoch if rewrite else None)
+        if eopts.compression not in ("gzip", "zstd", "uncompressed"):
+            raise UsageError(f"unknown compression {eopts.compression!r}",
+                             hint="use gzip, zstd or uncompressed")
+        images = []
+        for r in results:
+            keys = self.worker.snapshots.chain(SnapshotResult(r.snapshot_key)) \
+                if r.snapshot_key else []
+            blobs = export_chain(self.worker.sn, self.store, self.layer_cache, keys, eopts)
+            images.append(make_image(
+                self.store, r.config, blobs, os_=r.platform.os, arch=r.platform.architecture,
+                variant=r.platform.variant, oci=oci, source_date_epoch=epoch))
+        top = images[0].manifest.descriptor
+        if len(images) > 1:
+            from buildkit_py.exporter.manifest import Descriptor, index_blob
+
+            idx = index_blob([Descriptor(i.manifest.descriptor.media_type,
+                                         i.manifest.descriptor.digest,
+                                         i.manifest.descriptor.size, platform=i.platform)
+                              for i in images], oci=oci)
+            self.store.write(idx.data, idx.descriptor.digest)
+            top = idx.descriptor
+        return ImageSet(images, top, oci)
+
     def _export(self, req: BuildRequest, results: list[PlatformResult], bus: ProgressBus,
                 epoch: int | None, outcome: BuildOutcome) -> None:
-        worker, store = self.worker, self.store
+        worker = self.worker
         from buildkit_py.exporter.filesystem import export_local, export_tar
-        from buildkit_py.exporter.layers import ExportOptions, export_chain
         from buildkit_py.exporter.oci_layout import write_layout
         from buildkit_py.worker.results import SnapshotResult
 
         outputs = req.outputs
-        needs_image = any(o.type in ("image", "registry", "oci", "docker") for o in outputs) \
-            or req.iidfile is not None or req.metadata_file is not None
+        image_outputs = [o for o in outputs if o.type in ("image", "registry", "oci", "docker")]
+        needs_image = bool(image_outputs) or req.iidfile is not None \
+            or req.metadata_file is not None
         multi = len(results) > 1
         if needs_image:
-            spec = next((o for o in outputs if o.type in ("image", "registry", "oci", "docker")),
-                        OutputSpec("image"))
-            oci = spec.attrs.get("oci-mediatypes", "true" if spec.type != "docker" else
-                                 "false") == "true"
-            rewrite = spec.attrs.get("rewrite-timestamp", "false") == "true"
-            eopts = ExportOptions(
-                compression=spec.attrs.get("compression", "gzip"),
-                level=int(spec.attrs["compression-level"])
-                if "compression-level" in spec.attrs else None,
-                force_compression=spec.attrs.get("force-compression", "false") == "true",
-                oci_mediatypes=oci,
-                source_date_epoch=epoch if rewrite else None)
-            if eopts.compression not in ("gzip", "zstd", "uncompressed"):
-                raise UsageError(f"unknown compression {eopts.compression!r}",
-                                 hint="use gzip, zstd or uncompressed")
-            layer_cache = self.layer_cache
-            images = []
+            # The local image store keeps layers uncompressed (nothing to inflate on FROM,
+            # nothing to deflate on --load); blobs are compressed only for an image that
+            # leaves the builder. Both sets share diff IDs, so the image ID is the same.
+            leaving = [o for o in image_outputs if _leaves_builder(o)]
+            staying = [o for o in image_outputs if not _leaves_builder(o)]
+            dist: ImageSet | None = None
+            local: ImageSet | None = None
             with _vertex(bus, "exporting to image"):
-                for r in results:
-                    keys = worker.snapshots.chain(SnapshotResult(r.snapshot_key)) \
-                        if r.snapshot_key else []
-                    blobs = export_chain(worker.sn, store, layer_cache, keys, eopts)
-                    from buildkit_py.exporter.image import make_image
-
-                    images.append(make_image(
-                        store, r.config, blobs, os_=r.platform.os, arch=r.platform.architecture,
-                        variant=r.platform.variant, oci=oci, source_date_epoch=epoch))
+                if leaving:
+                    dist = self._image_set(leaving[0], results, epoch, "gzip")
+                if staying or not leaving:
+                    local = self._image_set(staying[0] if staying else OutputSpec("image"),
+                                            results, epoch, "uncompressed")
+            main = dist or local
+            assert main is not None
             names = [n for o in outputs for n in o.attrs.get("name", "").split(",") if n] \
                 or list(req.tags)
-            top_digest = images[0].manifest.descriptor
-            outcome.image_id = images[0].image_id
-            if multi:
-                from buildkit_py.exporter.manifest import Descriptor, index_blob
-
-                idx = index_blob([Descriptor(i.manifest.descriptor.media_type,
-                                             i.manifest.descriptor.digest,
-                                             i.manifest.descriptor.size, platform=i.platform)
-                                  for i in images], oci=oci)
-                store.write(idx.data, idx.descriptor.digest)
-                top_digest = idx.descriptor
+            outcome.image_id = main.images[0].image_id
             outcome.metadata = {
-                "containerimage.digest": top_digest.digest,
-                "containerimage.descriptor": top_digest.to_json(),
-                "containerimage.config.digest": images[0].image_id,
+                "containerimage.digest": main.top.digest,
+                "containerimage.descriptor": main.top.to_json(),
+                "containerimage.config.digest": main.images[0].image_id,
             }
             if names:
                 outcome.metadata["image.name"] = ",".join(names)
             for o in outputs:
                 if o.type in ("oci", "docker"):
+                    assert dist is not None
                     dest = o.dest or "-"
                     with _vertex(bus, f"exporting to {o.type} image format"):
-                        write_layout(store, images, dest, names=names,
+                        write_layout(self.store, dist.images, dest, names=names,
                                      tar=o.attrs.get("tar", "true") != "false",
-                                     oci=oci, multi=multi, docker=o.type == "docker")
+                                     oci=dist.oci, multi=multi, docker=o.type == "docker")
                 elif o.type in ("image", "registry"):
-                    self._store_or_push(o, images, names, top_digest, bus)
+                    chosen = dist if _leaves_builder(o) else local
+                    assert chosen is not None
+                    self._store_or_push(o, chosen.images, names, chosen.top, bus)
         for o in outputs:
             if o.type == "local":
                 local_dest = Path(o.dest or ".")
@@ -322,6 +347,21 @@ class Builder:
             req.iidfile.write_text(outcome.image_id)
         if req.metadata_file is not None:
             req.metadata_file.write_text(json.dumps(outcome.metadata, indent=2) + "\n")
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """One export's images (one per platform) and the descriptor naming them all."""
+
+    images: list[Any]  # exporter.image.BuiltImage
+    top: Any  # exporter.manifest.Descriptor: the manifest, or the index when multi-platform
+    oci: bool
+
+
+def _leaves_builder(o: OutputSpec) -> bool:
+    """Outputs whose image goes elsewhere than the local store (and so is compressed)."""
+    return o.type in ("registry", "oci", "docker") or (
+        o.type == "image" and o.attrs.get("push") == "true")
 
 
 def _snapshot_key(result: Any) -> str | None:

@@ -103,6 +103,10 @@ def export_chain(sn: DBSnapshotter, store: ContentStore, cache: LayerCache,
             hit = cache.get_source(key)
             if hit is not None and hit[3] == "zstd" and not opts.oci_mediatypes:
                 hit = None
+            # a layer unpacked from the (uncompressed) local store is compressed when it
+            # leaves the builder, as BuildKit converts uncompressed blobs
+            if hit is not None and hit[3] == "uncompressed" and opts.compression != hit[3]:
+                hit = None
         if hit is None:
             hit = cache.get(key, opts)
         if hit is not None and store.has(hit[0]):

@@ -203,6 +203,7 @@ class LayerWriter:
         self._encoder = make_encoder(self.compression, level)
         self._diff = hashlib.sha256()
         self._blob = hashlib.sha256()
+        self._hash_blob = self.compression is not Compression.UNCOMPRESSED
         self._usize = 0
         self._csize = 0
         self._buf = bytearray()
@@ -215,7 +216,8 @@ class LayerWriter:
 
     def _emit(self, out: bytes) -> None:
         if out:
-            self._blob.update(out)
+            if self._hash_blob:  # an uncompressed blob's digest is its diff ID
+                self._blob.update(out)
             self._csize += len(out)
             self._dest.write(out)
 
