@@ -19,13 +19,16 @@ import hashlib
 import os
 import shutil
 import stat
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from buildkit_py.control import control_pb2 as pb
 from buildkit_py.control.wire import CHUNK
+from buildkit_py.errors import BuildError
 
 if TYPE_CHECKING:
     import zstandard
@@ -111,6 +114,26 @@ def _same_type(a: int, b: int) -> bool:
     return stat.S_IFMT(a) == stat.S_IFMT(b)
 
 
+def _escapes(path: str) -> bool:
+    return any(part in ("", ".", "..") for part in path.split("/"))
+
+
+def _scan(root: str) -> dict[str, os.stat_result]:
+    """lstat of everything below ``root``, by relative path (one scandir walk)."""
+    found: dict[str, os.stat_result] = {}
+    stack = [("", root)]
+    while stack:
+        prefix, path = stack.pop()
+        with os.scandir(path) as it:
+            for entry in it:
+                rel = prefix + entry.name
+                st = entry.stat(follow_symlinks=False)
+                found[rel] = st
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append((rel + "/", entry.path))
+    return found
+
+
 def _remove(path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path)
@@ -124,6 +147,7 @@ class ContextReceiver:
     def __init__(self, dest: Path, incoming: Path) -> None:
         self.dest = dest
         self.incoming = incoming
+        self._dest_prefix = str(dest) + "/"
         dest.mkdir(parents=True, exist_ok=True)
         incoming.mkdir(parents=True, exist_ok=True)
         self.stats: dict[int, pb.Stat] = {}
@@ -131,67 +155,77 @@ class ContextReceiver:
         self._dirs: list[pb.Stat] = []
         self._open: dict[int, tuple[BinaryIO, str]] = {}
         self._decomp: zstandard.ZstdDecompressor | None = None
+        # The previous copy is scanned while the client is still listing its side.
+        self._scan: Future[dict[str, os.stat_result]] = Future()
+        threading.Thread(target=self._scan_dest, name="filesync-scan", daemon=True).start()
+
+    def _scan_dest(self) -> None:
+        try:
+            self._scan.set_result(_scan(str(self.dest)))
+        except BaseException as err:
+            self._scan.set_exception(err)
 
     def _abs(self, rel: str) -> str:
-        return os.path.join(self.dest, rel)
+        return self._dest_prefix + rel
 
     def plan(self, listing: list[pb.Stat]) -> tuple[list[int], list[int]]:
         """Apply deletions, directories and symlinks; return (ids to hash, ids to fetch)."""
         self.stats = {s.id: s for s in listing}
         by_path = {s.path: s for s in listing}
-        self._prune_missing(by_path)
+        for path in by_path:
+            if not path or path[0] == "/" or ("." in path and _escapes(path)):
+                raise BuildError(f"the client listed an invalid context path {path!r}")
+        existing = self._scan.result()
+        self._prune_missing(by_path, existing)
         to_hash: list[int] = []
         to_fetch: list[int] = []
+        kept = 0
         for s in listing:
+            mode = s.mode
+            cur = existing.get(s.path)
+            if stat.S_ISREG(mode):  # the common case first, without building a path
+                if cur is None or cur.st_size != s.size:
+                    to_fetch.append(s.id)
+                elif cur.st_mtime_ns == s.mtime_ns and cur.st_mode == mode:
+                    kept += 1
+                else:
+                    to_hash.append(s.id)
+                continue
             target = self._abs(s.path)
-            try:
-                cur: os.stat_result | None = os.lstat(target)
-            except FileNotFoundError:
-                cur = None
-            if stat.S_ISDIR(s.mode):
+            if stat.S_ISDIR(mode):
                 if cur is None:
                     os.mkdir(target, 0o700)
                 self._dirs.append(s)
-            elif stat.S_ISLNK(s.mode):
+            elif stat.S_ISLNK(mode):
                 if cur is None or os.readlink(target) != s.linkname:
                     if cur is not None:
                         os.unlink(target)
                     os.symlink(s.linkname, target)
                 os.utime(target, ns=(s.mtime_ns, s.mtime_ns), follow_symlinks=False)
-                self.stats_total.kept += cur is not None
-            elif stat.S_ISFIFO(s.mode):
+                kept += cur is not None
+            elif stat.S_ISFIFO(mode):
                 if cur is None:
                     os.mkfifo(target)
                 self._finish_meta(target, s)
-            elif stat.S_ISREG(s.mode):
-                if cur is None or cur.st_size != s.size:
-                    to_fetch.append(s.id)
-                elif cur.st_mtime_ns == s.mtime_ns and cur.st_mode == s.mode:
-                    self.stats_total.kept += 1
-                else:
-                    to_hash.append(s.id)
+        self.stats_total.kept += kept
         return to_hash, to_fetch
 
-    def _prune_missing(self, by_path: dict[str, pb.Stat]) -> None:
-        for dirpath, dirnames, filenames in os.walk(self.dest):
-            rel_dir = os.path.relpath(dirpath, self.dest)
-            prefix = "" if rel_dir == "." else rel_dir + "/"
-            for name in list(dirnames):
-                rel = prefix + name
-                want = by_path.get(rel)
-                full = os.path.join(dirpath, name)
-                is_link = os.path.islink(full)
-                if want is None or not stat.S_ISDIR(want.mode) or is_link:
-                    dirnames.remove(name)
-                    _remove(full)
-                    self.stats_total.removed += 1
-            for name in filenames:
-                rel = prefix + name
-                want = by_path.get(rel)
-                full = os.path.join(dirpath, name)
-                if want is None or not _same_type(want.mode, os.lstat(full).st_mode):
-                    os.unlink(full)
-                    self.stats_total.removed += 1
+    def _prune_missing(self, by_path: dict[str, pb.Stat],
+                       existing: dict[str, os.stat_result]) -> None:
+        """Remove what the listing lacks or has with another type (from ``existing`` too)."""
+        gone: set[str] = set()
+        for rel in sorted(existing):  # a parent sorts before its children
+            parent = rel.rpartition("/")[0]
+            if parent in gone:
+                gone.add(rel)
+                del existing[rel]
+                continue
+            want = by_path.get(rel)
+            if want is None or not _same_type(want.mode, existing[rel].st_mode):
+                _remove(self._abs(rel))
+                gone.add(rel)
+                del existing[rel]
+                self.stats_total.removed += 1
 
     def check_hashes(self, hashes: list[pb.FileHash]) -> list[int]:
         """Files whose content really differs (the rest only get new metadata)."""

@@ -16,6 +16,8 @@ import sqlite3
 import stat
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from buildkit_py import rootpath
@@ -23,6 +25,8 @@ from buildkit_py import rootpath
 Keep = Callable[[str], bool]
 _KEPT_XATTR_PREFIXES = ("user.", "trusted.")
 _CHUNK = 1 << 20
+_HASH_BATCH = 128  # files per pool task: a task per small file costs more than its hash
+_HASH_WORKERS = 2  # sha256 and read() release the GIL; more only contends for disk
 
 
 class ChecksumCache:
@@ -37,36 +41,66 @@ class ChecksumCache:
             "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, ident TEXT, sha TEXT)")
         self._lock = threading.Lock()
         self._mem: dict[str, tuple[str, str]] = {}
+        self._loaded: set[str] = set()
         self._pending: list[tuple[str, str, str]] = []
 
-    def content(self, path: str, st: os.stat_result) -> str:
-        ident = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+    def preload(self, prefix: str) -> None:
+        """Read every row below directory ``prefix`` in one query (not one per file)."""
+        base = prefix.rstrip("/") + "/"
+        with self._lock:
+            if any(base.startswith(done) for done in self._loaded):
+                return
+            # paths below base sort between base and base with its "/" bumped to "0"
+            rows = self._db.execute(
+                "SELECT path, ident, sha FROM files WHERE path >= ? AND path < ?",
+                (base, base[:-1] + "0")).fetchall()
+            for path, ident, sha in rows:
+                self._mem.setdefault(path, (ident, sha))
+            self._loaded.add(base)
+
+    @staticmethod
+    def _ident(st: os.stat_result) -> str:
+        return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+    def lookup(self, path: str, st: os.stat_result) -> str | None:
+        """The memoized digest of ``path`` if its stat identity is unchanged."""
         with self._lock:
             hit = self._mem.get(path)
-            if hit is None:
+            if hit is None and not any(path.startswith(done) for done in self._loaded):
                 row = self._db.execute("SELECT ident, sha FROM files WHERE path=?",
                                        (path,)).fetchone()
                 if row is not None:
                     hit = (row[0], row[1])
                     self._mem[path] = hit
-        if hit is not None and hit[0] == ident:
+        if hit is not None and hit[0] == self._ident(st):
             return hit[1]
+        return None
+
+    def compute(self, path: str, st: os.stat_result) -> str:
+        """Hash ``path`` (thread-safe: hashlib releases the GIL) and memoize it."""
         h = hashlib.sha256()
-        with open(path, "rb") as f:
+        with open(path, "rb", buffering=0) as f:
             while chunk := f.read(_CHUNK):
                 h.update(chunk)
         sha = h.hexdigest()
+        ident = self._ident(st)
         with self._lock:
             self._mem[path] = (ident, sha)
             self._pending.append((path, ident, sha))
         return sha
 
+    def content(self, path: str, st: os.stat_result) -> str:
+        return self.lookup(path, st) or self.compute(path, st)
+
     def flush(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
-            if pending:
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO files (path, ident, sha) VALUES (?, ?, ?)", pending)
+            if pending:  # one transaction: autocommit would sync the WAL once per row
+                with self._db:
+                    self._db.execute("BEGIN")
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO files (path, ident, sha) VALUES (?, ?, ?)",
+                        pending)
 
     def close(self) -> None:
         self.flush()
@@ -105,12 +139,39 @@ def _xattrs(path: str) -> list[tuple[str, bytes]]:
     return out
 
 
+@dataclass
+class _Node:
+    """One walked entry: its header, its content digest (maybe still being hashed on the
+    pool) and its kept children in name order."""
+
+    head: bytes
+    data: str | None = None  # a regular file's content sha256, once known
+    children: list[tuple[str, _Node]] = field(default_factory=list)
+
+    def digest(self) -> str:
+        h = hashlib.sha256(self.head)
+        if self.data is not None:
+            h.update(b"\0data:" + self.data.encode())
+        for name, child in self.children:
+            h.update(b"\0child:" + name.encode() + b"=" + child.digest().encode())
+        return h.hexdigest()
+
+
 class Checksummer:
-    """Digest of a path inside a root, honouring a keep filter (include/exclude)."""
+    """Digest of a path inside a root, honouring a keep filter (include/exclude).
+
+    The tree is walked first; files not in the memo are hashed meanwhile in batches on
+    a small thread pool, then the digests are combined bottom-up.
+    """
 
     def __init__(self, cache: ChecksumCache, *, zero_owner: bool = False) -> None:
         self.cache = cache
         self.zero_owner = zero_owner
+        self.hashed = 0  # files whose content was read (not memoized)
+        self.files = 0
+        self._pool: ThreadPoolExecutor | None = None
+        self._batch: list[tuple[_Node, str, os.stat_result]] = []
+        self._futures: list[Future[None]] = []
 
     def entry(self, host: str, rel: str, keep: Keep | None, excluded: bool = False
               ) -> str | None:
@@ -119,34 +180,67 @@ class Checksummer:
         An excluded directory still counts when it holds re-included descendants.
         """
         try:
+            node = self._walk(host, rel, keep, excluded)
+            self._flush_batch()
+            for fut in self._futures:
+                fut.result()
+            return None if node is None else node.digest()
+        finally:
+            self._batch, self._futures = [], []
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+
+    def _walk(self, host: str, rel: str, keep: Keep | None, excluded: bool) -> _Node | None:
+        try:
             st = os.lstat(host)
         except FileNotFoundError:
             return None
-        is_dir = stat.S_ISDIR(st.st_mode)
+        mode = st.st_mode
+        is_dir = stat.S_ISDIR(mode)
         if excluded and not is_dir:
             return None
-        link = os.readlink(host) if stat.S_ISLNK(st.st_mode) else ""
-        h = hashlib.sha256(_header(st, link, _xattrs(host), self.zero_owner))
-        if stat.S_ISREG(st.st_mode):
-            h.update(b"\0data:" + self.cache.content(host, st).encode())
+        link = os.readlink(host) if stat.S_ISLNK(mode) else ""
+        node = _Node(_header(st, link, _xattrs(host), self.zero_owner))
+        if stat.S_ISREG(mode):
+            self.files += 1
+            node.data = self.cache.lookup(host, st)
+            if node.data is None:
+                self._hash_later(node, host, st)
         elif is_dir:
-            any_kept = not excluded
             with os.scandir(host) as it:
                 names = sorted(e.name for e in it)
             for name in names:
                 sub_rel = f"{rel}/{name}" if rel else name
                 sub_excluded = keep is not None and not keep(sub_rel)
-                child = self.entry(os.path.join(host, name), sub_rel, keep, sub_excluded)
-                if child is None:
-                    continue
-                any_kept = True
-                h.update(b"\0child:" + name.encode() + b"=" + child.encode())
-            if not any_kept:
+                child = self._walk(f"{host}/{name}", sub_rel, keep, sub_excluded)
+                if child is not None:
+                    node.children.append((name, child))
+            if excluded and not node.children:
                 return None
-        return h.hexdigest()
+        return node
+
+    def _hash_later(self, node: _Node, host: str, st: os.stat_result) -> None:
+        self.hashed += 1
+        self._batch.append((node, host, st))
+        if len(self._batch) >= _HASH_BATCH:
+            self._flush_batch()
+
+    def _flush_batch(self) -> None:
+        if not self._batch:
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(_HASH_WORKERS, thread_name_prefix="checksum")
+        self._futures.append(self._pool.submit(self._hash_batch, self._batch))
+        self._batch = []
+
+    def _hash_batch(self, batch: list[tuple[_Node, str, os.stat_result]]) -> None:
+        for node, host, st in batch:
+            node.data = self.cache.compute(host, st)
 
     def selection(self, root: str, path: str, *, follow: bool = True,
                   keep: Keep | None = None) -> str:
         """Digest of ``path`` inside ``root`` ("missing" when absent)."""
         host = rootpath.resolve(root, path, follow_final=follow)
+        self.cache.preload(host)
         return self.entry(host, "", keep) or "missing"

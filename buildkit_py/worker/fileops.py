@@ -14,6 +14,7 @@ import os
 import shutil
 import stat
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from buildkit_py import rootpath
@@ -36,6 +37,14 @@ class Owner:
 
 
 @dataclass
+class CopyStats:
+    """What copies wrote (for the progress log): non-directory entries and file bytes."""
+
+    files: int = 0
+    bytes: int = 0
+
+
+@dataclass
 class CopyOptions:
     owner: Owner | None = None
     mode: ModeFunc | None = None
@@ -49,6 +58,7 @@ class CopyOptions:
     parents: bool = False
     always_replace_existing_dest_paths: bool = False
     wildcard_match: WildcardMatch | None = None
+    stats: CopyStats = field(default_factory=CopyStats)
     _links: dict[tuple[int, int], str] = field(default_factory=dict)
 
 
@@ -78,36 +88,53 @@ def _glob(root: str, pattern: str, match: WildcardMatch) -> list[str]:
     return found
 
 
-def _copy_xattrs(src: str, dst: str) -> None:
+def _copy_xattrs(src: str | int, dst: str | int) -> None:
+    """Copy the xattrs (but ``system.*``) of a path or fd onto another path or fd."""
+    follow = not isinstance(src, str)  # fds take no follow_symlinks=False
     try:
-        names = os.listxattr(src, follow_symlinks=False)
+        names = os.listxattr(src, follow_symlinks=follow)
     except OSError:
         return
     for name in names:
         if name.startswith("system."):
             continue
         try:
-            os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False),
-                        follow_symlinks=False)
+            os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=follow),
+                        follow_symlinks=isinstance(dst, int))
         except OSError as err:
             if err.errno not in (errno.ENOTSUP, errno.EPERM):
                 raise
 
 
-def _apply_meta(src_st: os.stat_result, dst: str, opts: CopyOptions, is_dir: bool) -> None:
-    is_link = stat.S_ISLNK(src_st.st_mode)
-    uid, gid = (opts.owner.uid, opts.owner.gid) if opts.owner else (src_st.st_uid, src_st.st_gid)
-    os.lchown(dst, uid, gid)
-    if not is_link:
-        perm = stat.S_IMODE(src_st.st_mode)
-        if opts.mode is not None:
-            perm = opts.mode(perm, is_dir)
-        os.chmod(dst, perm)
+def _owner_of(src_st: os.stat_result, opts: CopyOptions) -> tuple[int, int]:
+    return (opts.owner.uid, opts.owner.gid) if opts.owner else (src_st.st_uid, src_st.st_gid)
+
+
+def _times(src_st: os.stat_result, opts: CopyOptions) -> tuple[int, int]:
     if opts.timestamp is not None:
         ns = opts.timestamp * 1_000_000_000
-        os.utime(dst, ns=(ns, ns), follow_symlinks=False)
-    else:
-        os.utime(dst, ns=(src_st.st_atime_ns, src_st.st_mtime_ns), follow_symlinks=False)
+        return ns, ns
+    return src_st.st_atime_ns, src_st.st_mtime_ns
+
+
+def _perm(src_st: os.stat_result, opts: CopyOptions, is_dir: bool) -> int:
+    perm = stat.S_IMODE(src_st.st_mode)
+    return perm if opts.mode is None else opts.mode(perm, is_dir)
+
+
+def _apply_meta(src: str, src_st: os.stat_result, dst: str, opts: CopyOptions, is_dir: bool,
+                *, times: bool = True) -> None:
+    """Owner, xattrs, mode and times of ``src`` onto ``dst``.
+
+    chown comes first: on a non-directory it clears setuid bits and security.capability,
+    which the xattr copy and chmod then restore.
+    """
+    os.lchown(dst, *_owner_of(src_st, opts))
+    _copy_xattrs(src, dst)
+    if not stat.S_ISLNK(src_st.st_mode):
+        os.chmod(dst, _perm(src_st, opts, is_dir))
+    if times:
+        os.utime(dst, ns=_times(src_st, opts), follow_symlinks=False)
 
 
 def _remove(path: str) -> None:
@@ -117,28 +144,38 @@ def _remove(path: str) -> None:
         os.unlink(path)
 
 
-def _copy_entry(src: str, src_st: os.stat_result, dst: str, opts: CopyOptions) -> None:
-    """Copy one non-directory entry to ``dst`` (whose parent exists)."""
+def _clear_dest(dst: str, opts: CopyOptions) -> None:
+    """Make room for a non-directory at ``dst`` (BuildKit replaces files, not dirs)."""
     try:
-        dst_st: os.stat_result | None = os.lstat(dst)
+        dst_st = os.lstat(dst)
     except FileNotFoundError:
-        dst_st = None
-    if dst_st is not None:
-        if stat.S_ISDIR(dst_st.st_mode) and not opts.always_replace_existing_dest_paths:
-            raise BuildError(f"cannot replace directory {dst!r} with a file",
-                             hint="remove the directory first or copy to another path")
-        _remove(dst)
+        return
+    if stat.S_ISDIR(dst_st.st_mode) and not opts.always_replace_existing_dest_paths:
+        raise BuildError(f"cannot replace directory {dst!r} with a file",
+                         hint="remove the directory first or copy to another path")
+    _remove(dst)
+
+
+def _copy_entry(src: str, src_st: os.stat_result, dst: str, opts: CopyOptions,
+                *, track_links: bool = True) -> None:
+    """Copy one non-directory entry to ``dst`` (whose parent exists), by path."""
+    _clear_dest(dst, opts)
     mode = src_st.st_mode
-    key = (src_st.st_dev, src_st.st_ino)
-    if src_st.st_nlink > 1 and not stat.S_ISDIR(mode):
+    if track_links and src_st.st_nlink > 1:
+        key = (src_st.st_dev, src_st.st_ino)
         first = opts._links.get(key)
         if first is not None:
-            os.link(first, dst)
+            os.link(first, dst, follow_symlinks=False)
             return
         opts._links[key] = dst
     if stat.S_ISREG(mode):
-        shutil.copyfile(src, dst, follow_symlinks=False)
-    elif stat.S_ISLNK(mode):
+        fd = os.open(src, _SRC_FLAGS)
+        try:
+            _copy_file_fd(fd, src_st, dst, -1, dst, opts, _DataCopier())
+        finally:
+            os.close(fd)
+        return
+    if stat.S_ISLNK(mode):
         os.symlink(os.readlink(src), dst)
     elif stat.S_ISFIFO(mode):
         os.mkfifo(dst)
@@ -146,70 +183,198 @@ def _copy_entry(src: str, src_st: os.stat_result, dst: str, opts: CopyOptions) -
         os.mknod(dst, mode, src_st.st_rdev)
     elif stat.S_ISSOCK(mode):
         return  # sockets are not copied, as tar cannot carry them either
-    _copy_xattrs(src, dst)
-    _apply_meta(src_st, dst, opts, is_dir=False)
+    _apply_meta(src, src_st, dst, opts, is_dir=False)
 
 
-def _ensure_dir(dst: str, src_st: os.stat_result | None, opts: CopyOptions) -> None:
+_SRC_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_DST_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_CFR_FALLBACK = frozenset({errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP,
+                           errno.EBADF, errno.EPERM})
+
+
+class _DataCopier:
+    """In-kernel data copy: copy_file_range, else sendfile (e.g. across filesystems)."""
+
+    def __init__(self) -> None:
+        self.use_cfr = True
+
+    def copy(self, src: int, dst: int, size: int) -> None:
+        done = 0
+        if self.use_cfr:
+            try:
+                while done < size:
+                    n = os.copy_file_range(src, dst, size - done, done, done)
+                    if n == 0:
+                        return
+                    done += n
+                return
+            except OSError as err:
+                if done or err.errno not in _CFR_FALLBACK:
+                    raise
+                self.use_cfr = False  # racing threads may both learn it: harmless
+        while done < size:
+            n = os.sendfile(dst, src, done, size - done)
+            if n == 0:
+                return
+            done += n
+
+
+def _copy_file_fd(src_fd: int, src_st: os.stat_result, name: str, dir_fd: int, dst: str,
+                  opts: CopyOptions, data: _DataCopier) -> None:
+    """Create ``name`` (in ``dir_fd``, or a path when it is -1) as a copy of ``src_fd``.
+
+    ``dst`` is the destination's host path, used when something is already there.
+    """
+    dfd = None if dir_fd < 0 else dir_fd
     try:
-        st = os.lstat(dst)
-    except FileNotFoundError:
-        os.mkdir(dst)
-        if src_st is not None:
-            _apply_meta(src_st, dst, opts, is_dir=True)
-        return
-    if not stat.S_ISDIR(st.st_mode):
-        if not opts.always_replace_existing_dest_paths:
-            raise BuildError(f"cannot copy a directory onto non-directory {dst!r}")
-        _remove(dst)
-        os.mkdir(dst)
-    if src_st is not None:
-        _apply_meta(src_st, dst, opts, is_dir=True)
+        out = os.open(name, _DST_FLAGS, 0o600, dir_fd=dfd)
+    except FileExistsError:
+        _clear_dest(dst, opts)
+        out = os.open(name, _DST_FLAGS, 0o600, dir_fd=dfd)
+    try:
+        if src_st.st_size:
+            data.copy(src_fd, out, src_st.st_size)
+        os.fchown(out, *_owner_of(src_st, opts))  # before xattrs: it drops capabilities
+        _copy_xattrs(src_fd, out)
+        os.fchmod(out, _perm(src_st, opts, False))
+        os.utime(out, ns=_times(src_st, opts))
+    finally:
+        os.close(out)
 
 
-def _copy_tree(src_dir: str, dst_dir: str, opts: CopyOptions, rel: str) -> None:
-    with os.scandir(src_dir) as it:
-        entries = sorted(it, key=lambda e: e.name)
-    for entry in entries:
-        sub_rel = f"{rel}/{entry.name}" if rel else entry.name
-        if opts.keep is not None and not opts.keep(sub_rel):
-            if entry.is_dir(follow_symlinks=False):
-                # an excluded dir may still hold re-included children
-                _copy_filtered_dir(entry.path, os.path.join(dst_dir, entry.name), opts, sub_rel)
-            continue
-        st = entry.stat(follow_symlinks=False)
-        dst = os.path.join(dst_dir, entry.name)
-        if stat.S_ISDIR(st.st_mode):
-            _ensure_dir(dst, st, opts)
-            _copy_xattrs(entry.path, dst)
-            _copy_tree(entry.path, dst, opts, sub_rel)
-            _apply_meta(st, dst, opts, is_dir=True)
-        else:
-            _copy_entry(entry.path, st, dst, opts)
+_BATCH = 2048  # files per pool task; creates in one directory serialize in the kernel
 
 
-def _copy_filtered_dir(src: str, dst: str, opts: CopyOptions, rel: str) -> None:
-    """Copy only the kept descendants of an excluded directory (creating parents lazily)."""
-    with os.scandir(src) as it:
-        entries = sorted(it, key=lambda e: e.name)
-    for entry in entries:
-        sub_rel = f"{rel}/{entry.name}"
-        assert opts.keep is not None
-        kept = opts.keep(sub_rel)
-        if entry.is_dir(follow_symlinks=False):
-            if kept:
-                st = entry.stat(follow_symlinks=False)
-                os.makedirs(dst, exist_ok=True)
-                target = os.path.join(dst, entry.name)
-                _ensure_dir(target, st, opts)
-                _copy_tree(entry.path, target, opts, sub_rel)
-                _apply_meta(st, target, opts, is_dir=True)
+def _workers() -> int:
+    # More threads than cores only add lock contention inside the filesystem.
+    return max(2, min(4, os.cpu_count() or 1))
+
+
+class _TreeCopy:
+    """One directory tree copy.
+
+    The calling thread walks the source in name order and creates directories;
+    batches of files of one directory are copied on a thread pool (each syscall
+    releases the GIL), with fd-based calls relative to the two directories.
+    Second names of hardlinked files and directory times come after every file:
+    creating an entry changes its directory's mtime.
+    """
+
+    def __init__(self, opts: CopyOptions) -> None:
+        self.opts = opts
+        self.data = _DataCopier()
+        self.dirs: list[tuple[str, os.stat_result]] = []
+        self.links: list[tuple[str, str]] = []
+        self.pool: ThreadPoolExecutor | None = None
+        self.futures: list[Future[None]] = []
+
+    def run(self, src_dir: str, dst_dir: str, src_st: os.stat_result | None = None) -> None:
+        """Copy the children of ``src_dir`` into ``dst_dir``; with ``src_st``, ``dst_dir``
+        is the copy of ``src_dir`` itself (created here, with its metadata)."""
+        try:
+            if src_st is not None:
+                self._make_dir(src_dir, src_st, dst_dir)
+            self._walk(src_dir, dst_dir, "", excluded=False)
+            for fut in self.futures:
+                fut.result()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True, cancel_futures=True)
+        for first, dst in self.links:
+            _clear_dest(dst, self.opts)
+            os.link(first, dst, follow_symlinks=False)
+        for dst, st in reversed(self.dirs):
+            os.utime(dst, ns=_times(st, self.opts), follow_symlinks=False)
+
+    def _walk(self, src_dir: str, dst_dir: str, rel: str, *, excluded: bool) -> None:
+        """Copy the children of ``src_dir``; when ``excluded``, only kept descendants
+        (``dst_dir`` is then created only if one exists)."""
+        opts = self.opts
+        keep = opts.keep
+        with os.scandir(src_dir) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        files: list[tuple[str, os.stat_result]] = []
+        for entry in entries:
+            sub_rel = f"{rel}/{entry.name}" if rel else entry.name
+            kept = keep is None or keep(sub_rel)
+            is_dir = entry.is_dir(follow_symlinks=False)
+            dst = os.path.join(dst_dir, entry.name)
+            if not kept:
+                if is_dir:  # an excluded dir may still hold re-included children
+                    self._walk(entry.path, dst, sub_rel, excluded=True)
+                continue
+            st = entry.stat(follow_symlinks=False)
+            if excluded:
+                os.makedirs(dst_dir, exist_ok=True)
+            if is_dir:
+                self._make_dir(entry.path, st, dst)
+                self._walk(entry.path, dst, sub_rel, excluded=False)
+                continue
+            opts.stats.files += 1
+            if st.st_nlink > 1:
+                key = (st.st_dev, st.st_ino)
+                first = opts._links.get(key)
+                if first is not None:
+                    self.links.append((first, dst))
+                    continue
+                opts._links[key] = dst
+            if stat.S_ISREG(st.st_mode):
+                opts.stats.bytes += st.st_size
+                files.append((entry.name, st))
+                if len(files) >= _BATCH:
+                    self._submit(src_dir, dst_dir, files)
+                    files = []
             else:
-                _copy_filtered_dir(entry.path, os.path.join(dst, entry.name), opts, sub_rel)
-        elif kept:
-            os.makedirs(dst, exist_ok=True)
-            _copy_entry(entry.path, entry.stat(follow_symlinks=False),
-                        os.path.join(dst, entry.name), opts)
+                _copy_entry(entry.path, st, dst, opts, track_links=False)
+        if files:
+            self._submit(src_dir, dst_dir, files)
+
+    def _make_dir(self, src: str, st: os.stat_result, dst: str) -> None:
+        try:
+            os.mkdir(dst, 0o700)
+        except FileExistsError:
+            if stat.S_ISDIR(os.lstat(dst).st_mode):
+                pass  # an existing directory takes the source's metadata
+            elif self.opts.always_replace_existing_dest_paths:
+                _remove(dst)
+                os.mkdir(dst, 0o700)
+            else:
+                raise BuildError(
+                    f"cannot copy a directory onto non-directory {dst!r}") from None
+        _apply_meta(src, st, dst, self.opts, is_dir=True, times=False)
+        self.dirs.append((dst, st))
+
+    def _submit(self, src_dir: str, dst_dir: str, files: list[tuple[str, os.stat_result]]
+                ) -> None:
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(_workers(), thread_name_prefix="copy")
+        self.futures.append(self.pool.submit(self._copy_files, src_dir, dst_dir, files))
+
+    def _copy_files(self, src_dir: str, dst_dir: str,
+                    files: list[tuple[str, os.stat_result]]) -> None:
+        sdir = os.open(src_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            try:
+                ddir = os.open(dst_dir,
+                               os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError as err:  # e.g. a symlink in the image where a directory goes
+                if err.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                raise BuildError(f"cannot copy into {dst_dir!r}: not a directory") from None
+            try:
+                for name, st in files:
+                    fd = os.open(name, _SRC_FLAGS, dir_fd=sdir)
+                    try:
+                        _copy_file_fd(fd, st, name, ddir, os.path.join(dst_dir, name),
+                                      self.opts, self.data)
+                    finally:
+                        os.close(fd)
+            finally:
+                os.close(ddir)
+        finally:
+            os.close(sdir)
+
+
 
 
 def _mkdir_parents(root: str, container_dir: str, owner: Owner | None,
@@ -283,7 +448,7 @@ def copy(src_root: str, src: str, dest_root: str, dest: str, opts: CopyOptions) 
                     raise BuildError(f"cannot copy a directory onto non-directory {target!r}")
                 _remove(host_dst)
                 _mkdir_parents(dest_root, target, opts.owner, opts.timestamp)
-            _copy_tree(host_src, host_dst, opts, "")
+            _TreeCopy(opts).run(host_src, host_dst)
             continue
         # a single entry (file, symlink, or a dir copied as itself)
         host_dest = rootpath.resolve(dest_root, target_dir_path)
@@ -302,10 +467,10 @@ def copy(src_root: str, src: str, dest_root: str, dest: str, opts: CopyOptions) 
                              f"{rootpath.relative(dest_root, os.path.dirname(final))} "
                              "does not exist")
         if stat.S_ISDIR(src_st.st_mode):
-            _ensure_dir(final, src_st, opts)
-            _copy_tree(host_src, final, opts, "")
-            _apply_meta(src_st, final, opts, is_dir=True)
+            _TreeCopy(opts).run(host_src, final, src_st)
         else:
+            opts.stats.files += 1
+            opts.stats.bytes += src_st.st_size if stat.S_ISREG(src_st.st_mode) else 0
             _copy_entry(host_src, src_st, final, opts)
 
 

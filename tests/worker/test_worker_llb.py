@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from buildkit_py import llb
 from buildkit_py.errors import BuildError
 from buildkit_py.solver.cache import CacheManager
-from buildkit_py.solver.solver import Solver
+from buildkit_py.solver.solver import Solver, SolveResult
 from buildkit_py.worker.results import SnapshotResult
 from buildkit_py.worker.session import BuildSession
 from buildkit_py.worker.worker import BuilderWorker
@@ -18,7 +19,7 @@ BUSYBOX = Path("/var/cache/bkpy-test/busybox-amd64")
 
 
 @pytest.fixture
-def worker(tmp_path: Path) -> BuilderWorker:
+def worker(tmp_path: Path) -> Iterator[BuilderWorker]:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "busybox").write_bytes(BUSYBOX.read_bytes())
@@ -38,16 +39,21 @@ def _base() -> llb.State:
             .run(["/bin/busybox", "--install", "-s", "/bin"]).root())
 
 
-def _solve(worker: BuilderWorker, state: llb.State, tmp_path: Path):
+def _solve(worker: BuilderWorker, state: llb.State, tmp_path: Path) -> SolveResult:
     cache = CacheManager(tmp_path / "solver")
     with Solver(worker, cache) as solver:
         return solver.solve(state.marshal())
 
 
-def _read(worker: BuilderWorker, result, path: str) -> str:
+def _snap(result: SolveResult) -> SnapshotResult:
+    assert result.ref is not None
     inner = result.ref.result
     assert isinstance(inner, SnapshotResult)
-    with worker.snapshots.read(inner) as root:
+    return inner
+
+
+def _read(worker: BuilderWorker, result: SolveResult, path: str) -> str:
+    with worker.snapshots.read(_snap(result)) as root:
         return (root / path.lstrip("/")).read_text()
 
 
@@ -58,7 +64,7 @@ def test_exec_and_copy_build_layers(worker: BuilderWorker, tmp_path: Path) -> No
     res = _solve(worker, state, tmp_path)
     try:
         assert _read(worker, res, "/out.txt") == "hello\n"
-        inner = res.ref.result
+        inner = _snap(res)
         with worker.snapshots.read(inner) as root:
             assert not (root / "bin" / "ls").exists()
             assert (root / "bin" / "cat").is_symlink()
@@ -88,7 +94,7 @@ def test_merge_stacks_an_independent_layer(worker: BuilderWorker, tmp_path: Path
     res = _solve(worker, state, tmp_path)
     try:
         assert _read(worker, res, "/linked.txt") == "L"
-        inner = res.ref.result
+        inner = _snap(res)
         with worker.snapshots.read(inner) as root:
             assert (root / "bin" / "busybox").read_bytes()[:4] == b"\x7fELF"
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from buildkit_py import rootpath
 from buildkit_py.errors import BuildError
 from buildkit_py.executor.user import resolve_user
 from buildkit_py.llb import ops_pb2
+from buildkit_py.solver.progress import ProgressWriter
 from buildkit_py.solver.worker import CacheMap, CacheMapDep, OpContext, Result
 from buildkit_py.worker import chmod, fileops
 from buildkit_py.worker.checksum import Checksummer
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from buildkit_py.worker.worker import BuilderWorker
 
 _NS = 1_000_000_000
+_LOG_COPIES_FROM = 100  # entries: below that a COPY's time split is not worth a log line
 
 
 def _seconds(ns: int) -> int | None:
@@ -41,6 +44,7 @@ class FileHandler:
     def __init__(self, worker: BuilderWorker, op: ops_pb2.Op) -> None:
         self.worker = worker
         self.op = op
+        self._checksum_note = ""
 
     def cancel(self) -> None:
         pass
@@ -68,6 +72,7 @@ class FileHandler:
         worker = self.worker
 
         def compute(result: Result, selectors: Sequence[str]) -> str:
+            started = time.monotonic()
             res = unwrap(result)
             local_keep = res.keep if isinstance(res, LocalResult) else None
             summer = Checksummer(worker.checksums, zero_owner=isinstance(res, LocalResult))
@@ -81,6 +86,11 @@ class FileHandler:
                             keep=scoped_keep(local_keep, m, _copy_keep(c)))
                         h.update(f"\0{sel}\0{m}\0{digest}".encode())
             worker.checksums.flush()
+            # The time split of a COPY (content key, then copy) is logged by exec: a log
+            # line now would reach the display before the vertex has started.
+            if summer.files >= _LOG_COPIES_FROM:
+                self._checksum_note = (f"checksum: {summer.files} files ({summer.hashed} read)"
+                                       f" in {time.monotonic() - started:.2f}s\n")
             return "sha256:" + h.hexdigest()
 
         return compute
@@ -122,7 +132,7 @@ class FileHandler:
                         raise BuildError("invalid file op: cannot write into a local source")
                     layer = stack.enter_context(self.worker.snapshots.write(base))
                 layers[i] = layer
-                self._apply(stack, a, layer, ins)
+                self._apply(stack, a, layer, ins, ctx.progress)
                 if a.output >= 0:
                     outputs[a.output] = layer
             for i, layer in layers.items():
@@ -154,7 +164,7 @@ class FileHandler:
         return fileops.Owner(ident.uid, ident.gid)
 
     def _apply(self, stack: contextlib.ExitStack, a: ops_pb2.FileAction, layer: ActiveLayer,
-               ins: list[SnapshotResult | LocalResult]) -> None:
+               ins: list[SnapshotResult | LocalResult], progress: ProgressWriter) -> None:
         root = str(layer.path)
         kind = a.WhichOneof("action")
         if kind == "mkdir":
@@ -183,12 +193,12 @@ class FileHandler:
             if ts is not None:
                 os.utime(host, ns=(ts * _NS, ts * _NS), follow_symlinks=False)
         elif kind == "copy":
-            self._copy(stack, a, layer, ins)
+            self._copy(stack, a, layer, ins, progress)
         else:
             raise BuildError(f"invalid file op: unknown action {kind!r}")
 
     def _copy(self, stack: contextlib.ExitStack, a: ops_pb2.FileAction, layer: ActiveLayer,
-              ins: list[SnapshotResult | LocalResult]) -> None:
+              ins: list[SnapshotResult | LocalResult], progress: ProgressWriter) -> None:
         c = a.copy
         n = len(ins)
         if a.secondary_input >= n:
@@ -214,6 +224,11 @@ class FileHandler:
         if not sources and not c.allow_empty_wildcard:
             raise BuildError(f"no source files were specified matching {c.src!r}")
         many = len(sources) > 1
+        if self._checksum_note:
+            progress.log(1, self._checksum_note)
+            self._checksum_note = ""
+        stats = fileops.CopyStats()
+        started = time.monotonic()
         for m in sources:
             opts = fileops.CopyOptions(
                 owner=owner, mode=mode, follow_symlinks=c.follow_symlink,
@@ -224,6 +239,7 @@ class FileHandler:
                 parents=c.parents,
                 always_replace_existing_dest_paths=c.always_replace_existing_dest_paths,
                 wildcard_match=self.worker.match,
+                stats=stats,
             )
             dest = c.dest
             if many and not dest.endswith("/"):
@@ -232,3 +248,6 @@ class FileHandler:
                     str(src_root), m, root=str(layer.path), dest=dest, opts=opts):
                 continue
             fileops.copy(str(src_root), m, str(layer.path), dest, opts)
+        if stats.files >= _LOG_COPIES_FROM:
+            progress.log(1, f"copy: {stats.files} files ({stats.bytes / 1e6:.1f} MB) "
+                                  f"in {time.monotonic() - started:.2f}s\n")
