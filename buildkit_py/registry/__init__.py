@@ -49,8 +49,9 @@ importing e.g. ``registry.mediatypes`` does not pull in httpx)::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from buildkit_py.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "BlobProgress": "client",
@@ -132,12 +133,4 @@ if TYPE_CHECKING:
     from buildkit_py.registry.transport import RetryPolicy
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    # Entries naming a full module are re-exports from outside the package.
-    target = module if "." in module else f"{__name__}.{module}"
-    value = getattr(importlib.import_module(target), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

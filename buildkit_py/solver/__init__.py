@@ -12,8 +12,9 @@ Public API::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from buildkit_py.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from buildkit_py.solver.cache import CacheManager, CacheRecord, CacheUsage, PrunedResult
@@ -89,14 +90,6 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

@@ -9,7 +9,9 @@ The entry points are imported lazily so that importing this package stays cheap:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from buildkit_py.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from buildkit_py.frontend.dockerfile.instructions import Dockerfile, load_dockerfile
@@ -26,12 +28,4 @@ _LAZY = {
 __all__ = ["Dockerfile", "ParseResult", "dump_ast", "load_dockerfile", "parse_dockerfile"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
