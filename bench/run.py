@@ -33,13 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=5, help="repetitions per cell (median shown)")
     ap.add_argument("--quick", action="store_true", help="one repetition (smoke run)")
     ap.add_argument("--no-buildkit", action="store_true", help="measure bkpy only")
+    ap.add_argument("--bkpy-no-server", action="store_true",
+                    help="run every bkpy command as a fresh process (no `bkpy server`)")
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK,
                     help=f"scratch directory for contexts, state and logs ({DEFAULT_WORK})")
     ap.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
                     help="where the Markdown and JSON go")
     args = ap.parse_args(argv)
     opts = Options(cases=args.cases, runs=1 if args.quick else args.runs,
-                   buildkit=not args.no_buildkit, scenarios=tuple(args.scenarios),
+                   buildkit=not args.no_buildkit, bkpy_server=not args.bkpy_no_server,
+                   scenarios=tuple(args.scenarios),
                    work=args.work, results=args.results,
                    command=shlex.join(["python3", "bench/run.py", *sys.argv[1:]]))
     try:

@@ -1,3 +1,3 @@
-from buildkit_py.cli.main import main
+from buildkit_py.cli.launch import main
 
 main()

@@ -1,7 +1,9 @@
 """The two builders under test, driven through their CLIs exactly as a user would.
 
 - ``bkpy``: ``bkpy build`` (embedded builder); cold = a fresh, empty ``BKPY_ROOT`` with
-  the base images imported.
+  the base images imported. By default a warm command server (``bkpy server start``)
+  runs for that root, as dockerd runs for BuildKit; ``server=False`` makes every command
+  a fresh process.
 - ``buildkit``: ``docker build`` against the private dockerd (BuildKit inside); cold =
   ``docker builder prune -af`` and every non-base image removed.
 
@@ -15,6 +17,7 @@ a platform list, so BuildKit's two-platform build is two concurrent single-platf
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from collections.abc import Sequence
@@ -55,8 +58,10 @@ def _arch(platform: str) -> str:
 class BkpyBuilder:
     name = "bkpy"
 
-    def __init__(self, work: Path, images: Sequence[BaseImage]) -> None:
+    def __init__(self, work: Path, images: Sequence[BaseImage], server: bool = True) -> None:
         self.work = work
+        self.server = server
+        self.server_pid: int | None = None
         self.images = {i.tag: i for i in images}
         self.cmd = _bkpy_command()
         self.root = work / "bkpy-root"
@@ -67,6 +72,7 @@ class BkpyBuilder:
         return {**os.environ, "BKPY_ROOT": str(self.root)}
 
     def reset(self, case: Case) -> None:
+        self._stop_server()
         shutil.rmtree(self.root, ignore_errors=True)
         shutil.rmtree(self.out, ignore_errors=True)
         self.root.mkdir(parents=True)
@@ -74,6 +80,21 @@ class BkpyBuilder:
         for tag in case.base_images:
             run_quiet([*self.cmd, "image", "import", str(self.images[tag].archive), tag],
                       env=self.env)
+        if self.server:
+            started = run_quiet([*self.cmd, "server", "start", "--idle-timeout", "0"],
+                                env=self.env).stdout
+            match = re.search(r"pid (\d+)", started)
+            self.server_pid = int(match.group(1)) if match else None
+
+    def _stop_server(self) -> None:
+        if self.server_pid is not None:
+            run_quiet([*self.cmd, "server", "stop"], env=self.env, check=False)
+            self.server_pid = None
+
+    @property
+    def _daemons(self) -> list[int]:
+        # the work happens in the server's forked children: count their memory
+        return [self.server_pid] if self.server_pid is not None else []
 
     def _args(self, case: Case) -> list[str]:
         args = [*self.cmd, "build", "--progress", "plain", "--network", "none"]
@@ -86,14 +107,16 @@ class BkpyBuilder:
             out = ["-o", f"type=tar,dest={self.out / 'result.tar'}"]
         else:
             out = ["-t", f"bench/{case.name}:latest", "--load"]
-        return measure([[[*self._args(case), *out, str(ctx)]]], env=self.env, log=log)
+        return measure([[[*self._args(case), *out, str(ctx)]]], env=self.env, log=log,
+                       daemon_pids=self._daemons)
 
     def push(self, case: Case, ctx: Path, registry: str, log: Path) -> Measurement | None:
         cmd = [*self._args(case), "-t", f"{registry}/bench/{case.name}:latest", "--push",
                str(ctx)]
-        return measure([[cmd]], env=self.env, log=log)
+        return measure([[cmd]], env=self.env, log=log, daemon_pids=self._daemons)
 
     def close(self) -> None:
+        self._stop_server()
         shutil.rmtree(self.root, ignore_errors=True)
         shutil.rmtree(self.out, ignore_errors=True)
 

@@ -34,6 +34,7 @@ class Options:
     cases: list[str] | None = None
     runs: int = 5
     buildkit: bool = True
+    bkpy_server: bool = True
     scenarios: tuple[str, ...] = SCENARIOS
     work: Path = DEFAULT_WORK
     results: Path = DEFAULT_RESULTS
@@ -131,7 +132,7 @@ def run_benchmark(opts: Options, echo: Callable[[str], None] = print) -> tuple[R
     results = ResultSet()
     builders: list[Builder] = []
     try:
-        builders.append(BkpyBuilder(opts.work, images))
+        builders.append(BkpyBuilder(opts.work, images, server=opts.bkpy_server))
         if dockerd is not None:
             echo("starting the private dockerd")
             dockerd.start()
@@ -159,7 +160,9 @@ def run_benchmark(opts: Options, echo: Callable[[str], None] = print) -> tuple[R
         "command": opts.command, "runs": opts.runs,
         "cases": [c.name for c in selected], "scenarios": list(opts.scenarios),
         "machine": f"{os.cpu_count()} cores, {platform.machine()}, Linux {platform.release()}",
-        "bkpy": f"{bkpy_version} ({_git_rev()})", "buildkit": buildkit_version,
+        "bkpy": f"{bkpy_version} ({_git_rev()}), "
+                + ("warm command server" if opts.bkpy_server else "no command server"),
+        "buildkit": buildkit_version,
         "notes": notes,
     }
     return results, meta

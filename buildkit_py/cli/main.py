@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "builder": "buildkit_py.cli.builder_cmd:builder",
     "du": "buildkit_py.cli.du_cmd:du",
     "prune": "buildkit_py.cli.du_cmd:prune",
+    "server": "buildkit_py.cli.server_cmd:server",
     "dockerfile": "buildkit_py.cli.dockerfile_cmd:dockerfile",
     "image": "buildkit_py.cli.image_cmd:image",
     "images": "buildkit_py.cli.image_cmd:images",

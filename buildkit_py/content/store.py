@@ -153,15 +153,16 @@ class ContentStore:
         lease: Lease | None = None,
     ) -> str:
         """Store ``data``; returns its digest. Mismatch with ``expected`` stores nothing."""
+        actual = digest_bytes(data)
         if expected is not None:
             validate_digest(expected)
-            actual = digest_bytes(data)
             if actual != expected:
                 raise DigestMismatchError(f"content digest {actual} != expected {expected}")
-            with self._gc_lock(shared=True):
-                if self.has(expected):
-                    self._after_commit(expected, labels, lease)
-                    return expected
+        # Rebuilds write the same configs and manifests again: nothing to do when present.
+        with self._gc_lock(shared=True):
+            if self.has(actual):
+                self._after_commit(actual, labels, lease)
+                return actual
         with self.writer(expected, len(data), labels=labels, lease=lease) as w:
             w.write(data)
         return w.digest

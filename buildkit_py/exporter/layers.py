@@ -96,7 +96,7 @@ def export_chain(sn: DBSnapshotter, store: ContentStore, cache: LayerCache,
                  keys: list[str], opts: ExportOptions) -> list[LayerBlob]:
     """Blobs for each snapshot in ``keys`` (bottom first), compressing in parallel."""
 
-    def one(key: str) -> LayerBlob:
+    def cached(key: str) -> LayerBlob | None:
         hit = None
         if not opts.force_compression and opts.source_date_epoch is None:
             # a pulled base layer keeps its original blob (and so its digest)
@@ -113,6 +113,9 @@ def export_chain(sn: DBSnapshotter, store: ContentStore, cache: LayerCache,
             digest, size, diff_id, comp = hit
             return LayerBlob(digest, size, diff_id, media_type_for(comp, opts.oci_mediatypes),
                              comp)
+        return None
+
+    def make(key: str) -> LayerBlob:
         with store.writer() as w:
             desc = sn.export_layer(key, w,
                                    compression=Compression(opts.compression), level=opts.level,
@@ -122,7 +125,11 @@ def export_chain(sn: DBSnapshotter, store: ContentStore, cache: LayerCache,
         return LayerBlob(desc.digest, desc.size, desc.diff_id,
                          media_type_for(opts.compression, opts.oci_mediatypes), opts.compression)
 
-    if len(keys) <= 1:
-        return [one(k) for k in keys]
-    with ThreadPoolExecutor(max_workers=min(4, len(keys))) as pool:
-        return list(pool.map(one, keys))
+    blobs = {k: cached(k) for k in keys}
+    missing = [k for k, blob in blobs.items() if blob is None]
+    if len(missing) == 1:
+        blobs[missing[0]] = make(missing[0])
+    elif missing:  # a pool only when there is compression to overlap
+        with ThreadPoolExecutor(max_workers=min(4, len(missing))) as pool:
+            blobs.update(zip(missing, pool.map(make, missing), strict=True))
+    return [b for b in (blobs[k] for k in keys) if b is not None]

@@ -31,6 +31,9 @@ from buildkit_py.solver.results import ResultRef
 from buildkit_py.solver.vertex import BuildGraph, Edge, Vertex, graph_of
 from buildkit_py.solver.worker import Worker
 
+# How long an interrupted solve waits for its steps to stop (containers get killed).
+CANCEL_GRACE_SECONDS = 30.0
+
 VertexState = Literal["ran", "cached", "skipped"]
 
 
@@ -183,6 +186,14 @@ class Solver:
             unregister = cancel.add_callback(on_cancel)
         try:
             return done.result()
+        except BaseException:
+            # Interrupted while waiting (Ctrl-C in this thread): stop this solve's running
+            # steps (containers included) before unwinding, or close() would wait for them.
+            if not done.done():
+                self._loop.call_soon_threadsafe(_cancel_task, solve)
+                with contextlib.suppress(BaseException):
+                    done.result(timeout=CANCEL_GRACE_SECONDS)
+            raise
         finally:
             if unregister is not None:
                 unregister()

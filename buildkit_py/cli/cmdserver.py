@@ -1,0 +1,319 @@
+"""The warm command server behind ``bkpy server start`` (the client side is :mod:`launch`).
+
+One single-threaded process imports the whole builder once, then forks a child per
+command. The child adopts the caller's descriptors, cwd, environment and umask and runs
+the ordinary CLI, so a command behaves exactly as in a fresh process (its own embedded
+builder, its own remote connection) minus interpreter start-up and imports. Forking is
+safe because the parent never starts a thread, opens a database or a gRPC channel.
+
+Only callers with the server's own uid are served (SO_PEERCRED), since a child acts with
+the server's privileges. When a module the parent imported changed on disk, the parent
+tells the caller to run the command itself and exits, so an upgrade never runs old code.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import io
+import json
+import os
+import pkgutil
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+from buildkit_py.cli.launch import (
+    EXIT_FRAME,
+    FRAME,
+    RETRY_FRAME,
+    SIGNAL_FRAME,
+)
+
+_UCRED = struct.Struct("3i")
+# Modules never imported into the server: running them has side effects.
+_SKIP_SUFFIXES = ("__main__",)
+
+
+def pid_path(sock_path: str) -> str:
+    return sock_path.removesuffix(".sock") + ".pid"
+
+
+def log_path(sock_path: str) -> str:
+    return sock_path.removesuffix(".sock") + ".log"
+
+
+def warm_up() -> None:
+    """Import every module of the package and load the Dockerfile parser tables."""
+    import buildkit_py
+
+    for info in pkgutil.walk_packages(buildkit_py.__path__, "buildkit_py."):
+        if info.name.endswith(_SKIP_SUFFIXES):
+            continue
+        try:
+            importlib.import_module(info.name)
+        except Exception as err:  # an optional room that cannot load here: children retry
+            print(f"warm-up: {info.name}: {err}", file=sys.stderr)
+    from buildkit_py.frontend.dockerfile.parser.parse import parse_dockerfile
+
+    for text in ("FROM scratch\nRUN true\n", "# escape=`\nFROM scratch\n"):
+        parse_dockerfile(text.encode())
+
+
+def _module_stamps() -> dict[str, float]:
+    stamps: dict[str, float] = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if path and (module.__name__.startswith("buildkit_py") or
+                     module.__name__.startswith("bkpy_runc")):
+            try:
+                stamps[path] = os.stat(path).st_mtime
+            except OSError:
+                stamps[path] = -1.0
+    return stamps
+
+
+def _stale(stamps: dict[str, float]) -> bool:
+    for path, mtime in stamps.items():
+        try:
+            if os.stat(path).st_mtime != mtime:
+                return True
+        except OSError:
+            return True
+    return False
+
+
+def _peer_uid(conn: socket.socket) -> int:
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    return int(_UCRED.unpack(creds)[1])
+
+
+class CommandServer:
+    def __init__(self, sock_path: str, idle_timeout: float) -> None:
+        self.sock_path = sock_path
+        self.idle_timeout = idle_timeout
+        self.children: set[int] = set()
+        self.stamps: dict[str, float] = {}
+        self.stopping = False
+
+    def serve(self) -> None:
+        warm_up()
+        self.stamps = _module_stamps()
+        if threading.active_count() != 1:  # forking would copy a lock some thread holds
+            raise RuntimeError("a thread started during warm-up; refusing to fork")
+        listener = self._listen()
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        print(f"bkpy command server {os.getpid()} listening on {self.sock_path}",
+              file=sys.stderr, flush=True)
+        last_busy = time.monotonic()
+        try:
+            while not self.stopping:
+                self._reap()
+                if self.children:
+                    last_busy = time.monotonic()
+                elif self.idle_timeout and time.monotonic() - last_busy > self.idle_timeout:
+                    print("idle timeout: exiting", file=sys.stderr, flush=True)
+                    break
+                try:
+                    ready, _, _ = select.select([listener], [], [], 1.0)
+                except InterruptedError:
+                    continue
+                if not ready:
+                    continue
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    continue
+                self._handle(listener, conn)
+                last_busy = time.monotonic()
+        finally:
+            listener.close()
+            self._cleanup()
+
+    def _on_term(self, _signum: int, _frame: object) -> None:
+        self.stopping = True
+
+    def _listen(self) -> socket.socket:
+        os.makedirs(os.path.dirname(self.sock_path), mode=0o700, exist_ok=True)
+        try:
+            os.unlink(self.sock_path)
+        except FileNotFoundError:
+            pass
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            listener.bind(self.sock_path)
+        finally:
+            os.umask(old)
+        listener.listen(64)
+        with open(pid_path(self.sock_path), "w") as f:
+            f.write(f"{os.getpid()}\n")
+        return listener
+
+    def _cleanup(self) -> None:
+        for path in (self.sock_path, pid_path(self.sock_path)):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def _reap(self) -> None:
+        for pid in list(self.children):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.children.discard(pid)
+
+    def _handle(self, listener: socket.socket, conn: socket.socket) -> None:
+        try:
+            if _peer_uid(conn) != os.geteuid():
+                conn.close()
+                return
+            if _stale(self.stamps):
+                conn.sendall(FRAME.pack(RETRY_FRAME, 0))
+                conn.close()
+                print("code changed on disk: exiting", file=sys.stderr, flush=True)
+                self.stopping = True
+                return
+            pid = os.fork()
+        except OSError as err:
+            print(f"cannot serve a command: {err}", file=sys.stderr, flush=True)
+            conn.close()
+            return
+        if pid:
+            self.children.add(pid)
+            conn.close()
+            return
+        # the child: never returns into the loop
+        status = 1
+        try:
+            listener.close()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            status = run_child(conn)
+        finally:
+            os._exit(status)
+
+
+def _read_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    msg, fds, _flags, _addr = socket.recv_fds(conn, 8, 3)
+    while len(msg) < 8:
+        more = conn.recv(8 - len(msg))
+        if not more:
+            raise ConnectionError("caller went away")
+        msg += more
+    nfds, size = struct.unpack("!II", msg[:8])
+    body = b""
+    while len(body) < size:
+        chunk = conn.recv(min(size - len(body), 1 << 20))
+        if not chunk:
+            raise ConnectionError("caller went away")
+        body += chunk
+    request: dict[str, Any] = json.loads(body)
+    if len(fds) != nfds:
+        raise ConnectionError("descriptors missing from the request")
+    return request, fds
+
+
+def _adopt_stdio(stdio: list[int], fds: list[int]) -> None:
+    """Make the caller's descriptors our 0/1/2 (/dev/null for any it had closed)."""
+    null = os.open(os.devnull, os.O_RDWR)
+    received = dict(zip(stdio, fds, strict=True))
+    for target in (0, 1, 2):
+        os.dup2(received.get(target, null), target)
+    for fd in (*fds, null):
+        if fd > 2:
+            os.close(fd)
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8",
+                                  line_buffering=os.isatty(1), write_through=False)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
+                                  errors="backslashreplace", line_buffering=True)
+
+
+def _watch_caller(conn: socket.socket) -> None:
+    """Deliver forwarded signals; a caller that disappears interrupts the command."""
+    while True:
+        try:
+            frame = conn.recv(FRAME.size, socket.MSG_WAITALL)
+        except OSError:
+            frame = b""
+        if len(frame) < FRAME.size:
+            os.kill(os.getpid(), signal.SIGINT)
+            return
+        kind, value = FRAME.unpack(frame)
+        if kind == SIGNAL_FRAME:
+            os.kill(os.getpid(), value)
+
+
+def run_child(conn: socket.socket) -> int:
+    request, fds = _read_request(conn)
+    argv = [str(a) for a in request["argv"]]
+    os.write(2, f"{time.strftime('%H:%M:%S')} pid {os.getpid()}: bkpy {' '.join(argv)}\n"
+             .encode(errors="backslashreplace"))
+    _adopt_stdio([int(n) for n in request["stdio"]], fds)
+    os.environ.clear()
+    os.environ.update({str(k): str(v) for k, v in request["env"].items()})
+    os.umask(int(request["umask"]))
+    try:
+        os.chdir(str(request["cwd"]))
+    except OSError as err:
+        sys.stderr.write(f"bkpy: cannot enter {request['cwd']}: {err.strerror}\n")
+        return _finish(conn, 1)
+    sys.argv = ["bkpy", *argv]
+    threading.Thread(target=_watch_caller, args=(conn,), daemon=True).start()
+    from buildkit_py.cli.main import main as cli_main
+
+    status = 0
+    try:
+        cli_main(argv)
+    except SystemExit as exc:
+        status = _exit_status(exc.code)
+    except KeyboardInterrupt:
+        status = 130
+    except BaseException:
+        traceback.print_exc()
+        status = 1
+    return _finish(conn, status)
+
+
+def _exit_status(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    sys.stderr.write(f"{code}\n")
+    return 1
+
+
+def _finish(conn: socket.socket, status: int) -> int:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    try:
+        conn.sendall(FRAME.pack(EXIT_FRAME, status))
+    except OSError as err:
+        if err.errno not in (errno.EPIPE, errno.ECONNRESET):
+            raise
+    return status
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m buildkit_py.cli.cmdserver SOCKET IDLE_SECONDS`` (started by ``bkpy server``)."""
+    args = sys.argv[1:] if argv is None else argv
+    CommandServer(args[0], float(args[1])).serve()
+
+
+if __name__ == "__main__":
+    main()
