@@ -14,6 +14,7 @@ tells the caller to run the command itself and exits, so an upgrade never runs o
 from __future__ import annotations
 
 import errno
+import gc
 import importlib
 import io
 import json
@@ -37,6 +38,9 @@ from buildkit_py.cli.launch import (
 )
 
 _UCRED = struct.Struct("3i")
+# In a forked worker: the server's log and when the command arrived.
+_LOG_FD: int | None = None
+_STARTED = 0.0
 # Modules never imported into the server: running them has side effects.
 _SKIP_SUFFIXES = ("__main__",)
 
@@ -105,6 +109,10 @@ class CommandServer:
     def serve(self) -> None:
         warm_up()
         self.stamps = _module_stamps()
+        # Move everything imported so far out of the collector's reach: a child's
+        # collections then never touch (and so never copy) the parent's pages.
+        gc.collect()
+        gc.freeze()
         if threading.active_count() != 1:  # forking would copy a lock some thread holds
             raise RuntimeError("a thread started during warm-up; refusing to fork")
         listener = self._listen()
@@ -256,9 +264,12 @@ def _watch_caller(conn: socket.socket) -> None:
 
 
 def run_child(conn: socket.socket) -> int:
+    global _LOG_FD, _STARTED
+    _STARTED = time.monotonic()
     request, fds = _read_request(conn)
     argv = [str(a) for a in request["argv"]]
-    os.write(2, f"{time.strftime('%H:%M:%S')} pid {os.getpid()}: bkpy {' '.join(argv)}\n"
+    _LOG_FD = os.dup(2)  # the server's log, before stderr becomes the caller's
+    os.write(_LOG_FD, f"{time.strftime('%H:%M:%S')} pid {os.getpid()}: bkpy {' '.join(argv)}\n"
              .encode(errors="backslashreplace"))
     _adopt_stdio([int(n) for n in request["stdio"]], fds)
     os.environ.clear()
@@ -301,6 +312,9 @@ def _finish(conn: socket.socket, status: int) -> int:
             stream.flush()
         except (OSError, ValueError):
             pass
+    if _LOG_FD is not None:
+        os.write(_LOG_FD, f"{time.strftime('%H:%M:%S')} pid {os.getpid()}: exit {status} "
+                          f"after {time.monotonic() - _STARTED:.3f}s\n".encode())
     try:
         conn.sendall(FRAME.pack(EXIT_FRAME, status))
     except OSError as err:
