@@ -64,14 +64,16 @@ class ChecksumCache:
 
     def lookup(self, path: str, st: os.stat_result) -> str | None:
         """The memoized digest of ``path`` if its stat identity is unchanged."""
-        with self._lock:
-            hit = self._mem.get(path)
-            if hit is None and not any(path.startswith(done) for done in self._loaded):
-                row = self._db.execute("SELECT ident, sha FROM files WHERE path=?",
-                                       (path,)).fetchone()
-                if row is not None:
-                    hit = (row[0], row[1])
-                    self._mem[path] = hit
+        hit = self._mem.get(path)  # a dict read needs no lock; the DB fallback does
+        if hit is None:
+            with self._lock:
+                hit = self._mem.get(path)
+                if hit is None and not any(path.startswith(done) for done in self._loaded):
+                    row = self._db.execute("SELECT ident, sha FROM files WHERE path=?",
+                                           (path,)).fetchone()
+                    if row is not None:
+                        hit = (row[0], row[1])
+                        self._mem[path] = hit
         if hit is not None and hit[0] == self._ident(st):
             return hit[1]
         return None

@@ -16,10 +16,14 @@ import stat
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from buildkit_py import rootpath
 from buildkit_py.errors import BuildError
 from buildkit_py.worker.chmod import ModeFunc
+
+if TYPE_CHECKING:
+    from buildkit_py.worker.copy_reuse import LinkPlan
 
 PathFilter = Callable[[str], bool]
 """Takes a path relative to the copy source (``a/b.txt``); True keeps it."""
@@ -59,6 +63,7 @@ class CopyOptions:
     always_replace_existing_dest_paths: bool = False
     wildcard_match: WildcardMatch | None = None
     stats: CopyStats = field(default_factory=CopyStats)
+    reuse: LinkPlan | None = None  # may take unchanged files of a tree copy (see copy_reuse)
     _links: dict[tuple[int, int], str] = field(default_factory=dict)
 
 
@@ -272,9 +277,10 @@ class _TreeCopy:
         """Copy the children of ``src_dir`` into ``dst_dir``; with ``src_st``, ``dst_dir``
         is the copy of ``src_dir`` itself (created here, with its metadata)."""
         try:
+            fresh = False
             if src_st is not None:
-                self._make_dir(src_dir, src_st, dst_dir)
-            self._walk(src_dir, dst_dir, "", excluded=False)
+                fresh = self._make_dir(src_dir, src_st, dst_dir)
+            self._walk(src_dir, dst_dir, "", excluded=False, fresh=fresh)
             for fut in self.futures:
                 fut.result()
         finally:
@@ -285,12 +291,17 @@ class _TreeCopy:
             os.link(first, dst, follow_symlinks=False)
         for dst, st in reversed(self.dirs):
             os.utime(dst, ns=_times(st, self.opts), follow_symlinks=False)
+        if self.opts.reuse is not None:
+            self.opts.reuse.note_dir_times([(d, _times(st, self.opts)) for d, st in self.dirs])
 
-    def _walk(self, src_dir: str, dst_dir: str, rel: str, *, excluded: bool) -> None:
+    def _walk(self, src_dir: str, dst_dir: str, rel: str, *, excluded: bool,
+              fresh: bool) -> None:
         """Copy the children of ``src_dir``; when ``excluded``, only kept descendants
-        (``dst_dir`` is then created only if one exists)."""
+        (``dst_dir`` is then created only if one exists). ``fresh``: this copy created
+        ``dst_dir``, so nothing is in it yet."""
         opts = self.opts
         keep = opts.keep
+        reuse = opts.reuse
         with os.scandir(src_dir) as it:
             entries = sorted(it, key=lambda e: e.name)
         files: list[tuple[str, os.stat_result]] = []
@@ -301,14 +312,14 @@ class _TreeCopy:
             dst = os.path.join(dst_dir, entry.name)
             if not kept:
                 if is_dir:  # an excluded dir may still hold re-included children
-                    self._walk(entry.path, dst, sub_rel, excluded=True)
+                    self._walk(entry.path, dst, sub_rel, excluded=True, fresh=False)
                 continue
             st = entry.stat(follow_symlinks=False)
             if excluded:
                 os.makedirs(dst_dir, exist_ok=True)
             if is_dir:
-                self._make_dir(entry.path, st, dst)
-                self._walk(entry.path, dst, sub_rel, excluded=False)
+                created = self._make_dir(entry.path, st, dst)
+                self._walk(entry.path, dst, sub_rel, excluded=False, fresh=created)
                 continue
             opts.stats.files += 1
             if st.st_nlink > 1:
@@ -320,6 +331,8 @@ class _TreeCopy:
                 opts._links[key] = dst
             if stat.S_ISREG(st.st_mode):
                 opts.stats.bytes += st.st_size
+                if reuse is not None and reuse.offer(entry.path, st, dst, fresh, opts):
+                    continue  # placed by reuse.finish() once the layer is unmounted
                 files.append((entry.name, st))
                 if len(files) >= _BATCH:
                     self._submit(src_dir, dst_dir, files)
@@ -329,10 +342,13 @@ class _TreeCopy:
         if files:
             self._submit(src_dir, dst_dir, files)
 
-    def _make_dir(self, src: str, st: os.stat_result, dst: str) -> None:
+    def _make_dir(self, src: str, st: os.stat_result, dst: str) -> bool:
+        """Create (or take over) directory ``dst``; True when this call created it."""
+        created = True
         try:
             os.mkdir(dst, 0o700)
         except FileExistsError:
+            created = False
             if stat.S_ISDIR(os.lstat(dst).st_mode):
                 pass  # an existing directory takes the source's metadata
             elif self.opts.always_replace_existing_dest_paths:
@@ -343,6 +359,7 @@ class _TreeCopy:
                     f"cannot copy a directory onto non-directory {dst!r}") from None
         _apply_meta(src, st, dst, self.opts, is_dir=True, times=False)
         self.dirs.append((dst, st))
+        return created
 
     def _submit(self, src_dir: str, dst_dir: str, files: list[tuple[str, os.stat_result]]
                 ) -> None:

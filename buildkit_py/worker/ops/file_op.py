@@ -14,16 +14,17 @@ from buildkit_py import rootpath
 from buildkit_py.errors import BuildError
 from buildkit_py.executor.user import resolve_user
 from buildkit_py.llb import ops_pb2
+from buildkit_py.snapshot import mounted
 from buildkit_py.solver.progress import ProgressWriter
 from buildkit_py.solver.worker import CacheMap, CacheMapDep, OpContext, Result
-from buildkit_py.worker import chmod, fileops
+from buildkit_py.worker import chmod, copy_reuse, fileops
 from buildkit_py.worker.checksum import Checksummer
 from buildkit_py.worker.ops.common import op_cache_digest, scoped_keep, unwrap
 from buildkit_py.worker.ops.source_local import make_keep
 from buildkit_py.worker.results import LocalResult, SnapshotResult
+from buildkit_py.worker.snapshots import ActiveLayer, new_key
 
 if TYPE_CHECKING:
-    from buildkit_py.worker.snapshots import ActiveLayer
     from buildkit_py.worker.worker import BuilderWorker
 
 _NS = 1_000_000_000
@@ -110,6 +111,8 @@ class FileHandler:
 
     def exec(self, ctx: OpContext, inputs: Sequence[Result]) -> list[Result]:
         ins = [unwrap(r) for r in inputs]
+        if self._reusable(ins):
+            return [self._copy_reusing(ctx, ins)]
         n = len(ins)
         actions = list(self.op.file.actions)
         layers: dict[int, ActiveLayer] = {}
@@ -145,6 +148,58 @@ class FileHandler:
                 raise BuildError(f"invalid file op: output {index} was not produced")
             results.append(layer.result)
         return results
+
+    def _reusable(self, ins: list[SnapshotResult | LocalResult]) -> bool:
+        """A lone copy from a local context onto a snapshot: what ``copy_reuse`` handles
+        (the checksum memo knows the context's files by their stable paths)."""
+        actions = self.op.file.actions
+        if len(actions) != 1 or actions[0].WhichOneof("action") != "copy":
+            return False
+        a = actions[0]
+        n = len(ins)
+        return (a.output == 0 and -1 <= a.input < n and 0 <= a.secondary_input < n
+                and (a.input < 0 or isinstance(ins[a.input], SnapshotResult))
+                and isinstance(ins[a.secondary_input], LocalResult))
+
+    def _copy_reusing(self, ctx: OpContext, ins: list[SnapshotResult | LocalResult]
+                      ) -> SnapshotResult:
+        """The copy on a new layer, linking what the op's last layer already holds."""
+        a = self.op.file.actions[0]
+        base = ins[a.input] if a.input >= 0 else None
+        parent = base.key if isinstance(base, SnapshotResult) else None
+        sn = self.worker.sn
+        index = copy_reuse.ReuseIndex(self.worker.root / "copy-reuse")
+        key = copy_reuse.reuse_key(op_cache_digest(self.op), 0)
+        prev = index.previous(key, sn)
+        layer = ActiveLayer(new_key("active"), parent)
+        with contextlib.ExitStack() as stack:
+            old = stack.enter_context(
+                copy_reuse.pinned(sn, prev[0] if prev else None, new_key("pin")))
+            mounts = sn.prepare(layer.key, parent)  # on failure it leaves no record
+            try:
+                plan = copy_reuse.LinkPlan(
+                    copy_reuse.snapshot_dir(sn, layer.key), self.worker.checksums.lookup,
+                    old, prev[1] if prev is not None and old is not None else None)
+                with mounted(mounts, self.worker.snapshots.tmp_root) as path:
+                    layer.path = path
+                    plan.root = str(path)
+                    if ctx.cancel.cancelled:
+                        raise BuildError("cancelled")
+                    self._copy(stack, a, layer, ins, ctx.progress, reuse=plan)
+                started = time.monotonic()
+                plan.finish()
+                if plan.linked:
+                    ctx.progress.log(1, f"copy: {plan.linked} unchanged files linked from the "
+                                        f"last build in {time.monotonic() - started:.2f}s\n")
+                name = new_key("layer")
+                sn.commit(name, layer.key)
+            except BaseException:
+                sn.remove(layer.key)
+                raise
+        result = SnapshotResult(name, sn.usage(name).size)
+        if len(plan.files) >= copy_reuse.MIN_FILES:
+            index.record(key, name, plan.files)
+        return result
 
     def _owner(self, opt: ops_pb2.ChownOpt, layer: ActiveLayer) -> fileops.Owner | None:
         if not opt.HasField("user") and not opt.HasField("group"):
@@ -198,7 +253,8 @@ class FileHandler:
             raise BuildError(f"invalid file op: unknown action {kind!r}")
 
     def _copy(self, stack: contextlib.ExitStack, a: ops_pb2.FileAction, layer: ActiveLayer,
-              ins: list[SnapshotResult | LocalResult], progress: ProgressWriter) -> None:
+              ins: list[SnapshotResult | LocalResult], progress: ProgressWriter,
+              reuse: copy_reuse.LinkPlan | None = None) -> None:
         c = a.copy
         n = len(ins)
         if a.secondary_input >= n:
@@ -240,6 +296,7 @@ class FileHandler:
                 always_replace_existing_dest_paths=c.always_replace_existing_dest_paths,
                 wildcard_match=self.worker.match,
                 stats=stats,
+                reuse=reuse if len(sources) == 1 else None,
             )
             dest = c.dest
             if many and not dest.endswith("/"):
