@@ -13,6 +13,7 @@ tells the caller to run the command itself and exits, so an upgrade never runs o
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gc
 import importlib
@@ -116,6 +117,9 @@ class CommandServer:
         if threading.active_count() != 1:  # forking would copy a lock some thread holds
             raise RuntimeError("a thread started during warm-up; refusing to fork")
         listener = self._listen()
+        # A signal wakes the select below at once (PEP 475 would otherwise resume it).
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
         print(f"bkpy command server {os.getpid()} listening on {self.sock_path}",
@@ -130,10 +134,13 @@ class CommandServer:
                     print("idle timeout: exiting", file=sys.stderr, flush=True)
                     break
                 try:
-                    ready, _, _ = select.select([listener], [], [], 1.0)
+                    ready, _, _ = select.select([listener.fileno(), wake_r], [], [], 1.0)
                 except InterruptedError:
                     continue
-                if not ready:
+                if wake_r in ready:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(wake_r, 512)
+                if listener.fileno() not in ready or self.stopping:
                     continue
                 try:
                     conn, _ = listener.accept()
@@ -144,6 +151,9 @@ class CommandServer:
         finally:
             listener.close()
             self._cleanup()
+            signal.set_wakeup_fd(-1)
+            os.close(wake_r)
+            os.close(wake_w)
 
     def _on_term(self, _signum: int, _frame: object) -> None:
         self.stopping = True
@@ -205,6 +215,7 @@ class CommandServer:
         status = 1
         try:
             listener.close()
+            signal.set_wakeup_fd(-1)  # the parent's pipe: our signals are ours
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             status = run_child(conn)
