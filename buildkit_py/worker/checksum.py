@@ -6,6 +6,11 @@ directory's digest covers its own header and, in name order, each kept child's
 name and digest. File contents are hashed once per (inode, size, mtime, ctime):
 the memo lives in a small sqlite table, so a rebuild of an unchanged context
 re-hashes nothing.
+
+Files of a mounted snapshot are hashed without that memo: their paths live only as
+long as the mount. A committed snapshot never changes, so the digest of a whole
+selection of it is memoized instead (``ChecksumCache.selection``), keyed by the
+snapshot's identity and the selection's parameters.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from buildkit_py import rootpath
 
@@ -27,18 +33,61 @@ _KEPT_XATTR_PREFIXES = ("user.", "trusted.")
 _CHUNK = 1 << 20
 _HASH_BATCH = 128  # files per pool task: a task per small file costs more than its hash
 _HASH_WORKERS = 2  # sha256 and read() release the GIL; more only contends for disk
+# Part of every memoized selection's key: bump it when a digest computed from the same
+# tree changes (header fields, combination order), so old memo rows stop matching.
+DIGEST_VERSION = "1"
+_SWEEP_ROWS = 4096  # selection memo rows past which rows of removed snapshots are dropped
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, ident TEXT, sha TEXT);
+CREATE TABLE IF NOT EXISTS selections (
+    snapshot TEXT NOT NULL, spec TEXT NOT NULL, ident TEXT NOT NULL, digest TEXT NOT NULL,
+    PRIMARY KEY (snapshot, spec));
+"""
+
+
+def file_sha256(path: str) -> str:
+    """The sha256 of a file's bytes (thread-safe: hashlib and read() release the GIL)."""
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class FileDigests(Protocol):
+    """Where a :class:`Checksummer` gets file-content digests."""
+
+    def preload(self, prefix: str) -> None: ...
+
+    def lookup(self, path: str, st: os.stat_result) -> str | None: ...
+
+    def compute(self, path: str, st: os.stat_result) -> str: ...
+
+
+class UnmemoizedDigests:
+    """File digests for a temporary mount: its paths die with it, so nothing is kept."""
+
+    def preload(self, prefix: str) -> None:
+        pass
+
+    def lookup(self, path: str, st: os.stat_result) -> str | None:
+        return None
+
+    def compute(self, path: str, st: os.stat_result) -> str:
+        return file_sha256(path)
 
 
 class ChecksumCache:
-    """Memo of file-content sha256 by stat identity, persisted under the state root."""
+    """Memo of file-content sha256 by stat identity, and of selection digests of
+    committed snapshots by snapshot identity, persisted under the state root."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, ident TEXT, sha TEXT)")
+        self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self._mem: dict[str, tuple[str, str]] = {}
         self._loaded: set[str] = set()
@@ -80,11 +129,7 @@ class ChecksumCache:
 
     def compute(self, path: str, st: os.stat_result) -> str:
         """Hash ``path`` (thread-safe: hashlib releases the GIL) and memoize it."""
-        h = hashlib.sha256()
-        with open(path, "rb", buffering=0) as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
-        sha = h.hexdigest()
+        sha = file_sha256(path)
         ident = self._ident(st)
         with self._lock:
             self._mem[path] = (ident, sha)
@@ -95,6 +140,8 @@ class ChecksumCache:
         return self.lookup(path, st) or self.compute(path, st)
 
     def flush(self) -> None:
+        if not self._pending:  # the common no-op case: skip the lock other threads hold
+            return
         with self._lock:
             pending, self._pending = self._pending, []
             if pending:  # one transaction: autocommit would sync the WAL once per row
@@ -107,6 +154,52 @@ class ChecksumCache:
     def close(self) -> None:
         self.flush()
         self._db.close()
+
+    # selections of committed snapshots ------------------------------------------
+
+    def selection(self, snapshot: str, ident: str, spec: str) -> str | None:
+        """The memoized digest of selection ``spec`` of ``snapshot``, if it was computed
+        for the same snapshot identity ``ident`` (a reused key has another one)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT ident, digest FROM selections WHERE snapshot=? AND spec=?",
+                (snapshot, spec)).fetchone()
+        if row is None or row[0] != ident:
+            return None
+        return str(row[1])
+
+    def remember_selection(self, snapshot: str, ident: str, spec: str, digest: str) -> None:
+        """Memoize a selection digest; rows of an earlier snapshot under the same key go."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM selections WHERE snapshot=? AND ident<>?",
+                             (snapshot, ident))
+            self._db.execute(
+                "INSERT OR REPLACE INTO selections (snapshot, spec, ident, digest) "
+                "VALUES (?, ?, ?, ?)", (snapshot, spec, ident, digest))
+
+    def forget_snapshot(self, snapshot: str) -> None:
+        """Drop every memoized selection of ``snapshot`` (it was removed)."""
+        with self._lock:
+            self._db.execute("DELETE FROM selections WHERE snapshot=?", (snapshot,))
+
+    def sweep_selections(self, alive: Callable[[str, str], bool],
+                         above: int = _SWEEP_ROWS) -> int:
+        """Once the memo holds more than ``above`` rows, drop those whose snapshot is
+        gone (``alive(snapshot, ident)`` is False); returns how many were dropped."""
+        with self._lock:
+            count = self._db.execute("SELECT count(*) FROM selections").fetchone()[0]
+            if count <= above:
+                return 0
+            pairs = self._db.execute(
+                "SELECT DISTINCT snapshot, ident FROM selections").fetchall()
+        dead = [(snap, ident) for snap, ident in pairs if not alive(snap, ident)]
+        if dead:
+            with self._lock, self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany("DELETE FROM selections WHERE snapshot=? AND ident=?",
+                                     dead)
+        return len(dead)
 
 
 def _header(st: os.stat_result, link: str, xattrs: list[tuple[str, bytes]],
@@ -166,7 +259,7 @@ class Checksummer:
     a small thread pool, then the digests are combined bottom-up.
     """
 
-    def __init__(self, cache: ChecksumCache, *, zero_owner: bool = False) -> None:
+    def __init__(self, cache: FileDigests, *, zero_owner: bool = False) -> None:
         self.cache = cache
         self.zero_owner = zero_owner
         self.hashed = 0  # files whose content was read (not memoized)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,11 +16,16 @@ from buildkit_py import rootpath
 from buildkit_py.errors import BuildError
 from buildkit_py.executor.user import resolve_user
 from buildkit_py.llb import ops_pb2
-from buildkit_py.snapshot import mounted
+from buildkit_py.snapshot import SnapshotNotFoundError, mounted
 from buildkit_py.solver.progress import ProgressWriter
 from buildkit_py.solver.worker import CacheMap, CacheMapDep, OpContext, Result
 from buildkit_py.worker import chmod, copy_reuse, fileops
-from buildkit_py.worker.checksum import Checksummer
+from buildkit_py.worker.checksum import (
+    DIGEST_VERSION,
+    Checksummer,
+    FileDigests,
+    UnmemoizedDigests,
+)
 from buildkit_py.worker.ops.common import op_cache_digest, scoped_keep, unwrap
 from buildkit_py.worker.ops.source_local import make_keep
 from buildkit_py.worker.results import LocalResult, SnapshotResult
@@ -33,6 +40,44 @@ _LOG_COPIES_FROM = 100  # entries: below that a COPY's time split is not worth a
 
 def _seconds(ns: int) -> int | None:
     return None if ns < 0 else ns // _NS
+
+
+def _selection_spec(specs: dict[str, ops_pb2.FileActionCopy], selectors: Sequence[str]) -> str:
+    """Everything besides the tree that a copy content digest depends on: the selectors
+    (mixed into the digest) and each copy's source, wildcard, symlink and filter options."""
+    h = hashlib.sha256(f"bkpy-copy-selection-v{DIGEST_VERSION}".encode())
+    for sel in selectors:
+        c = specs[sel]
+        fields = [sel, c.src, c.allow_wildcard, c.follow_symlink,
+                  list(c.include_patterns), list(c.exclude_patterns)]
+        h.update(b"\0" + json.dumps(fields).encode())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class _SnapshotMemo:
+    """Where a snapshot selection's digest is memoized: key, identity, selection spec."""
+
+    snapshot: str
+    ident: str
+    spec: str
+
+    @staticmethod
+    def of(worker: BuilderWorker, res: SnapshotResult, spec: str) -> _SnapshotMemo | None:
+        if res.key is None:  # scratch: an empty dir, nothing to mount
+            return None
+        ident = copy_reuse.snapshot_identity(worker.sn, res.key)
+        return None if ident is None else _SnapshotMemo(res.key, ident, spec)
+
+    @staticmethod
+    def alive(worker: BuilderWorker) -> Callable[[str, str], bool]:
+        def check(snapshot: str, ident: str) -> bool:
+            try:
+                return copy_reuse.snapshot_identity(worker.sn, snapshot) == ident
+            except SnapshotNotFoundError:
+                return False
+
+        return check
 
 
 def _copy_keep(c: ops_pb2.FileActionCopy) -> Callable[[str], bool] | None:
@@ -73,28 +118,50 @@ class FileHandler:
         worker = self.worker
 
         def compute(result: Result, selectors: Sequence[str]) -> str:
-            started = time.monotonic()
             res = unwrap(result)
-            local_keep = res.keep if isinstance(res, LocalResult) else None
-            summer = Checksummer(worker.checksums, zero_owner=isinstance(res, LocalResult))
-            h = hashlib.sha256(b"bkpy-copy-content-v1")
-            with worker.snapshots.read(res) as root:
-                for sel in selectors:
-                    c = specs[sel]
-                    for m in self._sources(str(root), c, local_keep):
-                        digest = summer.selection(
-                            str(root), m, follow=c.follow_symlink,
-                            keep=scoped_keep(local_keep, m, _copy_keep(c)))
-                        h.update(f"\0{sel}\0{m}\0{digest}".encode())
-            worker.checksums.flush()
-            # The time split of a COPY (content key, then copy) is logged by exec: a log
-            # line now would reach the display before the vertex has started.
-            if summer.files >= _LOG_COPIES_FROM:
-                self._checksum_note = (f"checksum: {summer.files} files ({summer.hashed} read)"
-                                       f" in {time.monotonic() - started:.2f}s\n")
-            return "sha256:" + h.hexdigest()
+            if isinstance(res, LocalResult):
+                return self._content(res, specs, selectors)
+            # A committed snapshot never changes: it is mounted and checksummed once, a
+            # no-op rebuild then reads the digest from the memo.
+            memo = _SnapshotMemo.of(worker, res, _selection_spec(specs, selectors))
+            if memo is not None:
+                hit = worker.checksums.selection(memo.snapshot, memo.ident, memo.spec)
+                if hit is not None:
+                    return hit
+            digest = self._content(res, specs, selectors)
+            if memo is not None:
+                worker.checksums.remember_selection(memo.snapshot, memo.ident, memo.spec,
+                                                    digest)
+                worker.checksums.sweep_selections(memo.alive(worker))
+            return digest
 
         return compute
+
+    def _content(self, res: SnapshotResult | LocalResult,
+                 specs: dict[str, ops_pb2.FileActionCopy], selectors: Sequence[str]) -> str:
+        """The content digest of what the copies select from ``res``, read from a mount."""
+        started = time.monotonic()
+        local = isinstance(res, LocalResult)
+        local_keep = res.keep if isinstance(res, LocalResult) else None
+        files: FileDigests = self.worker.checksums if local else UnmemoizedDigests()
+        summer = Checksummer(files, zero_owner=local)
+        h = hashlib.sha256(b"bkpy-copy-content-v1")
+        with self.worker.snapshots.read(res) as root:
+            for sel in selectors:
+                c = specs[sel]
+                for m in self._sources(str(root), c, local_keep):
+                    digest = summer.selection(
+                        str(root), m, follow=c.follow_symlink,
+                        keep=scoped_keep(local_keep, m, _copy_keep(c)))
+                    h.update(f"\0{sel}\0{m}\0{digest}".encode())
+        if local:
+            self.worker.checksums.flush()
+        # The time split of a COPY (content key, then copy) is logged by exec: a log
+        # line now would reach the display before the vertex has started.
+        if summer.files >= _LOG_COPIES_FROM:
+            self._checksum_note = (f"checksum: {summer.files} files ({summer.hashed} read)"
+                                   f" in {time.monotonic() - started:.2f}s\n")
+        return "sha256:" + h.hexdigest()
 
     def _sources(self, root: str, c: ops_pb2.FileActionCopy,
                  local_keep: Callable[[str], bool] | None) -> list[str]:
