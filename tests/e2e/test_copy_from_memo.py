@@ -79,3 +79,30 @@ def test_rerun_of_a_nondeterministic_stage_reaches_the_copy(
     pruned = _export(fresh_bkpy, ctx, tmp_path / "pruned")
     assert pruned["r"] not in (first["r"], rerun["r"])
     assert pruned["v"] == "1\n" and pruned["o"] == "other\n"
+
+
+MOUNT_DOCKERFILE = """\
+FROM busybox:latest AS gen
+ARG V=1
+RUN echo "$V" > /v
+FROM busybox:latest
+RUN --mount=type=bind,from=gen,source=/v,target=/in/v cp /in/v /got
+"""
+
+
+def test_noop_rebuild_with_a_read_only_mount_from_a_stage_mounts_no_snapshot(
+        fresh_bkpy: Bkpy, tmp_path: Path) -> None:
+    ctx = tmp_path / "mctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(MOUNT_DOCKERFILE)
+    state = tmp_path / "state"
+    build = ("build", "--progress", "plain", "--network", "none", str(ctx))
+    fresh_bkpy(*build)
+    before = _snapshots_created(state)
+    again = fresh_bkpy(*build)
+    assert _snapshots_created(state) == before
+    assert again.err.count("CACHED") >= 2
+    got = tmp_path / "got"
+    fresh_bkpy("build", "--network", "none", "--build-arg", "V=2", "-o",
+               f"type=local,dest={got}", str(ctx))
+    assert (got / "got").read_text() == "2\n"  # a changed stage still reaches the RUN

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from buildkit_py.llb import ops_pb2
+from buildkit_py.snapshot import SnapshotNotFoundError
 from buildkit_py.solver.worker import ContentDigestFunc, Result
-from buildkit_py.worker.checksum import Checksummer
+from buildkit_py.worker import copy_reuse
+from buildkit_py.worker.checksum import (
+    DIGEST_VERSION,
+    Checksummer,
+    FileDigests,
+    UnmemoizedDigests,
+)
 from buildkit_py.worker.results import LocalResult, SnapshotResult
 
 if TYPE_CHECKING:
@@ -35,6 +43,35 @@ def unwrap(result: Result) -> SnapshotResult | LocalResult:
     return inner
 
 
+def memoized_snapshot_digest(worker: BuilderWorker, res: SnapshotResult, spec: str,
+                             compute: Callable[[], str]) -> str:
+    """``compute()`` (a content digest of a selection of ``res``), memoized per snapshot.
+
+    A committed snapshot never changes, so it is mounted and checksummed once; a no-op
+    rebuild reads the digest back. ``spec`` must name everything besides the tree that
+    the digest depends on. The memo is keyed by the snapshot's identity, which changes
+    when a key is reused after a prune.
+    """
+    ident = copy_reuse.snapshot_identity(worker.sn, res.key) if res.key else None
+    if ident is None:  # scratch or uncommitted: nothing to remember it by
+        return compute()
+    assert res.key is not None
+    hit = worker.checksums.selection(res.key, ident, spec)
+    if hit is not None:
+        return hit
+    digest = compute()
+    worker.checksums.remember_selection(res.key, ident, spec, digest)
+
+    def alive(snapshot: str, known: str) -> bool:
+        try:
+            return copy_reuse.snapshot_identity(worker.sn, snapshot) == known
+        except SnapshotNotFoundError:
+            return False
+
+    worker.checksums.sweep_selections(alive)
+    return digest
+
+
 def content_digest(worker: BuilderWorker, *, follow: bool = True,
                    keep: Callable[[str], bool] | None = None,
                    wildcard: bool = False) -> ContentDigestFunc:
@@ -42,8 +79,19 @@ def content_digest(worker: BuilderWorker, *, follow: bool = True,
 
     def compute(result: Result, selectors: Sequence[str]) -> str:
         res = unwrap(result)
+        if isinstance(res, SnapshotResult) and keep is None:
+            spec = hashlib.sha256(json.dumps(
+                [f"bkpy-mount-selection-v{DIGEST_VERSION}", list(selectors), follow, wildcard]
+            ).encode()).hexdigest()
+            return memoized_snapshot_digest(worker, res, spec, lambda: digest_of(res, selectors))
+        return digest_of(res, selectors)
+
+    def digest_of(res: SnapshotResult | LocalResult, selectors: Sequence[str]) -> str:
+        local = isinstance(res, LocalResult)
         local_keep = res.keep if isinstance(res, LocalResult) else None
-        summer = Checksummer(worker.checksums, zero_owner=isinstance(res, LocalResult))
+        # file rows are remembered by path: only a local context's paths outlive the build
+        files: FileDigests = worker.checksums if local else UnmemoizedDigests()
+        summer = Checksummer(files, zero_owner=local)
         h = hashlib.sha256(b"bkpy-content-v1")
         with worker.snapshots.read(res) as root:
             for sel in selectors or ("/",):
@@ -59,7 +107,8 @@ def content_digest(worker: BuilderWorker, *, follow: bool = True,
                         digest = summer.selection(str(root), m, follow=follow,
                                                   keep=scoped_keep(local_keep, m, keep))
                     h.update(f"\0{sel}\0{m}\0{digest}".encode())
-        worker.checksums.flush()
+        if local:
+            worker.checksums.flush()
         return "sha256:" + h.hexdigest()
 
     return compute

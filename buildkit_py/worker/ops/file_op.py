@@ -8,7 +8,6 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +15,7 @@ from buildkit_py import rootpath
 from buildkit_py.errors import BuildError
 from buildkit_py.executor.user import resolve_user
 from buildkit_py.llb import ops_pb2
-from buildkit_py.snapshot import SnapshotNotFoundError, mounted
+from buildkit_py.snapshot import mounted
 from buildkit_py.solver.progress import ProgressWriter
 from buildkit_py.solver.worker import CacheMap, CacheMapDep, OpContext, Result
 from buildkit_py.worker import chmod, copy_reuse, fileops
@@ -26,7 +25,12 @@ from buildkit_py.worker.checksum import (
     FileDigests,
     UnmemoizedDigests,
 )
-from buildkit_py.worker.ops.common import op_cache_digest, scoped_keep, unwrap
+from buildkit_py.worker.ops.common import (
+    memoized_snapshot_digest,
+    op_cache_digest,
+    scoped_keep,
+    unwrap,
+)
 from buildkit_py.worker.ops.source_local import make_keep
 from buildkit_py.worker.results import LocalResult, SnapshotResult
 from buildkit_py.worker.snapshots import ActiveLayer, new_key
@@ -52,32 +56,6 @@ def _selection_spec(specs: dict[str, ops_pb2.FileActionCopy], selectors: Sequenc
                   list(c.include_patterns), list(c.exclude_patterns)]
         h.update(b"\0" + json.dumps(fields).encode())
     return h.hexdigest()
-
-
-@dataclass(frozen=True)
-class _SnapshotMemo:
-    """Where a snapshot selection's digest is memoized: key, identity, selection spec."""
-
-    snapshot: str
-    ident: str
-    spec: str
-
-    @staticmethod
-    def of(worker: BuilderWorker, res: SnapshotResult, spec: str) -> _SnapshotMemo | None:
-        if res.key is None:  # scratch: an empty dir, nothing to mount
-            return None
-        ident = copy_reuse.snapshot_identity(worker.sn, res.key)
-        return None if ident is None else _SnapshotMemo(res.key, ident, spec)
-
-    @staticmethod
-    def alive(worker: BuilderWorker) -> Callable[[str, str], bool]:
-        def check(snapshot: str, ident: str) -> bool:
-            try:
-                return copy_reuse.snapshot_identity(worker.sn, snapshot) == ident
-            except SnapshotNotFoundError:
-                return False
-
-        return check
 
 
 def _copy_keep(c: ops_pb2.FileActionCopy) -> Callable[[str], bool] | None:
@@ -123,17 +101,9 @@ class FileHandler:
                 return self._content(res, specs, selectors)
             # A committed snapshot never changes: it is mounted and checksummed once, a
             # no-op rebuild then reads the digest from the memo.
-            memo = _SnapshotMemo.of(worker, res, _selection_spec(specs, selectors))
-            if memo is not None:
-                hit = worker.checksums.selection(memo.snapshot, memo.ident, memo.spec)
-                if hit is not None:
-                    return hit
-            digest = self._content(res, specs, selectors)
-            if memo is not None:
-                worker.checksums.remember_selection(memo.snapshot, memo.ident, memo.spec,
-                                                    digest)
-                worker.checksums.sweep_selections(memo.alive(worker))
-            return digest
+            return memoized_snapshot_digest(
+                worker, res, _selection_spec(specs, selectors),
+                lambda: self._content(res, specs, selectors))
 
         return compute
 
