@@ -4,6 +4,9 @@ Each round is one full ``Executor.run``: user resolution, bundle + config.json, 
 hosts/resolv.conf, ``<runtime> run``, output pumping, stub cleanup, bundle removal. The
 rootfs is a plain directory (no overlay mount), so this is executor + runtime cost only.
 
+The bundled runtime is measured with and without its fork server (one warm process that
+forks each ``run`` instead of a fresh interpreter per RUN).
+
 Run: ``python3 bench/exec_bench.py [--rounds 30] [--runtimes runc,bkpy-runc]`` (as root).
 """
 
@@ -35,23 +38,28 @@ def make_rootfs(dest: Path) -> Path:
     return dest
 
 
-def bench(runtime: str, rounds: int, work: Path) -> list[float] | str:
+def bench(runtime: str, rounds: int, work: Path, fork_server: bool = True
+          ) -> list[float] | str:
+    name = f"{runtime}-{fork_server}"
     try:
-        executor = Executor(runtime, work / f"state-{runtime}")
+        executor = Executor(runtime, work / f"state-{name}", fork_server=fork_server)
     except UserError as exc:
         return exc.message
-    rootfs = make_rootfs(work / f"rootfs-{runtime}")
-    req = ExecRequest(rootfs=rootfs, args=["/bin/true"])
-    times: list[float] = []
-    for i in range(rounds + 2):
-        start = time.perf_counter()
-        code = executor.run(req, stdout=lambda b: None, stderr=lambda b: None)
-        elapsed = time.perf_counter() - start
-        if code != 0:
-            return f"exit code {code}"
-        if i >= 2:  # warm-up rounds (page cache, imports)
-            times.append(elapsed)
-    return times
+    try:
+        rootfs = make_rootfs(work / f"rootfs-{name}")
+        req = ExecRequest(rootfs=rootfs, args=["/bin/true"])
+        times: list[float] = []
+        for i in range(rounds + 2):
+            start = time.perf_counter()
+            code = executor.run(req, stdout=lambda b: None, stderr=lambda b: None)
+            elapsed = time.perf_counter() - start
+            if code != 0:
+                return f"exit code {code}"
+            if i >= 2:  # warm-up rounds (page cache, imports, the fork server's start)
+                times.append(elapsed)
+        return times
+    finally:
+        executor.close()
 
 
 def _raw_runc(rounds: int, work: Path) -> list[float]:
@@ -91,11 +99,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bkpy-exec-bench-") as tmp:
         work = Path(tmp)
         if shutil.which("runc"):
-            print(f"{'runc (raw, no executor)':<28}{_fmt(_raw_runc(args.rounds, work))}")
+            print(f"{'runc (raw, no executor)':<40}{_fmt(_raw_runc(args.rounds, work))}")
         for runtime in [r for r in args.runtimes.split(",") if r]:
-            result = bench(runtime, args.rounds, work)
-            line = _fmt(result) if isinstance(result, list) else f"unavailable: {result}"
-            print(f"{'executor + ' + runtime:<28}{line}")
+            for fork_server in (True, False) if runtime == "bkpy-runc" else (True,):
+                result = bench(runtime, args.rounds, work, fork_server)
+                line = _fmt(result) if isinstance(result, list) else f"unavailable: {result}"
+                label = "executor + " + runtime + ("" if fork_server else " (no fork srv)")
+                print(f"{label:<40}{line}")
 
 
 if __name__ == "__main__":

@@ -62,37 +62,55 @@ class MountStubs:
         return list(self._paths)
 
     def cleanup(self) -> None:
+        # Stubs are removed a parent at a time (deepest parents first, so a stub directory is
+        # emptied before it is removed itself) and each parent's timestamps are put back
+        # once: to the pre-run ones when its entries are as before the run, otherwise to
+        # the ones it had just before its stubs were removed.
+        groups: dict[str, list[str]] = {}
         for path in self._paths:
-            host = Path(rootpath.resolve(self._root, path))
+            groups.setdefault(os.path.dirname(path), []).append(path)
+        pre_run = {state.path: state for state in self._parents}
+        for parent in sorted(groups, key=lambda p: p.count("/"), reverse=True):
+            host_parent = Path(rootpath.resolve(self._root, parent))
             try:
-                st = os.lstat(host)
+                pst = os.stat(host_parent)
             except OSError:
                 continue
-            if stat.S_ISDIR(st.st_mode):
-                try:
-                    with os.scandir(host) as entries:
-                        if any(entries):
-                            continue
-                except OSError:
+            removed = False
+            for path in groups[parent]:
+                removed |= _remove_if_empty(Path(rootpath.resolve(self._root, path)))
+            state = pre_run.pop(parent, None)
+            times = (pst.st_atime_ns, pst.st_mtime_ns)
+            try:
+                if state is not None and frozenset(os.listdir(host_parent)) == state.names:
+                    times = (state.atime_ns, state.mtime_ns)
+                elif not removed:
                     continue
-            elif st.st_size != 0:
-                continue
-            try:
-                pst = os.stat(host.parent)
+                os.utime(host_parent, ns=times)
             except OSError:
                 continue
-            try:
-                if stat.S_ISDIR(st.st_mode):
-                    os.rmdir(host)
-                else:
-                    os.unlink(host)
-                os.utime(host.parent, ns=(pst.st_atime_ns, pst.st_mtime_ns))
-            except OSError:
-                continue
-        for state in self._parents:
+        for state in pre_run.values():  # a recorded parent with no stub left to remove
             host = Path(rootpath.resolve(self._root, state.path))
             try:
                 if frozenset(os.listdir(host)) == state.names:
                     os.utime(host, ns=(state.atime_ns, state.mtime_ns))
             except OSError:
                 continue
+
+
+def _remove_if_empty(host: Path) -> bool:
+    """Remove a stub the run left as created (an empty dir or file); True if removed."""
+    try:
+        st = os.lstat(host)
+    except OSError:
+        return False
+    try:
+        if stat.S_ISDIR(st.st_mode):
+            os.rmdir(host)  # refused (ENOTEMPTY) when the run put something in it
+        elif st.st_size == 0:
+            os.unlink(host)
+        else:
+            return False
+    except OSError:
+        return False
+    return True

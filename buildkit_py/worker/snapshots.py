@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from buildkit_py.snapshot import Compression, DBSnapshotter, mounted
+from buildkit_py.snapshot.mount import MountPoints
 from buildkit_py.worker.results import LocalResult, SnapshotResult, WorkerResult
 
 
@@ -26,6 +27,7 @@ class Snapshots:
         self.sn = sn
         self.tmp_root = tmp_root
         tmp_root.mkdir(parents=True, exist_ok=True)
+        self._points = MountPoints(tmp_root)
 
     @contextlib.contextmanager
     def read(self, result: WorkerResult | None) -> Iterator[Path]:
@@ -43,7 +45,7 @@ class Snapshots:
         key = new_key("view")
         mounts = self.sn.view(key, result.key)
         try:
-            with mounted(mounts, self.tmp_root) as path:
+            with mounted(mounts, self._points) as path:
                 yield path
         finally:
             self.sn.remove(key)
@@ -60,7 +62,7 @@ class Snapshots:
         layer = ActiveLayer(new_key("active"), parent_key)
         mounts = self.sn.prepare(layer.key, parent_key)
         try:
-            with mounted(mounts, self.tmp_root) as path:
+            with mounted(mounts, self._points) as path:
                 layer.path = path
                 yield layer
             if commit and not layer.discard:

@@ -69,6 +69,9 @@ class BuilderWorker:
             return self._executor
 
     def close(self) -> None:
+        with self._executor_lock:
+            if self._executor is not None:
+                self._executor.close()
         self.checksums.close()
         self.sn.close()
 

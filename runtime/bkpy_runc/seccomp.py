@@ -28,11 +28,13 @@ import _ctypes
 import os
 import sys
 
+from . import jsonio
 from . import seccomp_bpf as bpf
 from .errors import RuntimeFailure
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~15 ms of start-up; annotations are lazy
+    from collections.abc import Callable
     from typing import Any
 
 # SECCOMP_RET_* (linux/seccomp.h); the low 16 bits carry data (the errno).
@@ -98,15 +100,6 @@ _LITTLE = sys.byteorder == "little"
 Cond = tuple[int, str, int, int]  # (argument index, operator, value, valueTwo)
 
 
-class Rule:
-    __slots__ = ("action", "conds", "names")
-
-    def __init__(self, names: list[str], action: int, conds: list[Cond]) -> None:
-        self.names = names
-        self.action = action
-        self.conds = conds
-
-
 class Filter:
     """A compiled filter: the BPF program and the seccomp(2) flags to load it with."""
 
@@ -116,6 +109,20 @@ class Filter:
         self.program = program
         self.flags = flags
         self.syscall_nr = syscall_nr  # seccomp(2) on the host
+
+
+# Set by a fork server: compiled filters by profile key, and where a fork reports a new one.
+memo: dict[str, Filter] = {}
+learned: Callable[[str, Filter], None] | None = None
+
+
+class Rule:
+    __slots__ = ("action", "conds", "names")
+
+    def __init__(self, names: list[str], action: int, conds: list[Cond]) -> None:
+        self.names = names
+        self.action = action
+        self.conds = conds
 
 
 def _fail(reason: str) -> RuntimeFailure:
@@ -194,12 +201,18 @@ def _table(suffix: str) -> dict[str, int]:
 class Profile:
     """A validated profile, ready to compile for the host."""
 
-    __slots__ = ("default", "flags", "listed", "native", "rules", "stub")
+    __slots__ = ("default", "flags", "hit", "key", "listed", "native", "rules", "stub")
 
     def __init__(self, raw: Any, machine: str | None = None) -> None:
         if not isinstance(raw, dict):
             raise _fail("linux.seccomp must be an object")
         machine = machine or os.uname().machine
+        # Only a fork server keeps compiled filters (see forkserver.py). A profile found
+        # there was validated when it was compiled: it needs neither checks nor compiling.
+        self.key = machine + "\0" + jsonio.compact(raw) if learned is not None else ""
+        self.hit = memo.get(self.key) if self.key else None
+        if self.hit is not None:
+            return
         native = _NATIVE.get(machine)
         if native is None:
             raise _fail(f"unsupported host architecture {machine!r}")
@@ -225,6 +238,15 @@ class Profile:
         self.rules = _rules(raw.get("syscalls"))
 
     def compile(self) -> Filter:
+        """The filter for this profile: remembered by a fork server, else compiled."""
+        if self.hit is not None:
+            return self.hit
+        filt = self._compile()
+        if self.key and learned is not None:
+            learned(self.key, filt)
+        return filt
+
+    def _compile(self) -> Filter:
         """Arch dispatch, then per architecture a search tree over syscall numbers."""
         arches = [a for a in dict.fromkeys([self.native, *self.listed]) if a in ARCHES]
         asm = bpf.Asm()
@@ -264,10 +286,25 @@ def compile_profile(raw: Any, machine: str | None = None) -> Filter:
     return Profile(raw, machine).compile()
 
 
+def pack(filt: Filter) -> bytes:
+    """A filter as bytes: an 8-byte header (size, flags, seccomp(2) number), the program."""
+    head = (len(filt.program) | filt.flags << 32 | filt.syscall_nr << 48).to_bytes(8, "little")
+    return head + filt.program
+
+
+def unpack(data: bytes) -> Filter | None:
+    """The filter ``pack`` made, or None if ``data`` is not a whole one."""
+    if len(data) < 8:
+        return None
+    head = int.from_bytes(data[:8], "little")
+    if len(data) - 8 != head & 0xFFFFFFFF or (len(data) - 8) % 8:
+        return None
+    return Filter(data[8:], head >> 32 & 0xFFFF, head >> 48)
+
+
 def send(fd: int, filt: Filter) -> None:
     """Hand a compiled filter to the container's init over a pipe."""
-    head = (len(filt.program) | filt.flags << 32 | filt.syscall_nr << 48).to_bytes(8, "little")
-    data = memoryview(head + filt.program)  # at most 32 KiB: fits the empty pipe
+    data = memoryview(pack(filt))  # at most 32 KiB: fits the empty pipe
     while data:
         data = data[os.write(fd, data):]
 
@@ -284,8 +321,7 @@ def receive(fd: int) -> Filter | None:
         if size == 8 and len(data) == 8:
             head = int.from_bytes(data, "little")
             size += head & 0xFFFFFFFF
-    head = int.from_bytes(data[:8], "little")
-    return Filter(data[8:], head >> 32 & 0xFFFF, head >> 48)
+    return unpack(data)
 
 
 def _section(asm: bpf.Asm, table: dict[str, int], rules: list[Rule], default: int,

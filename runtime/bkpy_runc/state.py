@@ -67,8 +67,16 @@ class State:
 
     def create_dir(self) -> None:
         try:
-            os.makedirs(self.root, mode=0o711, exist_ok=True)
-            os.mkdir(self.dir, 0o711)
+            # realpath: a root that is a link to a removed directory (on tmpfs) is recreated
+            # (twice: an idle, empty one may be pruned just as it comes back into use).
+            for attempt in (1, 2):
+                os.makedirs(os.path.realpath(self.root), mode=0o711, exist_ok=True)
+                try:
+                    os.mkdir(self.dir, 0o711)
+                    break
+                except FileNotFoundError:
+                    if attempt == 2:
+                        raise
         except FileExistsError:
             raise RuntimeFailure(f"container with id {self.id} already exists") from None
         except OSError as e:

@@ -82,10 +82,13 @@ def _probe(runtime: str) -> bool:
         try:
             executor = Executor(runtime, Path(tmp) / "state")
             root = make_busybox_rootfs(Path(tmp) / "rootfs")
-            code = executor.run(
-                ExecRequest(rootfs=root, args=["/bin/true"]),
-                stdout=lambda b: None, stderr=lambda b: None,
-            )  # fmt: skip
+            try:
+                code = executor.run(
+                    ExecRequest(rootfs=root, args=["/bin/true"]),
+                    stdout=lambda b: None, stderr=lambda b: None,
+                )  # fmt: skip
+            finally:
+                executor.close()
         except (UserError, OSError):
             return False
         return code == 0
@@ -115,7 +118,9 @@ def rootfs(tmp_path: Path) -> Path:
 def executor(runtime: str, tmp_path: Path) -> Iterator[Executor]:
     # A private bundle root on tmpfs, so leftovers of this test alone can be checked.
     bundles = Path(tempfile.mkdtemp(prefix="bkpy-test-bundles-", dir="/dev/shm"))
-    yield Executor(runtime, tmp_path / "state", bundle_root=bundles)
+    ex = Executor(runtime, tmp_path / "state", bundle_root=bundles)
+    yield ex
+    ex.close()
     shutil.rmtree(bundles, ignore_errors=True)
 
 

@@ -125,6 +125,7 @@ def test_bundle_and_container_state_are_removed_after_run(sh: Sh, executor: Exec
 
 def test_default_bundle_root_is_a_private_tmpfs_dir(runtime: str, tmp_path: Path) -> None:
     ex = Executor(runtime, tmp_path / "state")
+    ex.close()
     assert ex.bundle_root.parent == Path("/dev/shm")
     st = ex.bundle_root.lstat()
     assert st.st_mode & 0o077 == 0 and st.st_uid == os.geteuid()
