@@ -136,6 +136,20 @@ class DBSnapshotter(ABC):
     def stat(self, key: str) -> Info:
         return self._db.info(self._db.get(key))
 
+    def layer_dir(self, key: str) -> Path:
+        """The directory holding ``key``'s own files: an overlay layer's upper dir, or a
+        copying snapshotter's whole tree (read it, never write into a committed one)."""
+        return self._fs(self._db.get(key).id)
+
+    def identity(self, key: str) -> str | None:
+        """What tells committed snapshot ``key`` apart from any other snapshot ever given
+        the same key (its record id, never reused, and creation time); None unless
+        committed, since only an immutable snapshot's content can be memoized."""
+        rec = self._db.get(key)
+        if rec.kind is not Kind.COMMITTED:
+            return None
+        return f"{rec.id}:{rec.created!r}"
+
     def usage(self, key: str) -> Usage:
         rec = self._db.get(key)
         if rec.kind is Kind.COMMITTED and rec.size is not None and rec.inodes is not None:

@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from buildkit_py.snapshot import DBSnapshotter, Kind, SnapshotNotFoundError
+from buildkit_py.snapshot import DBSnapshotter, SnapshotNotFoundError
 from buildkit_py.worker import fileops
 
 Lookup = Callable[[str, os.stat_result], "str | None"]
@@ -59,19 +59,13 @@ _MANIFEST_VERSION = 1
 
 
 def snapshot_dir(sn: DBSnapshotter, key: str) -> Path:
-    """The directory holding ``key``'s own files: an overlay layer's upper dir, or a
-    copying snapshotter's whole tree. Both share one filesystem with every snapshot."""
-    return sn._fs(sn._db.get(key).id)
+    """The directory holding ``key``'s own files; every snapshot shares its filesystem."""
+    return sn.layer_dir(key)
 
 
 def snapshot_identity(sn: DBSnapshotter, key: str) -> str | None:
-    """What tells committed snapshot ``key`` apart from any other snapshot ever given the
-    same key: its record id (never reused) and creation time; None unless committed (only
-    an immutable snapshot's content can be memoized)."""
-    rec = sn._db.get(key)
-    if rec.kind is not Kind.COMMITTED:
-        return None
-    return f"{rec.id}:{rec.created!r}"
+    """``key``'s immutable identity, None unless committed (see DBSnapshotter.identity)."""
+    return sn.identity(key)
 
 
 def reuse_key(op_digest: str, action: int) -> str:
