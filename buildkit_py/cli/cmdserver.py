@@ -42,6 +42,8 @@ _UCRED = struct.Struct("3i")
 # In a forked worker: the server's log and when the command arrived.
 _LOG_FD: int | None = None
 _STARTED = 0.0
+# Standard-library modules a build, pull or push imports on first use.
+_LAZY_STDLIB = ("hmac", "encodings.idna", "stringprep", "ctypes.util")
 # Modules never imported into the server: running them has side effects.
 _SKIP_SUFFIXES = ("__main__",)
 
@@ -65,6 +67,14 @@ def warm_up() -> None:
             importlib.import_module(info.name)
         except Exception as err:  # an optional room that cannot load here: children retry
             print(f"warm-up: {info.name}: {err}", file=sys.stderr)
+    # Imported on first use by libraries, not by our modules: httpx loads its transport
+    # stack (httpcore, h11, and trio/anyio when installed) when a client is created.
+    import httpx
+
+    httpx.Client().close()
+    for name in _LAZY_STDLIB:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
     from buildkit_py.frontend.dockerfile.parser.parse import parse_dockerfile
 
     for text in ("FROM scratch\nRUN true\n", "# escape=`\nFROM scratch\n"):
