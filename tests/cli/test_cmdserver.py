@@ -167,3 +167,24 @@ def test_stop_and_status(served: tuple[Path, Bkpy]) -> None:
 def test_only_one_server_per_root(served: tuple[Path, Bkpy]) -> None:
     _, bkpy = served
     assert "already running" in bkpy("server", "start").out
+
+
+def test_warm_up_leaves_nothing_to_import_for_a_push_and_starts_no_thread() -> None:
+    # A worker that imports on first use pays for it on every command (pushes were 2x
+    # slower through the server before httpx's transport stack was warmed up).
+    code = """
+import sys, threading
+from buildkit_py.cli.cmdserver import warm_up
+warm_up()
+before = set(sys.modules)
+from buildkit_py.registry import RegistryClient
+from buildkit_py.registry.reference import parse_reference
+client = RegistryClient({})
+transport = client._transport
+transport.client(transport.hosts.push_endpoint(parse_reference("127.0.0.1:1/x/y").domain))
+client.close()
+print(sorted(set(sys.modules) - before), threading.active_count())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split("\n")[-2]
+    assert out == "[] 1", out
