@@ -139,10 +139,21 @@ class _Gzip:
     def compress(self, data: bytes) -> bytes:
         self._crc = zlib.crc32(data, self._crc)
         self._len += len(data)
-        self._pending += data
-        while len(self._pending) >= _GZIP_BLOCK:
-            self._submit(bytes(self._pending[:_GZIP_BLOCK]))
-            del self._pending[:_GZIP_BLOCK]
+        # Cut blocks from a view: each input byte is copied once into its block, never
+        # shifted along a growing buffer.
+        view = memoryview(data)
+        if self._pending:
+            need = _GZIP_BLOCK - len(self._pending)
+            self._pending += view[:need]
+            view = view[need:]
+            if len(self._pending) == _GZIP_BLOCK:
+                self._submit(bytes(self._pending))
+                self._pending.clear()
+        while len(view) >= _GZIP_BLOCK:
+            self._submit(bytes(view[:_GZIP_BLOCK]))
+            view = view[_GZIP_BLOCK:]
+        if view:
+            self._pending += view
         out = self._collect(wait_all=False)
         if out and self._header:
             out, self._header = self._header + out, b""

@@ -17,7 +17,7 @@ import enum
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from buildkit_py.snapshot.lowerview import LowerView, is_opaque, is_whiteout
@@ -42,13 +42,15 @@ class LayerEntry:
     path: str  # relative, "/"-separated, no leading or trailing "/"
     kind: EntryKind = EntryKind.PATH
     change: ChangeKind = ChangeKind.ADD
+    # The lstat the change walk already made, so the tar writer need not repeat it.
+    st: os.stat_result | None = field(default=None, compare=False, repr=False)
 
 
 def _join(parent: str, name: str) -> str:
     return f"{parent}/{name}" if parent else name
 
 
-def _xattr(path: Path, name: str) -> bytes | None:
+def _xattr(path: str | os.PathLike[str], name: str) -> bytes | None:
     try:
         return os.getxattr(path, name, follow_symlinks=False)
     except OSError:
@@ -64,7 +66,7 @@ def _same_meta(a: os.stat_result, b: os.stat_result) -> bool:
     )
 
 
-def _same_content(a: Path, b: Path) -> bool:
+def _same_content(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
     with open(a, "rb") as fa, open(b, "rb") as fb:
         while True:
             ca = fa.read(1 << 20)
@@ -75,7 +77,8 @@ def _same_content(a: Path, b: Path) -> bool:
 
 
 def same_entry(
-    a: Path, ast: os.stat_result, b: Path, bst: os.stat_result, *, check_content: bool
+    a: str | os.PathLike[str], ast: os.stat_result, b: str | os.PathLike[str],
+    bst: os.stat_result, *, check_content: bool,
 ) -> bool:
     """Whether two non-directory entries would produce the same tar entry."""
     if not _same_meta(ast, bst):
@@ -98,30 +101,34 @@ def overlay_changes(upper: str | os.PathLike[str], lowers: Sequence[Path]) -> li
     """Layer entries for an overlay upper dir over ``lowers`` (top first)."""
     view = LowerView(lowers)
     out: list[LayerEntry] = []
-    _walk_upper(Path(upper), "", view, False, out)
+    _walk_upper(os.fspath(upper), "", view, False, out)
     return out
 
 
+def _by_name(e: os.DirEntry[str]) -> str:
+    return e.name
+
+
 def _walk_upper(
-    real: Path, rel: str, view: LowerView, hidden: bool, out: list[LayerEntry]
+    real: str, rel: str, view: LowerView, hidden: bool, out: list[LayerEntry]
 ) -> None:
     with os.scandir(real) as it:
-        entries = sorted(it, key=lambda e: e.name)
+        entries = sorted(it, key=_by_name)
     whiteouts: list[LayerEntry] = []
     rest: list[LayerEntry] = []
     for e in entries:
-        child = _join(rel, e.name)
+        child = f"{rel}/{e.name}" if rel else e.name
         st = e.stat(follow_symlinks=False)
+        mode = st.st_mode
         if is_whiteout(st):
             whiteouts.append(LayerEntry(child, EntryKind.WHITEOUT, ChangeKind.DELETE))
             continue
-        path = Path(e.path)
         lower = None if hidden else view.lookup(child)
         change = ChangeKind.ADD if lower is None else ChangeKind.MODIFY
-        if stat.S_ISDIR(st.st_mode):
-            opaque = is_opaque(path)
+        if stat.S_ISDIR(mode):
+            opaque = is_opaque(e.path)
             sub: list[LayerEntry] = []
-            _walk_upper(path, child, view, hidden or opaque, sub)
+            _walk_upper(e.path, child, view, hidden or opaque, sub)
             if (
                 opaque
                 or sub
@@ -129,14 +136,15 @@ def _walk_upper(
                 or not stat.S_ISDIR(lower[1].st_mode)
                 or not _same_meta(st, lower[1])
             ):
-                rest.append(LayerEntry(child, EntryKind.PATH, change))
+                rest.append(LayerEntry(child, EntryKind.PATH, change, st))
                 if opaque:
                     rest.append(LayerEntry(child, EntryKind.OPAQUE, ChangeKind.MODIFY))
                 rest.extend(sub)
-        elif stat.S_ISSOCK(st.st_mode):
+        elif stat.S_ISSOCK(mode):
             continue
-        elif lower is None or not same_entry(path, st, lower[0], lower[1], check_content=True):
-            rest.append(LayerEntry(child, EntryKind.PATH, change))
+        elif lower is None or not same_entry(e.path, st, lower[0], lower[1],
+                                             check_content=True):
+            rest.append(LayerEntry(child, EntryKind.PATH, change, st))
     out.extend(whiteouts)
     out.extend(rest)
 
@@ -144,13 +152,13 @@ def _walk_upper(
 def diff(lower: str | os.PathLike[str] | None, upper: str | os.PathLike[str]) -> list[LayerEntry]:
     """Layer entries turning tree ``lower`` (None = empty) into tree ``upper``."""
     out: list[LayerEntry] = []
-    _walk_pair(Path(lower) if lower is not None else None, Path(upper), "", out)
+    _walk_pair(os.fspath(lower) if lower is not None else None, os.fspath(upper), "", out)
     return out
 
 
-def _walk_pair(lower: Path | None, upper: Path, rel: str, out: list[LayerEntry]) -> None:
+def _walk_pair(lower: str | None, upper: str, rel: str, out: list[LayerEntry]) -> None:
     with os.scandir(upper) as it:
-        uentries = sorted(it, key=lambda e: e.name)
+        uentries = sorted(it, key=_by_name)
     lnames: set[str] = set()
     if lower is not None:
         with os.scandir(lower) as it:
@@ -161,21 +169,21 @@ def _walk_pair(lower: Path | None, upper: Path, rel: str, out: list[LayerEntry])
     for e in uentries:
         child = _join(rel, e.name)
         st = e.stat(follow_symlinks=False)
-        lpath = lower / e.name if lower is not None and e.name in lnames else None
+        lpath = f"{lower}/{e.name}" if lower is not None and e.name in lnames else None
         lst = os.lstat(lpath) if lpath is not None else None
         change = ChangeKind.ADD if lst is None else ChangeKind.MODIFY
         if stat.S_ISDIR(st.st_mode):
             ldir = lpath if lst is not None and stat.S_ISDIR(lst.st_mode) else None
             sub: list[LayerEntry] = []
-            _walk_pair(ldir, Path(e.path), child, sub)
+            _walk_pair(ldir, e.path, child, sub)
             if sub or ldir is None or lst is None or not _same_meta(st, lst):
-                out.append(LayerEntry(child, EntryKind.PATH, change))
+                out.append(LayerEntry(child, EntryKind.PATH, change, st))
                 out.extend(sub)
         elif stat.S_ISSOCK(st.st_mode):
             continue
         elif (
             lst is None
             or lpath is None
-            or not same_entry(Path(e.path), st, lpath, lst, check_content=False)
+            or not same_entry(e.path, st, lpath, lst, check_content=False)
         ):
-            out.append(LayerEntry(child, EntryKind.PATH, change))
+            out.append(LayerEntry(child, EntryKind.PATH, change, st))

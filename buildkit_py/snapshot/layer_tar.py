@@ -7,31 +7,47 @@ directories get ``.wh..wh..opq``, sockets are skipped, and only the
 ``security.capability`` xattr is kept (as BuildKit's differ does). The same
 entries over the same tree give the same bytes. The archive ends with two zero
 blocks and no record padding (like Go's archive/tar).
+
+Exporting is per-entry Python work, so the hot path avoids repeats: headers come
+from ``tar_header`` (``tarfile`` only for entries needing PAX records), the change
+walk's lstat is reused, a file up to 1 MiB is read with one call, and headers and
+data are joined into 1 MiB writes to the sink.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
-import tarfile
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Protocol
 
 from buildkit_py.snapshot.compression import Compression, LayerDescriptor, LayerWriter, Writable
 from buildkit_py.snapshot.diff import CAPABILITY_XATTR, EntryKind, LayerEntry
 from buildkit_py.snapshot.errors import LayerError
+from buildkit_py.snapshot.tar_header import (
+    BLKTYPE,
+    CHRTYPE,
+    DIRTYPE,
+    FIFOTYPE,
+    LNKTYPE,
+    REGTYPE,
+    SYMTYPE,
+    header,
+)
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 BLOCK = 512
-_READ = 1 << 20
+_READ = 1 << 20  # chunk size for large files
+_WHOLE = 1 << 20  # files up to this size are read with one call
+_FLUSH = 1 << 20  # bytes gathered before one write to the sink
 _ZERO_BLOCK = bytes(BLOCK)
 DEFAULT_XATTRS: tuple[str, ...] = (CAPABILITY_XATTR,)
 
 
 class _Sink(Protocol):
-    def write(self, data: bytes, /) -> int: ...
+    def write(self, data: bytes, /) -> object: ...
 
 
 def _whiteout_name(path: str) -> str:
@@ -39,116 +55,170 @@ def _whiteout_name(path: str) -> str:
     return f"{parent}/{WHITEOUT_PREFIX}{name}" if parent else WHITEOUT_PREFIX + name
 
 
-def _marker(name: str, mtime: int) -> tarfile.TarInfo:
-    ti = tarfile.TarInfo(name)
-    ti.type = tarfile.REGTYPE
-    ti.mode = 0
-    ti.mtime = mtime
-    ti.uname = ti.gname = ""
-    return ti
-
-
 class _TarEmitter:
+    """Builds the archive in ``_FLUSH``-sized writes: headers and small files' data
+    are gathered in a list and joined once, large files go out in ``_READ`` chunks."""
+
     def __init__(
-        self, source: Path, out: _Sink, source_date_epoch: int | None,
+        self, source: str, out: _Sink, source_date_epoch: int | None,
         xattrs: Sequence[str],
     ) -> None:
-        self.source = source
+        self.root = source
+        self.prefix = source.rstrip("/") + "/"
         self.out = out
         self.epoch = source_date_epoch
-        self.xattrs = xattrs
+        self.xattrs = tuple(xattrs)
         self.links: dict[tuple[int, int], str] = {}
+        self.dir_mtimes: dict[str, int] = {}
+        self.parts: list[bytes] = []
+        self.pending = 0
 
     def _mtime(self, seconds: float) -> int:
         t = int(seconds)
         return t if self.epoch is None or t <= self.epoch else self.epoch
 
     def _dir_mtime(self, rel: str) -> int:
-        try:
-            return self._mtime(os.lstat(self.source / rel if rel else self.source).st_mtime)
-        except FileNotFoundError:
-            return self._mtime(0)
+        mtime = self.dir_mtimes.get(rel)
+        if mtime is None:
+            try:
+                mtime = self._mtime(os.lstat(self.prefix + rel if rel else self.root).st_mtime)
+            except FileNotFoundError:
+                mtime = self._mtime(0)
+            self.dir_mtimes[rel] = mtime
+        return mtime
 
-    def _header(self, ti: tarfile.TarInfo) -> None:
-        self.out.write(ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+    def _put(self, data: bytes) -> None:
+        self.parts.append(data)
+        self.pending += len(data)
+        if self.pending >= _FLUSH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            self.out.write(self.parts[0] if len(self.parts) == 1 else b"".join(self.parts))
+            self.parts = []
+            self.pending = 0
 
     def emit(self, entry: LayerEntry) -> None:
-        if entry.kind is EntryKind.WHITEOUT:
-            parent = entry.path.rpartition("/")[0]
-            self._header(_marker(_whiteout_name(entry.path), self._dir_mtime(parent)))
-            return
-        if entry.kind is EntryKind.OPAQUE:
-            self._header(_marker(f"{entry.path}/{OPAQUE_MARKER}", self._dir_mtime(entry.path)))
-            return
-        self._emit_path(entry.path)
-
-    def _emit_path(self, rel: str) -> None:
-        full = self.source / rel
-        st = os.lstat(full)
-        mode = st.st_mode
-        ti = tarfile.TarInfo(rel)
-        ti.mode = stat.S_IMODE(mode)
-        ti.uid = st.st_uid
-        ti.gid = st.st_gid
-        ti.uname = ti.gname = ""
-        ti.mtime = self._mtime(st.st_mtime)
-        copy = False
-        if stat.S_ISREG(mode):
-            first = None
-            if st.st_nlink > 1:
-                key = (st.st_dev, st.st_ino)
-                first = self.links.get(key)
-                if first is None:
-                    self.links[key] = rel
-            if first is not None:
-                ti.type = tarfile.LNKTYPE
-                ti.linkname = first
-            else:
-                ti.type = tarfile.REGTYPE
-                ti.size = st.st_size
-                copy = True
-        elif stat.S_ISDIR(mode):
-            ti.type = tarfile.DIRTYPE
-        elif stat.S_ISLNK(mode):
-            ti.type = tarfile.SYMTYPE
-            ti.linkname = os.readlink(full)
-        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-            ti.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
-            ti.devmajor = os.major(st.st_rdev)
-            ti.devminor = os.minor(st.st_rdev)
-        elif stat.S_ISFIFO(mode):
-            ti.type = tarfile.FIFOTYPE
+        kind = entry.kind
+        if kind is EntryKind.PATH:
+            self._emit_path(entry.path, entry.st)
+        elif kind is EntryKind.WHITEOUT:
+            mtime = self._dir_mtime(entry.path.rpartition("/")[0])
+            self._put(header(_whiteout_name(entry.path), REGTYPE, 0, 0, 0, 0, mtime))
         else:
-            return  # sockets and unknown types are not part of layers
-        if ti.type != tarfile.LNKTYPE:
-            pax: dict[str, str] = {}
-            for name in self.xattrs:
+            mtime = self._dir_mtime(entry.path)
+            self._put(header(f"{entry.path}/{OPAQUE_MARKER}", REGTYPE, 0, 0, 0, 0, mtime))
+
+    def _pax(self, full: str) -> dict[str, str] | None:
+        # One listxattr (usually empty) is cheaper than a failing getxattr per name.
+        present: list[str] | tuple[str, ...]
+        try:
+            present = os.listxattr(full, follow_symlinks=False)
+        except OSError as e:
+            if e.errno in (errno.ENOTSUP, errno.ENODATA):
+                return None
+            present = self.xattrs  # e.g. E2BIG: ask for each name directly
+        if not present:
+            return None
+        pax: dict[str, str] = {}
+        for name in self.xattrs:
+            if name in present:
                 try:
                     value = os.getxattr(full, name, follow_symlinks=False)
                 except OSError:
                     continue
                 pax[f"SCHILY.xattr.{name}"] = value.decode("utf-8", "surrogateescape")
-            if pax:
-                ti.pax_headers = pax
-        self._header(ti)
-        if copy:
-            self._copy(full, st.st_size)
+        return pax
 
-    def _copy(self, full: Path, size: int) -> None:
+    def _emit_path(self, rel: str, st: os.stat_result | None) -> None:
+        full = self.prefix + rel
+        if st is None:
+            st = os.lstat(full)
+        mode = st.st_mode
+        size = 0
+        linkname = ""
+        major = minor = 0
+        if stat.S_ISREG(mode):
+            typeflag = REGTYPE
+            if st.st_nlink > 1:
+                key = (st.st_dev, st.st_ino)
+                first = self.links.get(key)
+                if first is None:
+                    self.links[key] = rel
+                else:
+                    typeflag = LNKTYPE
+                    linkname = first
+            if typeflag is REGTYPE:
+                size = st.st_size
+        elif stat.S_ISDIR(mode):
+            typeflag = DIRTYPE
+            rel += "/"
+        elif stat.S_ISLNK(mode):
+            typeflag = SYMTYPE
+            linkname = os.readlink(full)
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            typeflag = CHRTYPE if stat.S_ISCHR(mode) else BLKTYPE
+            major = os.major(st.st_rdev)
+            minor = os.minor(st.st_rdev)
+        elif stat.S_ISFIFO(mode):
+            typeflag = FIFOTYPE
+        else:
+            return  # sockets and unknown types are not part of layers
+        pax = self._pax(full) if self.xattrs and typeflag is not LNKTYPE else None
+        mtime = int(st.st_mtime)
+        if self.epoch is not None and mtime > self.epoch:
+            mtime = self.epoch
+        head = header(rel, typeflag, stat.S_IMODE(mode), st.st_uid, st.st_gid, size, mtime,
+                      linkname, major, minor, pax)
+        if not size:
+            self._put(head)
+        elif size <= _WHOLE:  # the common case, inlined: one read, no flush check between
+            data = self._read_whole(full, size)
+            pad = -size % BLOCK
+            self.parts += (head, data, _ZERO_BLOCK[:pad])
+            self.pending += len(head) + size + pad
+            if self.pending >= _FLUSH:
+                self.flush()
+        else:
+            self._put(head)
+            self.flush()
+            self._copy_large(full, size)
+
+    def _read_whole(self, full: str, size: int) -> bytes:
+        fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            data = os.read(fd, size)
+            if len(data) < size:  # a short read of a regular file means it shrank
+                data += self._read(fd, full, size - len(data))
+            return data
+        finally:
+            os.close(fd)
+
+    def _copy_large(self, full: str, size: int) -> None:
         fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)
         try:
             left = size
             while left > 0:
-                chunk = os.read(fd, min(_READ, left))
-                if not chunk:
-                    raise LayerError(f"file {full} shrank while being archived")
+                chunk = self._read(fd, full, min(_READ, left))
                 self.out.write(chunk)
                 left -= len(chunk)
         finally:
             os.close(fd)
         pad = -size % BLOCK
         if pad:
-            self.out.write(_ZERO_BLOCK[:pad])
+            self._put(_ZERO_BLOCK[:pad])
+
+    @staticmethod
+    def _read(fd: int, full: str, n: int) -> bytes:
+        chunks = []
+        while n > 0:
+            chunk = os.read(fd, n)
+            if not chunk:
+                raise LayerError(f"file {full} shrank while being archived")
+            chunks.append(chunk)
+            n -= len(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def write_layer_tar(
@@ -162,10 +232,11 @@ def write_layer_tar(
     """Write the tar for ``entries`` (paths read from ``source``) to ``out``.
 
     ``source_date_epoch`` clamps every mtime to at most that value."""
-    emitter = _TarEmitter(Path(source), out, source_date_epoch, xattrs)
+    emitter = _TarEmitter(os.fspath(source), out, source_date_epoch, xattrs)
     for entry in entries:
         emitter.emit(entry)
-    out.write(_ZERO_BLOCK * 2)
+    emitter._put(_ZERO_BLOCK * 2)
+    emitter.flush()
 
 
 def export_layer(
