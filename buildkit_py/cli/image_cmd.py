@@ -81,10 +81,15 @@ def image_rm(refs: tuple[str, ...]) -> None:
 @click.argument("ref")
 def image_import(archive: Path, ref: str) -> None:
     """Import an OCI layout (tar or folder) or a `docker save` tarball as REF."""
+    from buildkit_py.client.embedded import open_builder
+    from buildkit_py.config import load_config
     from buildkit_py.content.images import ImageStore
 
     name = _name(ref)
     with _store() as store:
         assert isinstance(store, ImageStore)
         rec = store.import_archive(archive, name)
+    # Like `docker load`: the layers are extracted now, not by the first build using them.
+    with open_builder(load_config()) as builder:
+        builder.sources.unpack_local(builder.worker, name)
     click.echo(f"{name} {rec.digest}")

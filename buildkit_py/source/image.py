@@ -29,7 +29,7 @@ from buildkit_py.content.images import ImageStore
 from buildkit_py.content.store import ContentStore
 from buildkit_py.errors import BuildError, UsageError, UserError
 from buildkit_py.exporter.layers import LayerCache
-from buildkit_py.platforms import Platform, as_platform, best_match
+from buildkit_py.platforms import Platform, as_platform, best_match, host_platform
 from buildkit_py.registry import mediatypes as mt
 from buildkit_py.registry.reference import Reference, parse_reference
 from buildkit_py.solver.worker import CacheMap, OpContext, Result
@@ -284,8 +284,30 @@ class ImageSources:
         if len(diff_ids) != len(layers):
             raise BuildError(f"image {info.ref.familiar}: {len(layers)} layers but "
                              f"{len(diff_ids)} diff_ids in its config")
+        self._fetch_missing(info, diff_ids, layers, worker.sn, ctx)
+        return self._unpack_layers(worker, info, layers, diff_ids)
+
+    def unpack_local(self, worker: BuilderWorker, ref_text: str) -> bool:
+        """Unpack the host platform's variant of local image ``ref_text`` now, as
+        ``docker load`` extracts layers at load time, so a first FROM finds them ready.
+        False when the store has no such variant (a FROM then unpacks on demand)."""
+        try:
+            info = self._local(parse_reference(ref_text), host_platform())
+        except BuildError:
+            return False
+        if info is None:
+            return False
+        diff_ids = info.config.get("rootfs", {}).get("diff_ids", [])
+        layers = info.manifest.get("layers", [])
+        if len(diff_ids) != len(layers) or not all(self.content.has(layer["digest"])
+                                                   for layer in layers):
+            return False
+        self._unpack_layers(worker, info, layers, diff_ids)
+        return True
+
+    def _unpack_layers(self, worker: BuilderWorker, info: ImageInfo, layers: list[Any],
+                       diff_ids: list[str]) -> SnapshotResult:
         sn = worker.sn
-        self._fetch_missing(info, diff_ids, layers, sn, ctx)
         parent: str | None = None
         size = 0
         for layer, chain in zip(layers, chain_ids(diff_ids), strict=True):
@@ -296,7 +318,7 @@ class ImageSources:
                 try:
                     sn.stat(name)
                 except UserError:
-                    self._unpack_one(worker, info, layer, name, parent, ctx)
+                    self._unpack_one(worker, layer, name, parent)
             parent = name
             size = sn.usage(name).size
         return SnapshotResult(parent, size)
@@ -326,8 +348,8 @@ class ImageSources:
 
         self.registry.pull(info.ref, self.content, progress=report)
 
-    def _unpack_one(self, worker: BuilderWorker, info: ImageInfo, layer: dict[str, Any],
-                    name: str, parent: str | None, ctx: OpContext) -> None:
+    def _unpack_one(self, worker: BuilderWorker, layer: dict[str, Any], name: str,
+                    parent: str | None) -> None:
         digest = layer["digest"]
         key = f"unpack-{name}"
         sn = worker.sn
