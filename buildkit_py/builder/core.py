@@ -262,9 +262,12 @@ class Builder:
             keys = self.worker.snapshots.chain(SnapshotResult(r.snapshot_key)) \
                 if r.snapshot_key else []
             blobs = export_chain(self.worker.sn, self.store, self.layer_cache, keys, eopts)
+            # when each layer was made: a cached rebuild then keeps the image's timestamps
+            times = [self.worker.sn.stat(k).created for k in keys]
             images.append(make_image(
                 self.store, r.config, blobs, os_=r.platform.os, arch=r.platform.architecture,
-                variant=r.platform.variant, oci=oci, source_date_epoch=epoch))
+                variant=r.platform.variant, oci=oci, source_date_epoch=epoch,
+                layer_times=times))
         top = images[0].manifest.descriptor
         if len(images) > 1:
             from buildkit_py.exporter.manifest import Descriptor, index_blob

@@ -208,3 +208,21 @@ def test_a_corrupted_oci_layout_blob_is_refused(tmp_path: Path) -> None:
     assert run.code == 2, run.err  # found while converting: reported at the FROM line
     assert f"blob {manifest['layers'][0]['digest']} is corrupted" in run.err
     assert "Traceback" not in run.err
+
+
+def test_fully_cached_rebuild_keeps_the_image_id(fresh_bkpy: Bkpy, tmp_path: Path) -> None:
+    # As with BuildKit: timestamps come from when the (cached) layers were made.
+    ctx = tmp_path / "idctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nENV A=1\nRUN echo hi > /hi\nCMD [\"sh\"]\n")
+    ids = []
+    for i in range(2):
+        iid = tmp_path / f"iid{i}"
+        fresh_bkpy("build", "--network", "none", "-t", "same:id", "--iidfile", str(iid),
+                   str(ctx))
+        ids.append(iid.read_text())
+    assert ids[0] == ids[1]
+    changed = tmp_path / "iid-changed"
+    (ctx / "Dockerfile").write_text("FROM busybox\nENV A=2\nRUN echo hi > /hi\nCMD [\"sh\"]\n")
+    fresh_bkpy("build", "--network", "none", "--iidfile", str(changed), str(ctx))
+    assert changed.read_text() != ids[0]
