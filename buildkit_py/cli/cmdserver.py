@@ -44,6 +44,22 @@ _LOG_FD: int | None = None
 _STARTED = 0.0
 # Standard-library modules a build, pull or push imports on first use.
 _LAZY_STDLIB = ("hmac", "encodings.idna", "stringprep", "ctypes.util")
+# Loaded during warm-up so that the regular expressions a typical Dockerfile needs (the
+# parser's lexer, word expansion, flag parsing) are compiled before any fork.
+_WARM_DOCKERFILE = """\
+ARG BASE=scratch
+FROM $BASE AS base
+ENV A=1 B="two words"
+WORKDIR /src
+COPY --chown=1:1 --chmod=0644 a b ./
+RUN --mount=type=cache,target=/c echo "$A" ${B:-x} > out && ls
+LABEL k=v
+FROM base
+COPY --from=base /src/out /out
+USER 1000
+EXPOSE 8080/tcp
+CMD ["/out"]
+"""
 # Modules never imported into the server: running them has side effects.
 _SKIP_SUFFIXES = ("__main__",)
 
@@ -75,10 +91,12 @@ def warm_up() -> None:
     for name in _LAZY_STDLIB:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
-    from buildkit_py.frontend.dockerfile.parser.parse import parse_dockerfile
+    from buildkit_py.frontend.dockerfile.instructions.load import load_dockerfile
+    from buildkit_py.frontend.dockerfile.parser.grammar import compile_loaded_parsers
 
-    for text in ("FROM scratch\nRUN true\n", "# escape=`\nFROM scratch\n"):
-        parse_dockerfile(text.encode())
+    for text in (_WARM_DOCKERFILE, "# escape=`\n" + _WARM_DOCKERFILE):
+        load_dockerfile(text)
+    compile_loaded_parsers()
 
 
 def _module_stamps() -> dict[str, float]:

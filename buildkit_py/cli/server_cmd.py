@@ -57,7 +57,7 @@ def start(idle_timeout: str) -> None:
         return
     idle = 0.0 if idle_timeout.strip() == "0" else parse_duration(idle_timeout)
     os.makedirs(os.path.dirname(sock), mode=0o700, exist_ok=True)
-    with open(log_path(sock), "ab") as log:
+    with open(log_path(sock), "wb") as log:  # one log per server run
         proc = subprocess.Popen(
             [sys.executable, "-m", "buildkit_py.cli.cmdserver", sock, str(idle)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,

@@ -57,6 +57,7 @@ def served(tmp_path: Path, layout: Path) -> Iterator[tuple[Path, Bkpy]]:
         yield root, run
     finally:
         run("server", "stop", check=False)
+        Path(log_path(_socket(root))).unlink(missing_ok=True)
 
 
 def _ctx(tmp_path: Path, dockerfile: str) -> Path:

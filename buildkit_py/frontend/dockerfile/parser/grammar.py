@@ -75,6 +75,12 @@ def get_parser(escape: str, callbacks: Any) -> LalrParser:
     return parser
 
 
+def compile_loaded_parsers() -> None:
+    """Compile all lexer patterns of the parsers built so far (see LalrParser.compile_all)."""
+    for parser in list(_parsers.values()):
+        parser.compile_all()
+
+
 def _tables(escape: str) -> dict[str, Any]:
     """The compiled tables: from the cache when it matches the grammar, else built by Lark."""
     directory = grammar_dir()

@@ -137,6 +137,13 @@ class LalrParser:
         self._patterns[state] = found
         return found
 
+    def compile_all(self) -> None:
+        """Compile every state's lexer pattern now (they are otherwise made on first use):
+        for a process that forks workers, so none of them compiles its own."""
+        for state in self.actions:
+            if state not in self._patterns:
+                self._pattern(state)
+
     def parse(self, text: str, start: str) -> Any:
         """Parse ``text`` from rule ``start``; returns what the start rule's callback returns."""
         actions = self.actions
