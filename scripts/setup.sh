@@ -68,7 +68,8 @@ fi
 stamp="$CACHE/install.stamp"
 want="$(pwd) $(sha256sum pyproject.toml | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! command -v bkpy >/dev/null \
-   || ! (cd / && $PY -c 'import buildkit_py, bkpy_runc') 2>/dev/null; then
+   || ! (cd / && $PY -c 'import buildkit_py, bkpy_runc, sys
+sys.exit(not buildkit_py.__file__.startswith(sys.argv[1] + "/"))' "$(pwd)") 2>/dev/null; then
     echo "setup: pip install -e .[test]" >&2
     $PY -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 \
         | grep -v '^WARNING: Location' || true
