@@ -100,11 +100,8 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
 def run_via_server(sock: socket.socket, argv: list[str]) -> int | None:
     """Run ``argv`` in the server; the exit status, or None when it asks us to run locally."""
     try:
-        cwd_ok = True
         os.getcwd()
-    except OSError:
-        cwd_ok = False
-    if not cwd_ok:
+    except OSError:  # a deleted cwd: the local run reports it
         return None
     fds = _open_fds()
     forwarded: list[int] = []

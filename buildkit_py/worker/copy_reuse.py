@@ -58,16 +58,6 @@ _BATCH = 1024  # files per pool task in ``LinkPlan.finish``
 _MANIFEST_VERSION = 1
 
 
-def snapshot_dir(sn: DBSnapshotter, key: str) -> Path:
-    """The directory holding ``key``'s own files; every snapshot shares its filesystem."""
-    return sn.layer_dir(key)
-
-
-def snapshot_identity(sn: DBSnapshotter, key: str) -> str | None:
-    """``key``'s immutable identity, None unless committed (see DBSnapshotter.identity)."""
-    return sn.identity(key)
-
-
 def reuse_key(op_digest: str, action: int) -> str:
     return hashlib.sha256(f"bkpy-copy-reuse-v1\0{op_digest}\0{action}".encode()).hexdigest()
 
@@ -147,7 +137,7 @@ def pinned(sn: DBSnapshotter, layer: str | None, pin_key: str) -> Iterator[Path 
         yield None
         return
     try:
-        yield snapshot_dir(sn, layer)
+        yield sn.layer_dir(layer)
     finally:
         sn.remove(pin_key)
 

@@ -12,9 +12,7 @@ import pytest
 
 from buildkit_py.executor import ExecRequest, Executor
 
-from .conftest import RUNTIMES, run
-
-pytestmark = pytest.mark.skipif("bkpy-runc" not in RUNTIMES, reason="bkpy-runc cannot run here")
+from .conftest import run
 
 
 def _server_pid(ex: Executor) -> int:

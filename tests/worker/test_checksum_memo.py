@@ -16,7 +16,6 @@ from buildkit_py.snapshot import mounted
 from buildkit_py.solver.cache import CacheManager
 from buildkit_py.solver.solver import Solver, SolveResult
 from buildkit_py.solver.worker import OpContext
-from buildkit_py.worker import copy_reuse
 from buildkit_py.worker.checksum import ChecksumCache
 from buildkit_py.worker.ops.file_op import FileHandler
 from buildkit_py.worker.results import SnapshotResult
@@ -168,13 +167,13 @@ def test_options_that_change_the_selection_are_part_of_the_memo_key(
 def test_identity_of_a_snapshot_changes_with_its_record(
         worker: BuilderWorker, tmp_path: Path) -> None:
     _commit(worker, "k", "x\n", tmp_path)
-    ident = copy_reuse.snapshot_identity(worker.sn, "k")
-    assert ident is not None and copy_reuse.snapshot_identity(worker.sn, "k") == ident
+    ident = worker.sn.identity("k")
+    assert ident is not None and worker.sn.identity("k") == ident
     worker.sn.remove("k")
     _commit(worker, "k", "x\n", tmp_path)
-    assert copy_reuse.snapshot_identity(worker.sn, "k") != ident
+    assert worker.sn.identity("k") != ident
     worker.sn.prepare("active")
-    assert copy_reuse.snapshot_identity(worker.sn, "active") is None  # mutable: no memo
+    assert worker.sn.identity("active") is None  # mutable: no memo
 
 
 # The memo table ---------------------------------------------------------------------------

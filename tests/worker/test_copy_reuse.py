@@ -19,7 +19,6 @@ from buildkit_py import llb
 from buildkit_py.snapshot import Compression
 from buildkit_py.solver.cache import CacheManager
 from buildkit_py.solver.solver import Solver, SolveResult
-from buildkit_py.worker import copy_reuse
 from buildkit_py.worker.results import SnapshotResult
 from buildkit_py.worker.session import BuildSession
 from buildkit_py.worker.worker import BuilderWorker
@@ -116,7 +115,7 @@ def _tar(worker: BuilderWorker, key: str) -> bytes:
 
 
 def _own(worker: BuilderWorker, key: str) -> Path:
-    return copy_reuse.snapshot_dir(worker.sn, key)
+    return worker.sn.layer_dir(key)
 
 
 def test_reused_layer_exports_the_same_bytes_as_a_fresh_copy(

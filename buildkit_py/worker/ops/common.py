@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 from buildkit_py.llb import ops_pb2
 from buildkit_py.snapshot import SnapshotNotFoundError
 from buildkit_py.solver.worker import ContentDigestFunc, Result
-from buildkit_py.worker import copy_reuse
 from buildkit_py.worker.checksum import (
     DIGEST_VERSION,
     Checksummer,
@@ -52,7 +51,7 @@ def memoized_snapshot_digest(worker: BuilderWorker, res: SnapshotResult, spec: s
     the digest depends on. The memo is keyed by the snapshot's identity, which changes
     when a key is reused after a prune.
     """
-    ident = copy_reuse.snapshot_identity(worker.sn, res.key) if res.key else None
+    ident = worker.sn.identity(res.key) if res.key else None
     if ident is None:  # scratch or uncommitted: nothing to remember it by
         return compute()
     assert res.key is not None
@@ -64,7 +63,7 @@ def memoized_snapshot_digest(worker: BuilderWorker, res: SnapshotResult, spec: s
 
     def alive(snapshot: str, known: str) -> bool:
         try:
-            return copy_reuse.snapshot_identity(worker.sn, snapshot) == known
+            return worker.sn.identity(snapshot) == known
         except SnapshotNotFoundError:
             return False
 

@@ -215,7 +215,7 @@ class FileHandler:
             mounts = sn.prepare(layer.key, parent)  # on failure it leaves no record
             try:
                 plan = copy_reuse.LinkPlan(
-                    copy_reuse.snapshot_dir(sn, layer.key), self.worker.checksums.lookup,
+                    sn.layer_dir(layer.key), self.worker.checksums.lookup,
                     old, prev[1] if prev is not None and old is not None else None)
                 with mounted(mounts, self.worker.snapshots.tmp_root) as path:
                     layer.path = path
