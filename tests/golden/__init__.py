@@ -1,1 +1,0 @@
-"""Parity with real BuildKit: expectations recorded from Docker's BuildKit, replayed on bkpy."""
