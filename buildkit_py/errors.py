@@ -2,14 +2,22 @@
 
 Every error a user can cause derives from :class:`UserError`; the CLI prints its
 ``render()`` to stderr and exits with ``exit_code``, never with a traceback.
+
+A build failure is rendered like buildx renders BuildKit's: details first (the failing
+step's last log lines, the Dockerfile snippet with ``>>>`` on the failing lines), then one
+``ERROR:`` line carrying BuildKit's exact message (what scripts and the differential corpus
+compare), then bkpy's own advice on ``hint:`` lines.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 EXIT_BUILD_FAILED = 1
 EXIT_USAGE = 2
+
+_RULE = "-" * 20
 
 
 class UserError(Exception):
@@ -22,11 +30,19 @@ class UserError(Exception):
         self.message = message
         self.hint = hint
 
+    def details(self) -> list[str]:
+        """Lines printed before the ERROR line."""
+        return []
+
+    def text(self) -> str:
+        """The error message proper (the ERROR line without its ``ERROR: ``)."""
+        return self.message
+
     def render(self) -> str:
-        text = f"ERROR: {self.message}"
+        parts = [*self.details(), f"ERROR: {self.text()}"]
         if self.hint:
-            text += f"\nhint: {self.hint}"
-        return text
+            parts.append(f"hint: {self.hint}")
+        return "\n".join(parts)
 
 
 class UsageError(UserError):
@@ -37,27 +53,59 @@ class UsageError(UserError):
 
 @dataclass(frozen=True)
 class SourceLocation:
-    """A 1-based inclusive line range in a file, with the lines' text."""
+    """A 1-based inclusive line range in a file, with the lines' text.
+
+    ``source`` holds every line of the file (for the snippet's context lines); it is left out
+    of comparisons.
+    """
 
     filename: str
     start_line: int
     end_line: int
     lines: tuple[str, ...] = field(default=())
+    source: Sequence[str] = field(default=(), compare=False, repr=False)
 
     def render_snippet(self) -> str:
-        out = [f"{self.filename}:{self.start_line}" + (
-            f"-{self.end_line}" if self.end_line != self.start_line else "")]
-        out.append("-" * 40)
-        for i, text in enumerate(self.lines):
-            out.append(f"{self.start_line + i:>4} | {text}")
-        out.append("-" * 40)
+        """The location as buildx prints it: up to four lines of context around the range
+        (two when the range spans several lines), the range's lines marked ``>>>``."""
+        start = self.start_line
+        if not self.source:  # only the range's own lines are known
+            return "\n".join([f"{self.filename}:{start}", _RULE,
+                              *(f" {start + i:>3} | >>> {line}" for i, line in
+                                enumerate(self.lines)), _RULE])
+        text = self.source
+        end = min(self.end_line, len(text))
+        if start < 1 or start > len(text):
+            return f"{self.filename}:{start}"
+        first, last = start, end
+        pad = 4 if end == start else 2
+        # BuildKit's padding loop: each round widens both ends once (when it can) and also
+        # counts as a step itself.
+        p = 0
+        while p < pad:
+            if first > 1:
+                first -= 1
+                p += 1
+            if last != len(text):
+                last += 1
+                p += 1
+            p += 1
+        out = [f"{self.filename}:{start}", _RULE]
+        for i in range(first, last + 1):
+            mark = ">>>" if start <= i <= end else "   "
+            out.append(f" {i:>3} | {mark} {text[i - 1]}")
+        out.append(_RULE)
         return "\n".join(out)
 
 
 class DockerfileError(UserError):
-    """A malformed Dockerfile: names the file, line(s) and offending text."""
+    """A malformed Dockerfile: names the file, line(s) and offending text.
 
-    exit_code = EXIT_USAGE
+    ``parse_line`` is set for errors BuildKit finds while typing an instruction, which it
+    words ``dockerfile parse error on line N: ...``.
+    """
+
+    exit_code = EXIT_BUILD_FAILED
 
     def __init__(
         self,
@@ -65,21 +113,19 @@ class DockerfileError(UserError):
         location: SourceLocation | None = None,
         *,
         hint: str | None = None,
+        parse_line: int | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.location = location
+        self.parse_line = parse_line
 
-    def render(self) -> str:
-        parts = []
-        if self.location is not None:
-            parts.append(self.location.render_snippet())
-            where = f"{self.location.filename}:{self.location.start_line}: "
-        else:
-            where = ""
-        parts.append(f"ERROR: {where}{self.message}")
-        if self.hint:
-            parts.append(f"hint: {self.hint}")
-        return "\n".join(parts)
+    def details(self) -> list[str]:
+        return [self.location.render_snippet()] if self.location is not None else []
+
+    def text(self) -> str:
+        if self.parse_line is not None:
+            return f"dockerfile parse error on line {self.parse_line}: {self.message}"
+        return self.message
 
 
 class BuildError(UserError):
@@ -99,7 +145,7 @@ class BuildError(UserError):
         self.location = location
         self.log_tail = log_tail or []
 
-    def render(self) -> str:
+    def details(self) -> list[str]:
         parts = []
         if self.log_tail:
             parts.append("------")
@@ -107,7 +153,21 @@ class BuildError(UserError):
             parts.append("------")
         if self.location is not None:
             parts.append(self.location.render_snippet())
-        parts.append(f"ERROR: {self.message}")
-        if self.hint:
-            parts.append(f"hint: {self.hint}")
-        return "\n".join(parts)
+        return parts
+
+
+class SolveError(UserError):
+    """An error met while solving a build, which BuildKit reports as ``failed to solve: ...``
+    (the Dockerfile frontend runs inside the solve, so its errors are worded so too)."""
+
+    exit_code = EXIT_BUILD_FAILED
+
+    def __init__(self, cause: UserError) -> None:
+        super().__init__(cause.message, hint=cause.hint)
+        self.cause = cause
+
+    def details(self) -> list[str]:
+        return self.cause.details()
+
+    def text(self) -> str:
+        return f"failed to solve: {self.cause.text()}"

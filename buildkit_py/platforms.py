@@ -31,6 +31,7 @@ from functools import cache
 from typing import Any, Final
 
 from buildkit_py.errors import UsageError
+from buildkit_py.gostrings import go_quote
 
 __all__ = [
     "Platform",
@@ -54,8 +55,11 @@ KNOWN_ARCH: Final = frozenset(
     "mips64le mips64p32 mips64p32le ppc riscv riscv64 s390 s390x sparc sparc64 wasm".split()
 )
 
-_COMPONENT: Final = re.compile(r"^[A-Za-z0-9_.-]+$")
-_OS_PART: Final = re.compile(r"^([^()]*)(?:\((.*)\))?$")
+# containerd's specifierRe and osRe (os, then optional "(version+feature...)")
+_COMPONENT_RE: Final = r"^[A-Za-z0-9_.-]+$"
+_OS_RE: Final = r"^([A-Za-z0-9_-]+)(?:\(([A-Za-z0-9_.%-]*)((?:\+[A-Za-z0-9_.%-]+)*)\))?$"
+_COMPONENT: Final = re.compile(_COMPONENT_RE)
+_OS_PART: Final = re.compile(_OS_RE)
 
 _FORMAT_HINT: Final = "use os/arch[/variant], e.g. linux/amd64, linux/arm64, linux/arm/v7"
 
@@ -147,8 +151,9 @@ def normalize(p: Platform) -> Platform:
     return Platform(_normalize_os(p.os), arch, variant, p.os_version)
 
 
-def _bad(spec: str, why: str) -> UsageError:
-    return UsageError(f"invalid platform {spec!r}: {why}", hint=_FORMAT_HINT)
+def _bad(message: str) -> UsageError:
+    # containerd's wording (BuildKit and buildx print it as is)
+    return UsageError(f"{message}: invalid argument", hint=_FORMAT_HINT)
 
 
 def parse_platform(spec: str) -> Platform:
@@ -157,19 +162,19 @@ def parse_platform(spec: str) -> Platform:
     if text in ("", "local"):
         return host_platform()
     if "*" in text:
-        raise _bad(spec, "wildcards are not supported")
+        raise _bad(f"{go_quote(text)}: wildcards not yet supported")
     parts = text.split("/", 3)
-    if len(parts) > 3:
-        raise _bad(spec, "too many components")
     m = _OS_PART.match(parts[0])
     if m is None:
-        raise _bad(spec, "malformed OS version")
+        raise _bad(f"{go_quote(parts[0])} is an invalid OS component of {go_quote(text)}: "
+                   f"OSAndVersion specifier component must match {go_quote(_OS_RE)}")
     os_name, os_version = m.group(1), m.group(2) or ""
-    if os_name and not _COMPONENT.match(os_name):
-        raise _bad(spec, f"{os_name!r} is not a valid OS name")
     for part in parts[1:]:
         if not _COMPONENT.match(part):
-            raise _bad(spec, f"{part!r} is not a valid component")
+            raise _bad(f"{go_quote(part)} is an invalid component of {go_quote(text)}: "
+                       f"platform specifier component must match {go_quote(_COMPONENT_RE)}")
+    if len(parts) > 3:
+        raise _bad(f"{go_quote(text)}: cannot parse platform specifier")
     if len(parts) == 1:
         os_norm = _normalize_os(os_name)
         if os_norm in KNOWN_OS:
@@ -178,9 +183,7 @@ def parse_platform(spec: str) -> Platform:
         arch, variant = _normalize_arch(parts[0], "")
         if arch in KNOWN_ARCH:
             return Platform(host_platform().os, arch, variant)
-        raise _bad(spec, "unknown operating system or architecture")
-    if not os_name:
-        raise _bad(spec, "missing OS")
+        raise _bad(f"{go_quote(text)}: unknown operating system or architecture")
     arch, variant = _normalize_arch(parts[1], parts[2] if len(parts) == 3 else "")
     return Platform(_normalize_os(os_name), arch, variant, os_version)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from buildkit_py.client.request import BuildRequest, OutputSpec
 from buildkit_py.config import BuilderConfig
-from buildkit_py.errors import BuildError, UsageError
+from buildkit_py.errors import BuildError, SolveError, UsageError, UserError
 from buildkit_py.platforms import Platform, host_platform, parse_platform
 from buildkit_py.solver.cancel import CancelToken
 from buildkit_py.solver.progress import ProgressBus, ProgressEvent
@@ -34,6 +34,7 @@ class PlatformResult:
     platform: Platform
     config: dict[str, Any]
     snapshot_key: str | None
+    base_image: dict[str, Any] | None = None  # kept as is under rewrite-timestamp
 
 
 @dataclass
@@ -151,30 +152,39 @@ class Builder:
         bus = ProgressBus()
         sub = bus.subscribe(progress)
         try:
-            with _vertex(bus, f"[internal] load build definition from {name}"):
-                df = load_dockerfile(req.dockerfile_data, name)
-            ignore: list[str] = []
-            if req.context is not None:
-                with _vertex(bus, "[internal] load .dockerignore"):
-                    ignore_file = find_ignore_file(req.context, req.dockerfile)
-                    if ignore_file is not None:
-                        ignore = read_ignore_file(ignore_file)
-            platforms = [parse_platform(p) for p in req.platforms] or [host_platform()]
-            epoch = _source_date_epoch(req)
-            contexts = {cname: value if "://" in value else f"local:ctx-{cname}"
-                        for cname, value in req.build_contexts.items()}
-            resolver = BuildResolver(self.sources, pull=req.pull,
-                                     report=lambda text: _vertex(bus, text))
-            converted = []
-            for plat in platforms:
-                opts = ConvertOptions(
-                    target=req.target, target_platform=plat, build_args=dict(req.build_args),
-                    labels=dict(req.labels), build_contexts=contexts, no_cache=req.no_cache,
-                    no_cache_filter=list(req.no_cache_filter), network=req.network,
-                    ignore_patterns=ignore, source_date_epoch=epoch, image_resolver=resolver,
-                    dockerfile_name=name, multi_platform=len(platforms) > 1,
-                    session_id=build_id)
-                converted.append(convert(df, opts))
+            with _solving():
+                with _vertex(bus, f"[internal] load build definition from {name}"):
+                    df = load_dockerfile(req.dockerfile_data, name)
+                ignore: list[str] = []
+                if req.context is not None:
+                    with _vertex(bus, "[internal] load .dockerignore"):
+                        ignore_file = find_ignore_file(req.context, req.dockerfile)
+                        if ignore_file is not None:
+                            ignore = read_ignore_file(ignore_file)
+                platforms = [parse_platform(p) for p in req.platforms] or [host_platform()]
+                epoch = _source_date_epoch(req)
+                contexts = {cname: value if "://" in value else f"local:ctx-{cname}"
+                            for cname, value in req.build_contexts.items()}
+                # As BuildKit's frontend, a local named context is filtered by its own
+                # .dockerignore (never by the main context's), read from the session's
+                # copy of it (the client's directory, or what a remote client sent).
+                context_ignores = {
+                    name: read_ignore_file(path / ".dockerignore")
+                    for name, path in session.local_dirs.items()
+                    if name.startswith("ctx-") and (path / ".dockerignore").is_file()}
+                resolver = BuildResolver(self.sources, pull=req.pull,
+                                         report=lambda text: _vertex(bus, text))
+                converted = []
+                for plat in platforms:
+                    opts = ConvertOptions(
+                        target=req.target, target_platform=plat, build_args=dict(req.build_args),
+                        labels=dict(req.labels), build_contexts=contexts, no_cache=req.no_cache,
+                        no_cache_filter=list(req.no_cache_filter), network=req.network,
+                        ignore_patterns=ignore, context_ignores=context_ignores,
+                        source_date_epoch=epoch, image_resolver=resolver,
+                        dockerfile_name=name, multi_platform=len(platforms) > 1,
+                        session_id=build_id)
+                    converted.append(convert(df, opts))
         except BaseException:
             sub.close()
             bus.close()
@@ -184,12 +194,16 @@ class Builder:
         for c in converted:
             outcome.warnings.extend(f"{w.rule}: {w.message}" for w in c.warnings)
         try:
-            results = self._solve_all(converted, bus, req, session, cancel)
+            with _solving():
+                for c in converted:
+                    _check_entitlements(c.definition, req.entitlements)
+                results = self._solve_all(converted, bus, req, session, cancel)
             for r in results:
                 outcome.ran += len(r.ran)
                 outcome.cached += len(r.cached)
             try:
-                plat_results = [PlatformResult(c.platform, c.image_config, _snapshot_key(r))
+                plat_results = [PlatformResult(c.platform, c.image_config, _snapshot_key(r),
+                                               c.base_image)
                                 for c, r in zip(converted, results, strict=True)]
                 self._export(req, plat_results, bus, epoch, outcome)
             finally:
@@ -261,13 +275,15 @@ class Builder:
         for r in results:
             keys = self.worker.snapshots.chain(SnapshotResult(r.snapshot_key)) \
                 if r.snapshot_key else []
-            blobs = export_chain(self.worker.sn, self.store, self.layer_cache, keys, eopts)
+            base = r.base_image or {}
+            blobs = export_chain(self.worker.sn, self.store, self.layer_cache, keys, eopts,
+                                 base_diff_ids=(base.get("rootfs") or {}).get("diff_ids") or [])
             # when each layer was made: a cached rebuild then keeps the image's timestamps
             times = [self.worker.sn.stat(k).created for k in keys]
             images.append(make_image(
                 self.store, r.config, blobs, os_=r.platform.os, arch=r.platform.architecture,
                 variant=r.platform.variant, oci=oci, source_date_epoch=epoch,
-                layer_times=times))
+                layer_times=times, base_history=base.get("history") or []))
         top = images[0].manifest.descriptor
         if len(images) > 1:
             from buildkit_py.exporter.manifest import Descriptor, index_blob
@@ -399,3 +415,33 @@ def _vertex(bus: ProgressBus, name: str) -> Iterator[None]:
         bus.publish(VertexFailed(digest, name, started, time.time(), str(err)))
         raise
     bus.publish(VertexCompleted(digest, name, started, time.time()))
+
+
+def _check_entitlements(definition: Any, allowed: list[str]) -> None:
+    """As BuildKit when it loads the LLB: a RUN with --network=host or --security=insecure
+    needs that entitlement granted to the build (--allow)."""
+    from buildkit_py.llb import ops_pb2
+
+    for vertex in definition.vertices():
+        if vertex.kind != "exec":
+            continue
+        op = vertex.op
+        for needed, used in (("network.host", op.exec.network == ops_pb2.NET_MODE_HOST),
+                             ("security.insecure",
+                              op.exec.security == ops_pb2.SECURITY_MODE_INSECURE)):
+            if used and needed not in allowed:
+                raise BuildError(f"failed to load LLB: {needed} is not allowed")
+
+
+@contextlib.contextmanager
+def _solving() -> Iterator[None]:
+    """Word errors of the frontend and the solver as BuildKit does (``failed to solve: ...``,
+    a build failure); usage errors and cancellations pass unchanged."""
+    from buildkit_py.solver.cancel import Cancelled
+
+    try:
+        yield
+    except (UsageError, SolveError, Cancelled):
+        raise
+    except UserError as err:
+        raise SolveError(err) from err

@@ -22,6 +22,34 @@ CALL_MODES = ("build", "outline", "targets")
 PROGRESS_MODES = ("auto", "tty", "plain", "rawjson", "quiet")
 
 
+def _with_epoch(args: dict[str, str]) -> dict[str, str]:
+    """As buildx: SOURCE_DATE_EPOCH from the environment is passed as a build arg (so
+    ``ARG SOURCE_DATE_EPOCH`` sees it) unless one is given."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch and "SOURCE_DATE_EPOCH" not in args:
+        args["SOURCE_DATE_EPOCH"] = epoch
+    return args
+
+
+ENTITLEMENTS = ("network.host", "security.insecure")
+
+
+def _entitlements(allow: tuple[str, ...], network: str) -> list[str]:
+    """The --allow entitlements, checked as buildx does; ``--network host`` grants
+    network.host by itself."""
+    out: list[str] = []
+    for value in allow:
+        if not value:
+            continue
+        if value not in ENTITLEMENTS:
+            raise UsageError(f"unknown entitlement {value}",
+                             hint=f"use one of {', '.join(ENTITLEMENTS)}")
+        out.append(value)
+    if network == "host":
+        out.append("network.host")
+    return list(dict.fromkeys(out))
+
+
 def _kv_list(values: tuple[str, ...], what: str, *, env_fallback: bool = False) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in values:
@@ -84,6 +112,8 @@ def _read_dockerfile(context: str, file: str | None) -> tuple[Path | None, Path 
 @click.option("--iidfile", type=click.Path(dir_okay=False), help="Write the image id.")
 @click.option("--label", "labels", multiple=True, help="KEY=VALUE image label.")
 @click.option("--network", type=click.Choice(["default", "none", "host"]), default="default")
+@click.option("--allow", "allow", multiple=True,
+              help='Allow an entitlement: "network.host", "security.insecure".')
 @click.option("--builder", envvar="BKPY_BUILDER", help="Builder to use.")
 @click.option("--call", "call", default="build", help="build|outline|targets")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
@@ -95,7 +125,8 @@ def build(context: str, file: str | None, tags: tuple[str, ...], target: str | N
           no_cache: bool, no_cache_filter: tuple[str, ...], pull: bool,
           outputs: tuple[str, ...], push: bool, load: bool, cache_to: tuple[str, ...],
           cache_from: tuple[str, ...], progress: str, metadata_file: str | None,
-          iidfile: str | None, labels: tuple[str, ...], network: str, builder: str | None,
+          iidfile: str | None, labels: tuple[str, ...], network: str, allow: tuple[str, ...],
+          builder: str | None,
           call: str, fmt: str, quiet: bool) -> None:
     """Build an image from a Dockerfile and a context directory."""
     call, _, call_opts = call.partition(",")
@@ -131,7 +162,7 @@ def build(context: str, file: str | None, tags: tuple[str, ...], target: str | N
         tags=list(tags),
         target=target,
         platforms=plat_list,
-        build_args=_kv_list(build_args, "--build-arg", env_fallback=True),
+        build_args=_with_epoch(_kv_list(build_args, "--build-arg", env_fallback=True)),
         build_contexts=_kv_list(build_contexts, "--build-context"),
         secrets=[parse_secret(s) for s in secrets],
         ssh=[parse_ssh(s) for s in ssh],
@@ -141,6 +172,7 @@ def build(context: str, file: str | None, tags: tuple[str, ...], target: str | N
         outputs=output_specs,
         labels=_kv_list(labels, "--label"),
         network=network,
+        entitlements=_entitlements(allow, network),
         cache_to=[parse_csv_kv(c, "--cache-to") for c in cache_to],
         cache_from=[parse_csv_kv(c, "--cache-from") for c in cache_from],
         metadata_file=Path(metadata_file) if metadata_file else None,

@@ -53,11 +53,11 @@ class RemoteBuildError(UserError):
 
     def __init__(self, text: str, exit_code: int) -> None:
         super().__init__(text.removeprefix("ERROR: "))
-        self.text = text
+        self.rendered = text
         self.exit_code = exit_code
 
     def render(self) -> str:
-        return self.text
+        return self.rendered
 
 
 class DaemonUnavailableError(UserError):
@@ -487,7 +487,7 @@ class RemoteClient:
             secret_ids=[s.id for s in req.secrets], ssh_ids=[s.id for s in req.ssh],
             no_cache=req.no_cache, no_cache_filter=req.no_cache_filter, pull=req.pull,
             outputs=[pb.Output(type=o.type, attrs=o.attrs) for o in req.outputs],
-            labels=req.labels, network=req.network,
+            labels=req.labels, network=req.network, entitlements=req.entitlements,
             cache_to=[pb.CacheSpec(attrs=c) for c in req.cache_to],
             cache_from=[pb.CacheSpec(attrs=c) for c in req.cache_from],
             want_iid=req.iidfile is not None, want_metadata=req.metadata_file is not None,
@@ -511,7 +511,10 @@ class RemoteClient:
                 path = Path(value)
                 if not path.is_dir():
                     raise UsageError(f"--build-context {cname}={value}: not a directory")
-                senders[f"ctx-{cname}"] = ContextSender(path.absolute(), [])
+                # a named context is filtered by its own .dockerignore (as BuildKit)
+                own = path / ".dockerignore"
+                senders[f"ctx-{cname}"] = ContextSender(
+                    path.absolute(), read_ignore_file(own) if own.is_file() else [])
         return senders
 
     def build(self, req: BuildRequest, progress: ProgressSink) -> BuildOutcome:

@@ -135,6 +135,9 @@ class BuildRequest:
     outputs: list[OutputSpec] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     network: str = "default"
+    # Entitlements the build may use (buildx's --allow): RUN --network=host needs
+    # "network.host", RUN --security=insecure "security.insecure".
+    entitlements: list[str] = field(default_factory=list)
     cache_to: list[dict[str, str]] = field(default_factory=list)
     cache_from: list[dict[str, str]] = field(default_factory=list)
     metadata_file: Path | None = None

@@ -141,8 +141,9 @@ class ControlService(pb_grpc.ControlServicer):
             (ERROR_TEXT_KEY + "-bin", text.encode("utf-8", "replace")),
             (EXIT_CODE_KEY, str(code)),
         ))
-        first = text.splitlines()[-1] if text else "build failed"
-        context.abort(grpc.StatusCode.UNKNOWN, first)
+        # the status detail is the ERROR line (hints may follow it)
+        errors = [ln for ln in text.splitlines() if ln.startswith("ERROR: ")]
+        context.abort(grpc.StatusCode.UNKNOWN, errors[-1] if errors else "build failed")
         raise AssertionError("unreachable")
 
     def Status(self, request: pb.StatusRequest,

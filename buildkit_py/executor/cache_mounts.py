@@ -119,11 +119,13 @@ class CacheMountManager:
                 return path
             tmp = base / f".new-{uuid.uuid4().hex}"
             if seed is not None:
+                # The seed's own root owner and mode are the cache's (BuildKit's cache is a
+                # layer on the seed): `RUN --mount=type=cache,uid=...` sets them there.
                 _copy_tree(seed, tmp)
             else:
                 tmp.mkdir()
-            os.chown(tmp, uid, gid)
-            os.chmod(tmp, mode)
+                os.chown(tmp, uid, gid)
+                os.chmod(tmp, mode)
             os.rename(tmp, path)
             return path
         finally:

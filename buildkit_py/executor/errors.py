@@ -11,3 +11,8 @@ class ExecCancelledError(BuildError):
 
 class RuntimeStartError(BuildError):
     """The runtime could not start the process (bad executable, bad mount, ...)."""
+
+
+class UnknownUserError(BuildError):
+    """The user or group to run as is not in the rootfs (BuildKit reports it as the process
+    failing, not as a step setup error)."""

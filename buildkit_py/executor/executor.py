@@ -44,6 +44,7 @@ _CANCEL_POLL = 0.1
 _KILL_RETRY = 0.5
 _KILL_GROUP_AFTER = 3.0
 _SHM = Path("/dev/shm")
+_SUN_PATH_MAX = 108  # sockaddr_un.sun_path
 
 OutputSink = Callable[[bytes], None]
 
@@ -211,13 +212,38 @@ def _runtime_root(state_dir: Path) -> Path:
     return link
 
 
-def _outermost(destinations: list[str]) -> list[str]:
-    """Mount destinations not inside another mount (those are created in that mount, not in
-    the rootfs: ``/dev/pts`` lives in the ``/dev`` tmpfs)."""
-    clean = sorted({rootpath.clean(d) for d in destinations})
-    return [
-        d for d in clean if not any(d.startswith(o.rstrip("/") + "/") for o in clean if o != d)
-    ]
+def _tracing_socket(directory: Path) -> Path | None:
+    """A socket file to mount where BuildKit mounts its tracing socket (/dev/otel-grpc.sock,
+    0666): nothing listens on it, so a traced tool's connect fails at once. None (nothing
+    mounted) when it cannot be made, e.g. a path too long for a unix socket."""
+    import socket
+
+    path = directory / "otel-grpc.sock"
+    if len(os.fsencode(path)) >= _SUN_PATH_MAX - 16:  # room for the temporary name
+        return None
+    try:
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            return None
+        return path
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    tmp = directory / f".otel-{uuid.uuid4().hex[:8]}.sock"
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.bind(str(tmp))
+        os.chmod(tmp, 0o666)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        return None
+    return path
+
+
+# Files the executor always bind-mounts; their stubs are cleaned up like the user's mounts.
+_NETWORK_FILES = ("/etc/resolv.conf", "/etc/hosts")
 
 
 class Executor:
@@ -234,6 +260,7 @@ class Executor:
         self.bundle_root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.cache_mounts = CacheMountManager(self.state_dir / "cache-mounts")
         self._resolv = ResolvConfCache()
+        self._tracing_socket = _tracing_socket(self.state_dir)
         # The bundled runtime's `run`s are forked from one warm process (see forkserver.py).
         self._fork_server: ForkServer | None = None
         package = _bundled_package() if runtime == "bkpy-runc" and fork_server else None
@@ -315,11 +342,15 @@ class Executor:
                     readonly_rootfs=req.readonly_rootfs,
                     hosts_file=hosts,
                     resolv_conf=resolv,
+                    tracing_socket=self._tracing_socket,
                     mounts=prepared.oci,
                 )
             )
-            destinations = _outermost([m["destination"] for m in spec["mounts"]])
-            stubs = MountStubs.record(rootfs, destinations)
+            # As BuildKit: only the network files' and the step's own mount points are
+            # cleaned up; /dev, /proc and /sys made for the runtime's mounts stay in the layer.
+            stubs = MountStubs.record(
+                rootfs, [*_NETWORK_FILES, *(m["destination"] for m in prepared.oci)]
+            )
             stack.callback(stubs.cleanup)
             (bundle / "config.json").write_text(json.dumps(spec))
             return self._run_container(cid, bundle, req.args, stdout, stderr, cancel)

@@ -42,7 +42,9 @@ class BindMount:
 
 @dataclass(frozen=True)
 class CacheMount:
-    """A persistent cache directory keyed by ``id`` (default: the cleaned target)."""
+    """A persistent cache directory keyed by ``id`` (default: the cleaned target); a new one
+    starts as a copy of ``seed`` (owner and mode included), else empty with ``uid``, ``gid``
+    and ``mode``."""
 
     target: str
     id: str | None = None
@@ -58,6 +60,7 @@ class CacheMount:
 class TmpfsMount:
     target: str
     size: int | None = None
+    readonly: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,7 @@ class MountPreparer:
         self._secrets = secrets
         self._cancel = cancel
         self._ssh_count = 0
+        self._caches: dict[str, Path] = {}
 
     def prepare(self, mounts: list[Mount], cwd: str, env_names: set[str]) -> PreparedMounts:
         out = PreparedMounts()
@@ -138,7 +142,7 @@ class MountPreparer:
             elif isinstance(m, CacheMount):
                 out.oci.append(self._cache_mount(m, cwd))
             elif isinstance(m, TmpfsMount):
-                opts = ["nosuid", "nodev"]
+                opts = ["nosuid", "ro"] if m.readonly else ["nosuid"]  # BuildKit's options
                 if m.size:
                     opts.append(f"size={m.size}")
                 dest = _abs_target(m.target, cwd)
@@ -165,17 +169,23 @@ class MountPreparer:
 
     def _cache_mount(self, m: CacheMount, cwd: str) -> dict[str, Any]:
         dest = _abs_target(m.target, cwd)
-        lease = self._cache.acquire(
-            m.id or dest,
-            sharing=m.sharing,
-            seed=m.seed,
-            uid=m.uid,
-            gid=m.gid,
-            mode=m.mode,
-            cancel=self._cancel,
-        )
-        self._stack.callback(lease.release)
-        return _bind(lease.path, dest, m.readonly)
+        key = m.id or dest
+        path = self._caches.get(key)
+        if path is None:
+            lease = self._cache.acquire(
+                key,
+                sharing=m.sharing,
+                seed=m.seed,
+                uid=m.uid,
+                gid=m.gid,
+                mode=m.mode,
+                cancel=self._cancel,
+            )
+            self._stack.callback(lease.release)
+            # One step's mounts of a cache id share one instance, whatever their sharing
+            # mode (as in BuildKit; a second private or locked lease would not).
+            path = self._caches[key] = lease.path
+        return _bind(path, dest, m.readonly)
 
     def _secret_mount(self, m: SecretMount, cwd: str, out: PreparedMounts) -> None:
         value = self._secrets(m.id) if self._secrets is not None else None
@@ -185,6 +195,8 @@ class MountPreparer:
                     f"secret {m.id}: not found",
                     hint=f"pass it with --secret id={m.id},src=PATH (or env=VAR)",
                 )
+            if m.env:  # BuildKit still sets an optional secret's variable, empty
+                out.env[m.env] = ""
             return
         if m.env:
             out.env[m.env] = value.decode("utf-8", "replace")

@@ -123,8 +123,8 @@ _HAS_CGROUPNS = os.path.exists("/proc/self/ns/cgroup")
 
 
 def default_mounts(*, insecure: bool) -> list[dict[str, Any]]:
+    """containerd's default mounts (its /run removed, as BuildKit does)."""
     sys_opts = ["nosuid", "noexec", "nodev"] + ([] if insecure else ["ro"])
-    cgroup_opts = ["nosuid", "noexec", "nodev", "relatime", "rw" if insecure else "ro"]
     return [
         {"destination": "/proc", "type": "proc", "source": "proc",
          "options": ["nosuid", "noexec", "nodev"]},
@@ -137,9 +137,13 @@ def default_mounts(*, insecure: bool) -> list[dict[str, Any]]:
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
          "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_opts},
-        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-         "options": cgroup_opts},
     ]  # fmt: skip
+
+
+def cgroup_mount(*, insecure: bool) -> dict[str, Any]:
+    """BuildKit's /sys/fs/cgroup, mounted after /etc/resolv.conf and /etc/hosts."""
+    return {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+            "options": ["rw" if insecure else "ro", "nosuid", "noexec", "nodev"]}
 
 
 _HOST_DEV_SKIP_DIRS = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts"}
@@ -173,19 +177,46 @@ def host_devices(root: str = "/dev") -> list[dict[str, Any]]:
     return out
 
 
-def with_default_path(env: list[str]) -> list[str]:
-    if any(e.startswith("PATH=") for e in env):
-        return list(env)
-    return [f"PATH={DEFAULT_PATH}", *env]
+# The OpenTelemetry exporter variables BuildKit gives every process unless the step sets
+# them itself (buildkitd always has a tracing socket, mounted at TRACING_SOCKET). Its
+# per-build TRACEPARENT is random, so it is left out.
+TRACING_SOCKET = "/dev/otel-grpc.sock"
+TRACING_ENV = (
+    "OTEL_TRACES_EXPORTER=otlp",
+    f"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=unix://{TRACING_SOCKET}",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc",
+)
+
+
+def process_env(env: list[str]) -> list[str]:
+    """The process environment BuildKit's runc executor makes of a step's ``K=V`` list: the
+    missing tracing variables appended, then set one by one as runc does (a variable set
+    again keeps the place of its first occurrence with the new value; an entry without
+    ``=`` is dropped). Without any ``PATH`` the default one comes first (a Dockerfile
+    stage always has one; a bare LLB step may not)."""
+    names = {e.partition("=")[0] for e in env}
+    full = [*env, *(e for e in TRACING_ENV if e.partition("=")[0] not in names)]
+    out: list[str] = []
+    index: dict[str, int] = {}
+    for entry in full:
+        name, sep, _ = entry.partition("=")
+        if not sep:
+            continue
+        if name in index:
+            out[index[name]] = entry
+        else:
+            index[name] = len(out)
+            out.append(entry)
+    if "PATH" not in index:
+        out.insert(0, f"PATH={DEFAULT_PATH}")
+    return out
 
 
 def merge_env(env: list[str], extra: dict[str, str]) -> list[str]:
-    """Apply ``extra`` over ``env`` (``K=V`` list), replacing variables of the same name."""
-    if not extra:
-        return list(env)
-    out = [e for e in env if e.partition("=")[0] not in extra]
-    out.extend(f"{k}={v}" for k, v in extra.items())
-    return out
+    """``env`` with ``extra`` (secret variables) appended, as BuildKit appends them to the
+    step's env; a name already set keeps its place and takes the new value
+    (:func:`process_env`)."""
+    return [*env, *(f"{k}={v}" for k, v in extra.items())]
 
 
 @dataclass
@@ -201,6 +232,7 @@ class SpecInput:
     readonly_rootfs: bool = False
     hosts_file: Path | None = None
     resolv_conf: Path | None = None
+    tracing_socket: Path | None = None
     mounts: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -218,8 +250,12 @@ def build_spec(inp: SpecInput) -> dict[str, Any]:
     for dest, src in (("/etc/resolv.conf", inp.resolv_conf), ("/etc/hosts", inp.hosts_file)):
         if src is not None:
             mounts.append({"destination": dest, "type": "bind", "source": str(src),
-                           "options": ["rbind", "ro"]})  # fmt: skip
+                           "options": ["nosuid", "noexec", "nodev", "rbind", "ro"]})  # fmt: skip
+    mounts.append(cgroup_mount(insecure=insecure))
     mounts.extend(inp.mounts)
+    if inp.tracing_socket is not None:
+        mounts.append({"destination": TRACING_SOCKET, "type": "bind",
+                       "source": str(inp.tracing_socket), "options": ["ro", "rbind"]})
 
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
     if inp.network != "host":
@@ -247,7 +283,7 @@ def build_spec(inp: SpecInput) -> dict[str, Any]:
                 "additionalGids": list(inp.identity.additional_gids),
             },
             "args": list(inp.args),
-            "env": with_default_path(inp.env),
+            "env": process_env(inp.env),
             "cwd": inp.cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": _NOFILE, "soft": _NOFILE}],

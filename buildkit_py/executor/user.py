@@ -14,6 +14,7 @@ from pathlib import Path
 
 from buildkit_py import rootpath
 from buildkit_py.errors import BuildError
+from buildkit_py.executor.errors import UnknownUserError
 
 _MAX_FILE = 10 * 1024 * 1024
 
@@ -126,7 +127,7 @@ def resolve_user(root: Path, user: str) -> Identity:
             break
     if match is None:
         if uid_num is None:
-            raise BuildError(
+            raise UnknownUserError(
                 f"unable to find user {username}: no matching entries in passwd file"
             )
         match = _PasswdEntry("", uid_num, 0)
@@ -136,7 +137,7 @@ def resolve_user(root: Path, user: str) -> Identity:
         if gid_num is None:
             found = [g for g in _groups(root) or [] if g.name == groupname]
             if not found:
-                raise BuildError(
+                raise UnknownUserError(
                     f"unable to find group {groupname}: no matching entries in group file"
                 )
             gid_num = found[0].gid
@@ -146,3 +147,19 @@ def resolve_user(root: Path, user: str) -> Identity:
     if match.name:
         extra = [g.gid for g in _groups(root) or [] if match.name in g.members]
     return Identity(match.uid, match.gid, _with_primary(match.gid, extra))
+
+
+def lookup_user(root: Path, name: str) -> tuple[int, int] | None:
+    """uid and primary gid of the passwd entry named ``name`` in the rootfs, if any."""
+    for entry in _passwd(root) or []:
+        if entry.name == name:
+            return entry.uid, entry.gid
+    return None
+
+
+def lookup_group(root: Path, name: str) -> int | None:
+    """gid of the group named ``name`` in the rootfs, if any."""
+    for entry in _groups(root) or []:
+        if entry.name == name:
+            return entry.gid
+    return None

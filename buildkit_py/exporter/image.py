@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +46,42 @@ def reconcile_history(history: list[dict[str, Any]], n_layers: int,
         for h in out:
             h.setdefault("created", created)
     return out
+
+
+_HISTORY_KEYS = ("created", "created_by", "author", "comment", "empty_layer")
+
+
+def _history_entry(h: dict[str, Any]) -> tuple[Any, ...]:
+    """The fields of a history entry BuildKit compares (Go's struct, zero values dropped)."""
+    return tuple(h.get(k) or None for k in _HISTORY_KEYS)
+
+
+def _later_than(stamp: Any, epoch: int) -> bool:
+    """Whether RFC 3339 time ``stamp`` is after Unix time ``epoch`` (unparsable: yes)."""
+    try:
+        # fromisoformat takes at most 6 fractional digits; Go writes up to 9
+        text = re.sub(r"(\.\d{6})\d+", r"\1", str(stamp)).replace("Z", "+00:00")
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return True
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when > datetime.fromtimestamp(epoch, tz=UTC)
+
+
+def clamp_history(history: list[dict[str, Any]], base_history: list[dict[str, Any]],
+                  epoch: int, created: str) -> None:
+    """SOURCE_DATE_EPOCH on history as BuildKit's exporter applies it: the leading
+    entries equal to the base image's keep their times, every later entry that is
+    undated or dated after the epoch gets ``created`` (the epoch)."""
+    diverged = False
+    for i, h in enumerate(history):
+        if (not diverged and i < len(base_history)
+                and _history_entry(h) == _history_entry(base_history[i])):
+            continue
+        diverged = True
+        if "created" not in h or _later_than(h["created"], epoch):
+            h["created"] = created
 
 
 @dataclass(frozen=True)
@@ -97,11 +134,14 @@ def make_image(store: ContentStore, image_config: dict[str, Any], layers: list[L
                os_: str, arch: str, variant: str = "", oci: bool = True,
                source_date_epoch: int | None = None,
                annotations: dict[str, str] | None = None,
-               layer_times: list[float] | None = None) -> BuiltImage:
+               layer_times: list[float] | None = None,
+               base_history: list[dict[str, Any]] | None = None) -> BuiltImage:
     """Write config and manifest blobs to ``store``; returns them with their descriptors.
 
     ``layer_times``: when each layer's snapshot was made (see :func:`stamp_history`);
     without them (or with ``source_date_epoch``) undated entries get the current time.
+    ``base_history``: the base image's history, whose entries SOURCE_DATE_EPOCH leaves as
+    they are (see :func:`clamp_history`).
     """
     now = float(source_date_epoch) if source_date_epoch is not None else time.time()
     created = rfc3339(now)
@@ -112,16 +152,19 @@ def make_image(store: ContentStore, image_config: dict[str, Any], layers: list[L
         cfg["variant"] = variant
     else:
         cfg.pop("variant", None)
-    cfg["rootfs"] = {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]}
+    # no layers: Go marshals the nil slice as null, and so does BuildKit's config
+    cfg["rootfs"] = {"type": "layers", "diff_ids": [layer.diff_id for layer in layers] or None}
     if source_date_epoch is None and layer_times is not None and len(layer_times) == len(layers):
         history = reconcile_history(cfg.get("history", []), len(layers), None)
         created = stamp_history(history, layer_times) or created
     else:
         history = reconcile_history(cfg.get("history", []), len(layers), created)
     if source_date_epoch is not None:
-        for h in history:
-            if h.get("created", "") > created:
-                h["created"] = created
+        clamp_history(history, base_history or [], source_date_epoch, created)
+        # BuildKit's frontend leaves the image undated and its exporter dates it as its
+        # last dated history entry: the base's own time for an image that adds nothing
+        created = next((str(h["created"]) for h in reversed(history) if "created" in h),
+                       created)
     cfg["history"] = history
     cfg["created"] = created
     cblob = config_blob(cfg, oci)

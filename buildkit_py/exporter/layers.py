@@ -10,11 +10,14 @@ from __future__ import annotations
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from buildkit_py.content.store import ContentStore
 from buildkit_py.snapshot import Compression, DBSnapshotter
+
+# Bump when the bytes of exported layer tars change (tar_header, layer_tar, diff).
+TAR_FORMAT = "go1"
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,8 @@ class LayerCache:
 
     @staticmethod
     def _k(snapshot: str, opts: ExportOptions) -> str:
-        return f"{snapshot}|{opts.compression}|{opts.level}|{opts.source_date_epoch}"
+        # the last part names the tar encoding: blobs of an older encoding are not reused
+        return f"{snapshot}|{opts.compression}|{opts.level}|{opts.source_date_epoch}|{TAR_FORMAT}"
 
     def get(self, snapshot: str, opts: ExportOptions) -> tuple[str, int, str, str] | None:
         with self._lock:
@@ -93,10 +97,14 @@ class LayerCache:
 
 
 def export_chain(sn: DBSnapshotter, store: ContentStore, cache: LayerCache,
-                 keys: list[str], opts: ExportOptions) -> list[LayerBlob]:
-    """Blobs for each snapshot in ``keys`` (bottom first), compressing in parallel."""
+                 keys: list[str], opts: ExportOptions, *,
+                 base_diff_ids: list[str] | None = None) -> list[LayerBlob]:
+    """Blobs for each snapshot in ``keys`` (bottom first), compressing in parallel.
 
-    def cached(key: str) -> LayerBlob | None:
+    With ``source_date_epoch`` (rewrite-timestamp) the layers are rewritten, except the
+    bottom ones that are still the base image's (``base_diff_ids``): BuildKit keeps
+    those as they are, so they stay shared with the base image."""
+    def cached(key: str, opts: ExportOptions) -> LayerBlob | None:
         hit = None
         if not opts.force_compression and opts.source_date_epoch is None:
             # a pulled base layer keeps its original blob (and so its digest)
@@ -115,7 +123,7 @@ def export_chain(sn: DBSnapshotter, store: ContentStore, cache: LayerCache,
                              comp)
         return None
 
-    def make(key: str) -> LayerBlob:
+    def make(key: str, opts: ExportOptions) -> LayerBlob:
         with store.writer() as w:
             desc = sn.export_layer(key, w,
                                    compression=Compression(opts.compression), level=opts.level,
@@ -125,11 +133,21 @@ def export_chain(sn: DBSnapshotter, store: ContentStore, cache: LayerCache,
         return LayerBlob(desc.digest, desc.size, desc.diff_id,
                          media_type_for(opts.compression, opts.oci_mediatypes), opts.compression)
 
-    blobs = {k: cached(k) for k in keys}
+    plain = replace(opts, source_date_epoch=None)
+    layer_opts = {k: opts for k in keys}
+    if opts.source_date_epoch is not None:
+        for key, base_diff_id in zip(keys, base_diff_ids or [], strict=False):
+            source = cache.get_source(key)  # the diff_id of the blob it was unpacked from
+            diff_id = source[2] if source else (cached(key, plain) or make(key, plain)).diff_id
+            if diff_id != base_diff_id:
+                break
+            layer_opts[key] = plain
+    blobs = {k: cached(k, layer_opts[k]) for k in keys}
     missing = [k for k, blob in blobs.items() if blob is None]
     if len(missing) == 1:
-        blobs[missing[0]] = make(missing[0])
+        blobs[missing[0]] = make(missing[0], layer_opts[missing[0]])
     elif missing:  # a pool only when there is compression to overlap
         with ThreadPoolExecutor(max_workers=min(4, len(missing))) as pool:
-            blobs.update(zip(missing, pool.map(make, missing), strict=True))
+            blobs.update(zip(missing, pool.map(lambda k: make(k, layer_opts[k]), missing),
+                             strict=True))
     return [b for b in (blobs[k] for k in keys) if b is not None]

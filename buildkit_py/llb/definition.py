@@ -145,11 +145,12 @@ class Definition:
         out: list[SourceLocation] = []
         for loc in src.locations[digest].locations:
             info = src.infos[loc.source_index]
-            text = info.data.decode("utf-8", "replace").splitlines()
+            # split as BuildKit does for its snippets (a final newline gives an empty line)
+            text = info.data.decode("utf-8", "replace").split("\n")
             for r in loc.ranges:
                 start, end = r.start.line, max(r.end.line, r.start.line)
                 lines = tuple(text[start - 1 : end]) if start >= 1 else ()
-                out.append(SourceLocation(info.filename, start, end, lines))
+                out.append(SourceLocation(info.filename, start, end, lines, source=text))
         return out
 
     # -------------------------------------------------------------- validation

@@ -19,9 +19,9 @@ from buildkit_py.llb.errors import LLBError
 from buildkit_py.llb.metadata import OpMeta
 from buildkit_py.llb.node import InputIndexer, OpNode, Output
 from buildkit_py.llb.state import State, join_path
+from buildkit_py.worker.chmod import compile_symbolic
 
 _OCTAL = re.compile(r"^[0-7]{1,4}$")
-_SYMBOLIC = re.compile(r"^[ugoa]*[-+=][rwxXst]*(,[ugoa]*[-+=][rwxXst]*)*$")
 
 Timestamp = int | datetime | None
 
@@ -36,15 +36,16 @@ class Chown:
 
     @classmethod
     def parse(cls, spec: str) -> Chown:
-        """Parse ``user[:group]``; all-digit parts become numeric ids."""
-        user, _, group = spec.partition(":")
-        if not user:
-            raise LLBError(f"invalid owner {spec!r}", hint="use user[:group]")
-        return cls(_id_or_name(user), _id_or_name(group) if group else None)
+        """Parse ``user[:group]`` as BuildKit's llb.WithUser: all-digit parts (and
+        ``root``) become numeric ids; an empty user is a name nothing matches (so 0)."""
+        user, sep, group = spec.partition(":")
+        return cls(_id_or_name(user), _id_or_name(group) if sep else None)
 
 
 def _id_or_name(part: str) -> int | str:
-    return int(part) if part.isdigit() else part
+    if part == "root":
+        return 0
+    return int(part) if part.isdigit() and int(part) < 2**31 else part
 
 
 Owner = Chown | str | int | None
@@ -228,7 +229,7 @@ def copy(
     elif isinstance(mode, str):
         if _OCTAL.match(mode):
             mode_int = int(mode, 8)
-        elif _SYMBOLIC.match(mode):
+        elif not mode[:1].isdigit() and compile_symbolic(mode) is not None:
             mode_str = mode
         else:
             raise LLBError(f"invalid file mode {mode!r}", hint="use octal (0755) or u+x style")

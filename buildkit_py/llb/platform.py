@@ -37,7 +37,7 @@ def parse_platform(spec: str) -> ops_pb2.Platform:
     try:
         return to_pb(platforms.parse_platform(spec))
     except UsageError as e:
-        raise LLBError(e.message, hint=e.hint) from None
+        raise LLBError(f"invalid platform {spec!r}: {e.message}", hint=e.hint) from None
 
 
 def format_platform(p: ops_pb2.Platform) -> str:

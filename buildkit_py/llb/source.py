@@ -18,6 +18,24 @@ _DOCKER_HUB = "docker.io"
 _NAME_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
+_DIGEST_FORMAT = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
+_DIGEST_HEX_LEN = {"sha256": 64, "sha384": 96, "sha512": 128}
+
+
+def digest_error(value: str) -> str | None:
+    """Why ``value`` is not a valid content digest, in go-digest's words (None if valid)."""
+    algorithm, sep, encoded = value.partition(":")
+    if not algorithm or not sep or not encoded:
+        return "invalid checksum digest format"
+    if algorithm not in _DIGEST_HEX_LEN:
+        if not _DIGEST_FORMAT.fullmatch(value):
+            return "invalid checksum digest format"
+        return "unsupported digest algorithm"
+    if len(encoded) != _DIGEST_HEX_LEN[algorithm]:
+        return "invalid checksum digest length"
+    if not re.fullmatch(r"[a-f0-9]+", encoded):
+        return "invalid checksum digest format"
+    return None
 
 
 class SourceNode(OpNode):
@@ -162,8 +180,9 @@ def http(
         raise LLBError(f"invalid URL {url!r}: only http:// and https:// are supported")
     attrs: dict[str, str] = {}
     if checksum:
-        if not _DIGEST.match(checksum):
-            raise LLBError(f"invalid checksum {checksum!r}", hint="use sha256:<hex>")
+        problem = digest_error(checksum)
+        if problem:
+            raise LLBError(problem, hint=f"{checksum!r} is not sha256:<64 hex digits>")
         attrs["http.checksum"] = checksum
     if filename:
         attrs["http.filename"] = filename

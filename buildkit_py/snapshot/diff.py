@@ -1,12 +1,14 @@
 """Change sets between filesystem trees, as ordered layer entries.
 
 Two producers share one output shape (``LayerEntry`` lists in tar order: depth
-first, each directory before its contents; in a directory its opaque marker,
-then whiteouts, then the other children, each group sorted by name):
+first, each directory before its contents, the entries of a directory sorted by
+name with deletions at their name's place, as BuildKit's differs walk):
 
 - ``overlay_changes(upper, lowers)``: an overlay upper dir *is* the change set;
-  whiteout devices and opaque xattrs become whiteout/opaque entries, and copied-up
-  entries identical to the lower view (metadata-only false positives) are skipped.
+  whiteout devices become whiteout entries, an opaque directory is diffed against
+  the lower one (a whiteout per entry gone, no opaque marker), and copied-up entries
+  identical to the lower view (metadata-only false positives) are skipped.
+  Directories are compared by mode and owner only, like BuildKit.
 - ``diff(lower, upper)``: a double walk of two full trees (copy snapshotter,
   DiffOp), comparing type, mode, owner, size, mtime, link target and device.
 """
@@ -109,44 +111,84 @@ def _by_name(e: os.DirEntry[str]) -> str:
     return e.name
 
 
+def _same_dir(a: os.stat_result, b: os.stat_result) -> bool:
+    """BuildKit's differs compare a directory's mode and owner, never its times: a
+    directory whose only change is its mtime is not part of the layer."""
+    return a.st_mode == b.st_mode and a.st_uid == b.st_uid and a.st_gid == b.st_gid
+
+
 def _walk_upper(
     real: str, rel: str, view: LowerView, hidden: bool, out: list[LayerEntry]
 ) -> None:
+    """Entries of upper dir ``real`` in name order (whiteouts at their name's place, as
+    BuildKit's overlay differ walks). ``hidden``: nothing below exists (all adds)."""
     with os.scandir(real) as it:
         entries = sorted(it, key=_by_name)
-    whiteouts: list[LayerEntry] = []
-    rest: list[LayerEntry] = []
     for e in entries:
         child = f"{rel}/{e.name}" if rel else e.name
         st = e.stat(follow_symlinks=False)
         mode = st.st_mode
         if is_whiteout(st):
-            whiteouts.append(LayerEntry(child, EntryKind.WHITEOUT, ChangeKind.DELETE))
+            # a whiteout of something no lower layer has deletes nothing: left out
+            if not hidden and view.lookup(child) is not None:
+                out.append(LayerEntry(child, EntryKind.WHITEOUT, ChangeKind.DELETE))
             continue
         lower = None if hidden else view.lookup(child)
         change = ChangeKind.ADD if lower is None else ChangeKind.MODIFY
         if stat.S_ISDIR(mode):
-            opaque = is_opaque(e.path)
             sub: list[LayerEntry] = []
-            _walk_upper(e.path, child, view, hidden or opaque, sub)
-            if (
-                opaque
-                or sub
-                or lower is None
-                or not stat.S_ISDIR(lower[1].st_mode)
-                or not _same_meta(st, lower[1])
-            ):
-                rest.append(LayerEntry(child, EntryKind.PATH, change, st))
-                if opaque:
-                    rest.append(LayerEntry(child, EntryKind.OPAQUE, ChangeKind.MODIFY))
-                rest.extend(sub)
+            lower_dir = lower is not None and stat.S_ISDIR(lower[1].st_mode)
+            if lower_dir and is_opaque(e.path):
+                # BuildKit lists what an opaque dir changes as a diff against the lower
+                # dir (a whiteout per entry gone), never as an opaque marker
+                _walk_opaque(e.path, child, view, sub)
+            else:
+                _walk_upper(e.path, child, view, hidden or lower is None, sub)
+            if sub or lower is None or not lower_dir or not _same_dir(st, lower[1]):
+                out.append(LayerEntry(child, EntryKind.PATH, change, st))
+                out.extend(sub)
         elif stat.S_ISSOCK(mode):
             continue
         elif lower is None or not same_entry(e.path, st, lower[0], lower[1],
                                              check_content=True):
-            rest.append(LayerEntry(child, EntryKind.PATH, change, st))
-    out.extend(whiteouts)
-    out.extend(rest)
+            out.append(LayerEntry(child, EntryKind.PATH, change, st))
+
+
+def _walk_opaque(real: str, rel: str, view: LowerView, out: list[LayerEntry]) -> None:
+    """Entries turning merged lower dir ``rel`` into upper dir ``real`` (a double walk,
+    as continuity's differ does for an opaque directory)."""
+    upper: dict[str, tuple[os.DirEntry[str], os.stat_result]] = {}
+    with os.scandir(real) as it:
+        for e in it:
+            st = e.stat(follow_symlinks=False)
+            if not is_whiteout(st):
+                upper[e.name] = (e, st)
+    lower_names = set(view.listdir(rel))
+    for name in sorted(lower_names | upper.keys()):
+        child = f"{rel}/{name}" if rel else name
+        found = upper.get(name)
+        if found is None:
+            out.append(LayerEntry(child, EntryKind.WHITEOUT, ChangeKind.DELETE))
+            continue
+        e, st = found
+        lower = view.lookup(child) if name in lower_names else None
+        change = ChangeKind.ADD if lower is None else ChangeKind.MODIFY
+        if stat.S_ISDIR(st.st_mode):
+            sub: list[LayerEntry] = []
+            same = False
+            if lower is not None and stat.S_ISDIR(lower[1].st_mode):
+                _walk_opaque(e.path, child, view, sub)
+                same = _same_dir(st, lower[1])
+            else:
+                _walk_upper(e.path, child, view, True, sub)
+            if sub or not same:
+                out.append(LayerEntry(child, EntryKind.PATH, change, st))
+                out.extend(sub)
+        elif stat.S_ISSOCK(st.st_mode):
+            continue
+        elif lower is None or not same_entry(e.path, st, lower[0], lower[1],
+                                             check_content=True):
+            out.append(LayerEntry(child, EntryKind.PATH, change, st))
 
 
 def diff(lower: str | os.PathLike[str] | None, upper: str | os.PathLike[str]) -> list[LayerEntry]:
@@ -158,25 +200,27 @@ def diff(lower: str | os.PathLike[str] | None, upper: str | os.PathLike[str]) ->
 
 def _walk_pair(lower: str | None, upper: str, rel: str, out: list[LayerEntry]) -> None:
     with os.scandir(upper) as it:
-        uentries = sorted(it, key=_by_name)
+        uentries = {e.name: e for e in it}
     lnames: set[str] = set()
     if lower is not None:
         with os.scandir(lower) as it:
             lnames = {e.name for e in it}
-    unames = {e.name for e in uentries}
-    for name in sorted(lnames - unames):
-        out.append(LayerEntry(_join(rel, name), EntryKind.WHITEOUT, ChangeKind.DELETE))
-    for e in uentries:
-        child = _join(rel, e.name)
+    # one pass in name order, deletions at their name's place (continuity's double walk)
+    for name in sorted(lnames | uentries.keys()):
+        child = _join(rel, name)
+        e = uentries.get(name)
+        if e is None:
+            out.append(LayerEntry(child, EntryKind.WHITEOUT, ChangeKind.DELETE))
+            continue
         st = e.stat(follow_symlinks=False)
-        lpath = f"{lower}/{e.name}" if lower is not None and e.name in lnames else None
+        lpath = f"{lower}/{name}" if lower is not None and name in lnames else None
         lst = os.lstat(lpath) if lpath is not None else None
         change = ChangeKind.ADD if lst is None else ChangeKind.MODIFY
         if stat.S_ISDIR(st.st_mode):
             ldir = lpath if lst is not None and stat.S_ISDIR(lst.st_mode) else None
             sub: list[LayerEntry] = []
             _walk_pair(ldir, e.path, child, sub)
-            if sub or ldir is None or lst is None or not _same_meta(st, lst):
+            if sub or ldir is None or lst is None or not _same_dir(st, lst):
                 out.append(LayerEntry(child, EntryKind.PATH, change, st))
                 out.extend(sub)
         elif stat.S_ISSOCK(st.st_mode):

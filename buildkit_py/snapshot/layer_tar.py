@@ -2,14 +2,16 @@
 
 Rules (reference §5.4): relative names, directories end in ``/``, mtimes in whole
 seconds, empty uname/gname, the first path of an inode is a regular entry and
-later ones are hardlink entries, whiteouts are empty ``.wh.<name>`` files, opaque
-directories get ``.wh..wh..opq``, sockets are skipped, and only the
-``security.capability`` xattr is kept (as BuildKit's differ does). The same
-entries over the same tree give the same bytes. The archive ends with two zero
-blocks and no record padding (like Go's archive/tar).
+later ones are hardlink entries, whiteouts are empty ``.wh.<name>`` files dated
+1970-01-01 (containerd 2.0), opaque directories get ``.wh..wh..opq`` (the differs
+in ``diff`` list whiteouts instead, as BuildKit does), sockets are skipped, and
+only the ``security.capability`` xattr is kept (as BuildKit's differ does). The
+same entries over the same tree give the same bytes, and the bytes of BuildKit's
+layer (Go's archive/tar headers, see ``tar_header``). The archive ends with two
+zero blocks and no record padding (like Go's archive/tar).
 
 Exporting is per-entry Python work, so the hot path avoids repeats: headers come
-from ``tar_header`` (``tarfile`` only for entries needing PAX records), the change
+from ``tar_header`` (one format for the common case), the change
 walk's lstat is reused, a file up to 1 MiB is read with one call, and headers and
 data are joined into 1 MiB writes to the sink.
 """
@@ -104,8 +106,8 @@ class _TarEmitter:
         if kind is EntryKind.PATH:
             self._emit_path(entry.path, entry.st)
         elif kind is EntryKind.WHITEOUT:
-            mtime = self._dir_mtime(entry.path.rpartition("/")[0])
-            self._put(header(_whiteout_name(entry.path), REGTYPE, 0, 0, 0, 0, mtime))
+            # containerd (since 2.0) dates whiteouts 1970-01-01, not after their directory
+            self._put(header(_whiteout_name(entry.path), REGTYPE, 0, 0, 0, 0, 0))
         else:
             mtime = self._dir_mtime(entry.path)
             self._put(header(f"{entry.path}/{OPAQUE_MARKER}", REGTYPE, 0, 0, 0, 0, mtime))

@@ -6,7 +6,8 @@ from buildkit_py.errors import BuildError, SourceLocation, UserError
 
 
 class VertexError(BuildError):
-    """A vertex failed: names it, where it came from and its last log lines."""
+    """A vertex failed: its message as BuildKit words it (without the step), the step's name,
+    where it came from and its last log lines."""
 
     def __init__(
         self,
@@ -22,10 +23,17 @@ class VertexError(BuildError):
         self.digest = digest
         self.vertex_name = vertex_name
 
+    def details(self) -> list[str]:
+        # as buildx shows a failed step: its name, then its last log lines
+        parts = ["------", f" > {self.vertex_name}:", *self.log_tail, "------"]
+        if self.location is not None:
+            parts.append(self.location.render_snippet())
+        return parts
+
 
 def describe_exception(exc: BaseException) -> str:
     """The user-facing text of an exception raised by a worker."""
     if isinstance(exc, UserError):
-        return exc.message
+        return exc.text()
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -239,7 +239,7 @@ class Job:
         location = self.vertex.location or (own.location if own else None)
         self.emit(VertexFailed(self.vertex.digest, self.name, started or now, now, detail))
         err = VertexError(
-            f"failed to solve: {self.name}: {detail}",
+            detail,
             digest=self.vertex.digest,
             vertex_name=self.name,
             location=location,

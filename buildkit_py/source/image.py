@@ -279,7 +279,7 @@ class ImageSources:
     # layers -----------------------------------------------------------------------------
 
     def unpack(self, worker: BuilderWorker, info: ImageInfo, ctx: OpContext) -> SnapshotResult:
-        diff_ids = info.config.get("rootfs", {}).get("diff_ids", [])
+        diff_ids = (info.config.get("rootfs") or {}).get("diff_ids") or []
         layers = info.manifest.get("layers", [])
         if len(diff_ids) != len(layers):
             raise BuildError(f"image {info.ref.familiar}: {len(layers)} layers but "
@@ -297,7 +297,7 @@ class ImageSources:
             return False
         if info is None:
             return False
-        diff_ids = info.config.get("rootfs", {}).get("diff_ids", [])
+        diff_ids = (info.config.get("rootfs") or {}).get("diff_ids") or []
         layers = info.manifest.get("layers", [])
         if len(diff_ids) != len(layers) or not all(self.content.has(layer["digest"])
                                                    for layer in layers):
@@ -452,7 +452,7 @@ class ImageSourceHandler:
 
     def cache_map(self, ctx: OpContext) -> CacheMap:
         info = self._get()
-        diff_ids = info.config.get("rootfs", {}).get("diff_ids", [])
+        diff_ids = (info.config.get("rootfs") or {}).get("diff_ids") or []
         chain = chain_ids(diff_ids)[-1] if diff_ids else "empty"
         h = hashlib.sha256(f"bkpy-image-v1\0{chain}\0{self.platform}".encode())
         return CacheMap("sha256:" + h.hexdigest())

@@ -34,6 +34,15 @@ WildcardMatch = Callable[[str, str], bool]
 _WILDCARD_CHARS = frozenset("*?[")
 
 
+class SourceNotFoundError(BuildError):
+    """A copy source is missing (worded as the copy's lstat; a context source is reported
+    as BuildKit's checksum error by the file op, which knows the source's kind)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"lstat {path}: no such file or directory")
+        self.path = path
+
+
 @dataclass
 class Owner:
     uid: int
@@ -52,6 +61,9 @@ class CopyStats:
 class CopyOptions:
     owner: Owner | None = None
     mode: ModeFunc | None = None
+    # Mode of the directories a copy creates for its destination: an octal --chmod's
+    # permission bits (BuildKit's MkdirAll takes them), else 0755.
+    dir_mode: int = 0o755
     follow_symlinks: bool = True
     dir_copy_contents: bool = True
     create_dest_path: bool = True
@@ -280,6 +292,10 @@ class _TreeCopy:
             fresh = False
             if src_st is not None:
                 fresh = self._make_dir(src_dir, src_st, dst_dir)
+            else:
+                # The destination of a contents copy keeps its mode and owner but takes
+                # the source dir's times (BuildKit restores them), set last like the rest.
+                self.dirs.append((dst_dir, os.stat(src_dir)))
             self._walk(src_dir, dst_dir, "", excluded=False, fresh=fresh)
             for fut in self.futures:
                 fut.result()
@@ -395,8 +411,8 @@ class _TreeCopy:
 
 
 def _mkdir_parents(root: str, container_dir: str, owner: Owner | None,
-                   timestamp: int | None) -> str:
-    """mkdir -p inside root (mode 0755); returns the host path."""
+                   timestamp: int | None, mode: int = 0o755) -> str:
+    """mkdir -p inside root (created dirs get ``mode``); returns the host path."""
     host = rootpath.resolve(root, container_dir)
     missing: list[str] = []
     probe = host
@@ -404,11 +420,11 @@ def _mkdir_parents(root: str, container_dir: str, owner: Owner | None,
         missing.append(probe)
         probe = os.path.dirname(probe)
     if os.path.lexists(probe) and not os.path.isdir(probe):
-        raise BuildError(f"cannot create directory {container_dir!r}: "
-                         f"{rootpath.relative(root, probe)} is not a directory")
+        # Go's MkdirAll wording, as BuildKit reports it
+        raise BuildError(f"mkdir {rootpath.relative(root, probe)}: not a directory")
     for path in reversed(missing):
-        os.mkdir(path, 0o755)
-        os.chmod(path, 0o755)
+        os.mkdir(path, mode)
+        os.chmod(path, mode)
         if owner is not None:
             os.lchown(path, owner.uid, owner.gid)
         if timestamp is not None:
@@ -419,6 +435,11 @@ def _mkdir_parents(root: str, container_dir: str, owner: Owner | None,
 
 def copy(src_root: str, src: str, dest_root: str, dest: str, opts: CopyOptions) -> None:
     """Copy ``src`` (in ``src_root``) to ``dest`` (in ``dest_root``), BuildKit-style."""
+
+    def _mkdirs(container_dir: str) -> str:
+        return _mkdir_parents(dest_root, container_dir, opts.owner, opts.timestamp,
+                              opts.dir_mode)
+
     dest_is_dir = dest.endswith("/") or dest in ("", ".")
     dest = rootpath.clean(dest)
     wildcard = opts.allow_wildcard and has_wildcard(src)
@@ -440,9 +461,7 @@ def copy(src_root: str, src: str, dest_root: str, dest: str, opts: CopyOptions) 
         try:
             src_st = os.lstat(host_src)
         except FileNotFoundError:
-            raise BuildError(f"failed to compute cache key: {match!r} not found",
-                             hint="check the path is inside the build context "
-                                  "and not excluded by .dockerignore") from None
+            raise SourceNotFoundError(match) from None
         parent_rel = ""
         if opts.parents:
             parent_rel = os.path.dirname(match.lstrip("/"))
@@ -452,19 +471,20 @@ def copy(src_root: str, src: str, dest_root: str, dest: str, opts: CopyOptions) 
                 target = rootpath.clean(dest + "/" + match.lstrip("/"))
             else:
                 target = dest
-            # The destination directory is created like BuildKit does (0755, owned by
-            # --chown or root); it never takes the source directory's mode or owner.
+            # The destination directory is created like BuildKit does (0755 or an octal
+            # --chmod, owned by --chown or root); it never takes the source directory's
+            # mode or owner.
             if opts.create_dest_path:
-                host_dst = _mkdir_parents(dest_root, target, opts.owner, opts.timestamp)
+                host_dst = _mkdirs(target)
             else:
                 host_dst = rootpath.resolve(dest_root, target)
                 if not os.path.lexists(host_dst):
-                    _mkdir_parents(dest_root, target, opts.owner, opts.timestamp)
+                    _mkdirs(target)
             if not os.path.isdir(host_dst):
                 if not opts.always_replace_existing_dest_paths:
                     raise BuildError(f"cannot copy a directory onto non-directory {target!r}")
                 _remove(host_dst)
-                _mkdir_parents(dest_root, target, opts.owner, opts.timestamp)
+                _mkdirs(target)
             _TreeCopy(opts).run(host_src, host_dst)
             continue
         # a single entry (file, symlink, or a dir copied as itself)
@@ -472,13 +492,14 @@ def copy(src_root: str, src: str, dest_root: str, dest: str, opts: CopyOptions) 
         into_dir = dest_is_dir or opts.parents or os.path.isdir(host_dest)
         if into_dir:
             if opts.create_dest_path:
-                host_dest = _mkdir_parents(dest_root, target_dir_path, opts.owner, opts.timestamp)
+                host_dest = _mkdirs(target_dir_path)
             final = os.path.join(host_dest, os.path.basename(match))
         else:
-            parent = os.path.dirname(target_dir_path)
+            # A symlink at the destination is followed (BuildKit resolves the whole path
+            # in the root), even a dangling one: the copy is written at its target.
+            final = host_dest
             if opts.create_dest_path:
-                _mkdir_parents(dest_root, parent, opts.owner, opts.timestamp)
-            final = rootpath.resolve(dest_root, target_dir_path, follow_final=False)
+                _mkdirs(rootpath.relative(dest_root, os.path.dirname(final)))
         if not os.path.isdir(os.path.dirname(final)):
             raise BuildError(f"copy {match} to {dest}: destination directory "
                              f"{rootpath.relative(dest_root, os.path.dirname(final))} "
@@ -491,9 +512,27 @@ def copy(src_root: str, src: str, dest_root: str, dest: str, opts: CopyOptions) 
             _copy_entry(host_src, src_st, final, opts)
 
 
+def _below_non_directory(root: str, path: str) -> str | None:
+    """The first prefix of ``path`` that lies below a non-directory (BuildKit's error when
+    resolving it in the root: ``lstat PREFIX: not a directory``), or None."""
+    current = ""
+    for part in path.strip("/").split("/"):
+        current += "/" + part
+        try:
+            os.lstat(rootpath.resolve(root, current, follow_final=False))
+        except NotADirectoryError:
+            return current
+        except FileNotFoundError:
+            return None
+    return None
+
+
 def mkdir(root: str, path: str, mode: int, *, make_parents: bool, owner: Owner | None,
           timestamp: int | None) -> None:
     path = rootpath.clean(path)
+    below = _below_non_directory(root, path)
+    if below is not None:
+        raise BuildError(f"lstat {below}: not a directory")
     if make_parents:
         _mkdir_parents(root, os.path.dirname(path), owner, timestamp)
     host = rootpath.resolve(root, path)
@@ -502,7 +541,8 @@ def mkdir(root: str, path: str, mode: int, *, make_parents: bool, owner: Owner |
             raise BuildError(f"mkdir {path}: file exists")
         return
     if os.path.lexists(host):
-        raise BuildError(f"mkdir {path}: a non-directory exists at that path")
+        raise BuildError(f"mkdir {path}: " + ("not a directory" if make_parents
+                                              else "file exists"))
     try:
         os.mkdir(host)
     except FileNotFoundError:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import tarfile
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -23,12 +22,11 @@ from buildkit_py.llb import ops_pb2
 from buildkit_py.snapshot import (
     DBSnapshotter,
     SnapshotNotFoundError,
-    apply_layer,
     open_snapshotter,
 )
 from buildkit_py.solver.vertex import Vertex
 from buildkit_py.solver.worker import OpContext, OpHandler, Result
-from buildkit_py.worker import fileops
+from buildkit_py.worker import fileops, untar
 from buildkit_py.worker.checksum import ChecksumCache
 from buildkit_py.worker.ops.common import scoped_keep
 from buildkit_py.worker.ops.exec_op import ExecHandler
@@ -171,19 +169,10 @@ class BuilderWorker:
                    opts: fileops.CopyOptions) -> bool:
         """ADD's archive auto-extraction: a local tar (any compression) is unpacked."""
         host = rootpath.resolve(src_root, src)
-        if not Path(host).is_file():
+        if not untar.is_archive(host):
             return False
-        try:
-            if not tarfile.is_tarfile(host):
-                return False
-        except OSError:
-            return False
-        target = rootpath.resolve(root, dest)
-        if not Path(target).exists():
-            fileops.mkdir(root, dest, 0o755, make_parents=True, owner=opts.owner,
-                          timestamp=opts.timestamp)
-        with open(host, "rb") as f:
-            apply_layer(f, Path(target))
+        owner = (opts.owner.uid, opts.owner.gid) if opts.owner else None
+        untar.untar(host, root, dest, owner=owner, timestamp=opts.timestamp)
         return True
 
     def info(self) -> dict[str, Any]:

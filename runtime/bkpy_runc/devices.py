@@ -38,7 +38,7 @@ def create(root: str, extra: list[dict[str, Any]]) -> None:
             raise RuntimeFailure(f"create device {path}", f"unknown device type {kind!r}")
         host = paths.resolve(root, path)
         try:
-            os.makedirs(os.path.dirname(host), 0o755, exist_ok=True)
+            paths.makedirs(os.path.dirname(host))
             paths.check_inside(root, host, f"create device {path}")
             if os.path.lexists(host):
                 continue  # like runc: a node already in the rootfs is kept

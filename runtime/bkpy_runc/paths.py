@@ -48,10 +48,23 @@ def check_inside(root: str, host: str, what: str) -> None:
         raise RuntimeFailure(what, f"target {real} is outside the rootfs")
 
 
+def makedirs(host: str, mode: int = 0o755) -> None:
+    """``mkdir -p`` giving every created level ``mode`` (as runc's MkdirAll): os.makedirs
+    gives the intermediate ones 0777 less the umask, and the init runs with umask 0."""
+    parent = os.path.dirname(host)
+    if parent != host and not os.path.lexists(parent):
+        makedirs(parent, mode)
+    try:
+        os.mkdir(host, mode)
+    except FileExistsError:
+        if not os.path.isdir(host):
+            raise
+
+
 def ensure_dir(root: str, path: str, what: str) -> str:
     host = resolve(root, path)
     try:
-        os.makedirs(host, 0o755, exist_ok=True)
+        makedirs(host)
     except OSError as e:
         raise RuntimeFailure(what, e) from None
     check_inside(root, host, what)
@@ -61,7 +74,7 @@ def ensure_dir(root: str, path: str, what: str) -> str:
 def ensure_file(root: str, path: str, what: str) -> str:
     host = resolve(root, path)
     try:
-        os.makedirs(os.path.dirname(host), 0o755, exist_ok=True)
+        makedirs(os.path.dirname(host))
         if not os.path.lexists(host):
             os.close(os.open(host, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o755))
     except OSError as e:

@@ -1,37 +1,51 @@
-"""The container's user process: executable lookup, environment, credentials, spawn."""
+"""The container's user process: executable lookup, environment, credentials, exec."""
 
 from __future__ import annotations
 
 import _signal
 import os
 
-from . import caps, report
+from . import caps, paths, signals
 from . import syscalls as sc
 from .errors import RuntimeFailure
 from .spec import Spec
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~15 ms of start-up; annotations are lazy
+    from typing import NoReturn
+
 _CAP_SYS_ADMIN = 1 << 21
-_PR_SET_DUMPABLE = 4
 # (effective, permitted) bits held only until the seccomp filter is loaded: without
 # no_new_privs the kernel wants CAP_SYS_ADMIN for it, which the process may not keep.
 _until_filter = [0, 0]
 
 
 def environment(spec: Spec) -> list[str]:
-    """The spec's env; HOME is added from the container's /etc/passwd when missing (runc)."""
+    """The spec's env; an unset or empty HOME is set from the container's /etc/passwd, as
+    runc does (an empty one in place, a missing one appended)."""
     env = list(spec.env)
-    if not any(e.startswith("HOME=") for e in env):
+    at = next((i for i, e in enumerate(env) if e.startswith("HOME=")), None)
+    if at is None:
         env.append("HOME=" + _home_of(spec.uid))
+    elif env[at] == "HOME=":
+        env[at] = "HOME=" + _home_of(spec.uid)
     return env
 
 
 def _home_of(uid: int) -> str:
+    """The home field of the first passwd entry for ``uid`` (empty if the entry has none),
+    "/" without one: runc's parsing (a short line has empty fields, a bad number is 0)."""
     try:
         with open("/etc/passwd", encoding="utf-8", errors="replace") as f:
             for line in f:
-                fields = line.rstrip("\n").split(":")
-                if len(fields) >= 6 and fields[2] == str(uid):
-                    return fields[5] or "/"
+                fields = line.strip().split(":")
+                if fields == [""]:
+                    continue
+                fields += [""] * (7 - len(fields))
+                digits = fields[2][1:] if fields[2][:1] in ("+", "-") else fields[2]
+                entry_uid = int(fields[2]) if digits.isascii() and digits.isdigit() else 0
+                if entry_uid == uid:
+                    return fields[5]
     except OSError:
         pass
     return "/"
@@ -67,7 +81,7 @@ def _executable(path: str) -> bool:
 def ensure_cwd(spec: Spec) -> None:
     """runc creates a missing working directory (root-owned, 0755) before starting."""
     try:
-        os.makedirs(spec.cwd, 0o755, exist_ok=True)
+        paths.makedirs(spec.cwd)
     except OSError as e:
         raise RuntimeFailure(f"create cwd {spec.cwd}", e) from None
 
@@ -100,8 +114,7 @@ def become_user(spec: Spec, keep_fd: int, preserve_fds: int) -> None:
     """Turn the init into the process owner (runc's order): limits, bounding set, cwd,
     user and groups, capabilities, no_new_privs, umask; only stdio stays open.
 
-    The init keeps these credentials: the user process it spawns inherits them through
-    execve, and an init without privileges is no extra power inside the container.
+    The user process inherits these credentials through execve (:func:`exec_user`).
     """
     _set_rlimits(spec)
     capsets = caps.CapSets(spec.capabilities)
@@ -128,23 +141,11 @@ def become_user(spec: Spec, keep_fd: int, preserve_fds: int) -> None:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
     os.umask(spec.umask)
     first = 3 + preserve_fds
-    if keep_fd >= first:  # keep_fd is close-on-exec: it reports spawn errors, then closes
+    if keep_fd >= first:  # keep_fd is close-on-exec: it reports exec errors, then closes
         os.closerange(first, keep_fd)
         os.closerange(keep_fd + 1, 1 << 20)
     else:
         os.closerange(first, 1 << 20)
-
-
-def spawn(spec: Spec, exe: str, env: list[str], sigs: list[int]) -> int:
-    """Start the user process (vfork+exec via posix_spawn: no copy of this interpreter,
-    unless a seccomp filter must be loaded in between)."""
-    env_map = dict(e.partition("=")[::2] for e in env)
-    if spec.seccomp_filter is not None:
-        return _spawn_filtered(spec, exe, env_map, sigs)
-    try:
-        return os.posix_spawn(exe, spec.args, env_map, setsigmask=(), setsigdef=sigs)
-    except OSError as e:
-        raise RuntimeFailure(f'exec: "{spec.args[0]}"', e) from None
 
 
 def _drop_until_filter() -> None:
@@ -152,51 +153,25 @@ def _drop_until_filter() -> None:
     sc.capset(eff & ~_until_filter[0], perm & ~_until_filter[1], inh)
 
 
-def _spawn_filtered(spec: Spec, exe: str, env: dict[str, str], sigs: list[int]) -> int:
-    """fork+exec: the child loads the seccomp filter as its last step before execve, so
-    the filter binds the user process only, never this init."""
-    assert spec.seccomp_filter is not None
-    from . import seccomp  # imported by the runtime before the fork that made this init
+def exec_user(spec: Spec, exe: str, env: list[str]) -> NoReturn:
+    """Replace this init with the user process, which becomes the container's PID 1 as
+    under runc (``$$`` is 1, ``/proc/1`` is the user's command). The seccomp filter is
+    loaded last, just before execve."""
+    # execve resets caught signals itself, not ignored ones (Python ignores SIGPIPE).
+    for s in signals.catchable():
+        if _signal.getsignal(s) == _signal.SIG_IGN:
+            _signal.signal(s, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
+    if spec.seccomp_filter is not None:
+        from . import seccomp  # imported by the runtime before the fork that made this init
 
-    # The filter does not bind this init: it must not be a way around it, so no ptrace,
-    # /proc/1/mem or pidfd_getfd for the user process (exec makes that dumpable again).
-    sc.prctl(_PR_SET_DUMPABLE, 0)
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)  # EOF: the exec succeeded; bytes: why not
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(err_r)
-            # posix_spawn's setsigdef: execve resets caught signals itself, not ignored ones.
-            for s in sigs:
-                if _signal.getsignal(s) == _signal.SIG_IGN:
-                    _signal.signal(s, _signal.SIG_DFL)
-            _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
-            seccomp.install(spec.seccomp_filter)
-            if any(_until_filter):
-                try:
-                    _drop_until_filter()
-                except OSError as e:
-                    raise RuntimeFailure("seccomp: drop CAP_SYS_ADMIN after loading", e) from None
+        seccomp.install(spec.seccomp_filter)
+        if any(_until_filter):
             try:
-                os.execve(exe, spec.args, env)
+                _drop_until_filter()
             except OSError as e:
-                raise RuntimeFailure(f'exec: "{spec.args[0]}"', e) from None
-        except BaseException as e:  # a forked child must never return
-            try:
-                os.write(err_w, report.describe(e).encode())
-            finally:
-                os._exit(127)
-    os.close(err_w)
-    if any(_until_filter):
-        try:
-            _drop_until_filter()  # the init keeps the process's capabilities, no more
-        except OSError as e:
-            raise RuntimeFailure("drop CAP_SYS_ADMIN kept for seccomp", e) from None
-    chunks = []
-    while chunk := os.read(err_r, 4096):
-        chunks.append(chunk)
-    os.close(err_r)
-    if chunks:
-        os.waitpid(pid, 0)
-        raise RuntimeFailure(b"".join(chunks).decode(errors="replace"))
-    return pid
+                raise RuntimeFailure("seccomp: drop CAP_SYS_ADMIN after loading", e) from None
+    try:
+        os.execve(exe, spec.args, dict(e.partition("=")[::2] for e in env))
+    except OSError as e:
+        raise RuntimeFailure(f'exec: "{spec.args[0]}"', e) from None

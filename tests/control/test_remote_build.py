@@ -88,6 +88,22 @@ def test_ignored_files_never_reach_the_daemon(tmp_path: Path, shared_daemon: Dae
     assert leaked == []
 
 
+def test_named_context_is_filtered_by_its_own_dockerignore(
+        tmp_path: Path, shared_daemon: Daemon) -> None:
+    env = client_env(tmp_path, shared_daemon)
+    marker = "NAMED-CONTEXT-SECRET-2c9e"
+    ctx = _context(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nCOPY --from=extra . /x\n"})
+    extra = _context(tmp_path / "extra", {".dockerignore": "*.key\n", "keep.txt": "k\n",
+                                          "id.key": marker})
+    run_bkpy("build", "--progress", "quiet", "--build-context", f"extra={extra}",
+             "-o", f"type=local,dest={tmp_path}/out", str(ctx), env=env)
+    assert sorted(p.name for p in (tmp_path / "out" / "x").iterdir()) == [
+        ".dockerignore", "keep.txt"]
+    leaked = [p for p in shared_daemon.root.rglob("*")
+              if p.is_file() and not p.is_symlink() and marker.encode() in p.read_bytes()]
+    assert leaked == []
+
+
 def test_outputs_are_written_on_the_client(tmp_path: Path, shared_daemon: Daemon) -> None:
     env = client_env(tmp_path, shared_daemon)
     ctx = _context(tmp_path / "ctx", {
@@ -139,17 +155,26 @@ def test_failed_step_keeps_location_snippet_and_log_tail(
     assert "Traceback" not in remote.err
     tail = remote.err[remote.err.index("------"):]
     assert "boom-output" in tail
-    assert "   3 | RUN echo boom-output && exit 3" in tail
+    assert "   3 | >>> RUN echo boom-output && exit 3" in tail
     assert "exit code: 3" in tail
     # the rendered error block is the embedded one, word for word
     assert embedded.code == 1
     assert tail == embedded.err[embedded.err.index("------"):]
 
 
-def test_dockerfile_error_exits_2_over_the_wire(tmp_path: Path, shared_daemon: Daemon) -> None:
+def test_dockerfile_error_exits_1_over_the_wire(tmp_path: Path, shared_daemon: Daemon) -> None:
     env = client_env(tmp_path, shared_daemon)
     ctx = _context(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nFROBNICATE now\n"})
     res = run_bkpy("build", "--progress", "quiet", str(ctx), env=env, check=False)
-    assert res.code == 2
+    assert res.code == 1
     assert "FROBNICATE" in res.err
     assert "Traceback" not in res.err
+
+
+def test_entitlements_travel_to_the_daemon(tmp_path: Path, shared_daemon: Daemon) -> None:
+    env = client_env(tmp_path, shared_daemon)
+    ctx = _context(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nRUN --security=insecure true\n"})
+    denied = run_bkpy("build", "--progress", "quiet", str(ctx), env=env, check=False)
+    assert denied.code == 1
+    assert "failed to load LLB: security.insecure is not allowed" in denied.err
+    run_bkpy("build", "--progress", "quiet", "--allow", "security.insecure", str(ctx), env=env)

@@ -53,7 +53,7 @@ def test_shell_form_cmd_is_wrapped_in_shell_instruction() -> None:
     assert cfg["config"]["Entrypoint"] == ["/bin/bash", "-eo", "pipefail", "-c", "exec app"]
     assert cfg["config"]["Cmd"] == ["/bin/sh", "-c", "echo hi"]
     assert cfg["config"]["Shell"] == ["/bin/bash", "-eo", "pipefail", "-c"]
-    assert "ArgsEscaped" not in cfg["config"]
+    assert cfg["config"]["ArgsEscaped"] is True  # BuildKit sets it on every CMD
 
 
 def test_healthcheck_durations_in_nanoseconds() -> None:
@@ -126,6 +126,35 @@ def test_history_entries_created_by_and_empty_layer() -> None:
         ("EXPOSE [80/tcp]", True),
         ('CMD ["x"]', True),
     ]
+
+
+def test_workdir_absolute_kept_as_written_relative_joined_and_cleaned() -> None:
+    res = build("FROM scratch\nWORKDIR app\nWORKDIR sub/\nWORKDIR .\nWORKDIR /a/../b/\n"
+                "WORKDIR c//d/.\n")
+    assert [h for h, _ in history(res)] == [
+        "WORKDIR /app", "WORKDIR /app/sub", "WORKDIR /app/sub", "WORKDIR /a/../b/",
+        "WORKDIR /b/c/d"]
+    assert res.image_config["config"]["WorkingDir"] == "/b/c/d"
+
+
+def test_expose_history_sorted_before_expansion_duplicates_kept() -> None:
+    res = build("FROM scratch\nARG P=9000\nEXPOSE 80 $P 443/tcp 80\n")
+    assert history(res)[-1] == ("EXPOSE [9000/tcp 443/tcp 80/tcp 80/tcp]", True)
+
+
+def test_healthcheck_history_is_go_struct_text() -> None:
+    res = build("FROM scratch\nHEALTHCHECK --interval=5s --start-period=90s --retries=4 "
+                "CMD wget -q x || exit 1\n")
+    assert history(res)[-1][0] == (
+        "HEALTHCHECK {Test:[CMD-SHELL wget -q x || exit 1] Interval:5s Timeout:0s "
+        "StartPeriod:1m30s StartInterval:0s Retries:4}")
+
+
+def test_empty_cmd_and_entrypoint_are_dropped() -> None:
+    resolver = FakeResolver({"base": image_config(Cmd=["sh"], Entrypoint=["/e"])})
+    cfg = build("FROM base\nENTRYPOINT []\nCMD []\n", image_resolver=resolver).image_config
+    assert "Cmd" not in cfg["config"] and "Entrypoint" not in cfg["config"]
+    assert cfg["config"]["ArgsEscaped"] is True
 
 
 def test_base_history_kept_and_created_dropped() -> None:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from buildkit_py.errors import DockerfileError, UserError
@@ -108,6 +110,14 @@ def test_named_context_replaces_image_and_stage() -> None:
     assert "local://srcdir" in idents
 
 
+def test_named_local_context_takes_its_own_dockerignore() -> None:
+    res = build("FROM base\nCOPY --from=src / /src\n", build_contexts={"src": "local:srcdir"},
+                context_ignores={"srcdir": ["*.tmp"]}, ignore_patterns=["*.md"])
+    (local,) = [v for v in vertices(res, "source")
+                if v.op.source.identifier == "local://srcdir"]
+    assert json.loads(local.op.source.attrs["local.excludepatterns"]) == ["*.tmp"]
+
+
 def test_named_context_replaces_a_stage_built_from_another_stage() -> None:
     res = build("FROM base AS one\nRUN a\nFROM one AS two\nRUN b\nFROM two\nRUN c\n",
                 build_contexts={"two": "local:prebuilt"})
@@ -168,7 +178,8 @@ def test_circular_stage_references() -> None:
 
 
 def test_from_with_variable_in_copy_from_is_an_error() -> None:
-    with pytest.raises(DockerfileError, match="alias stage") as err:
+    with pytest.raises(DockerfileError, match="variable expansion is not supported for --from"
+                       ) as err:
         build("FROM scratch AS a\nFROM scratch\nARG S=a\nCOPY --from=$S / /\n")
     assert err.value.location is not None and err.value.location.start_line == 4
 
@@ -180,10 +191,11 @@ def test_expansion_error_carries_location() -> None:
     assert "B is required" in err.value.message
 
 
-def test_invalid_chown_error_carries_location() -> None:
-    with pytest.raises(DockerfileError) as err:
-        build("FROM scratch\nCOPY --chown=:grp a /a\n")
-    assert err.value.location is not None and err.value.location.start_line == 2
+def test_chown_with_empty_user_is_a_name_lookup() -> None:
+    # As BuildKit's llb.WithUser: no error; the empty name matches no passwd entry (uid 0).
+    res = build("FROM scratch\nCOPY --chown=:grp a /a\n")
+    (copy,) = [v.op.file.actions[0].copy for v in vertices(res, "file")]
+    assert copy.owner.user.by_name.name == "" and copy.owner.group.by_name.name == "grp"
 
 
 def test_blank_base_name_and_bad_platform() -> None:
@@ -200,3 +212,18 @@ def test_from_platform_uses_expanded_meta_args() -> None:
     assert resolver.calls[0][1] == ARM64
     assert exec_with(res, "x").op.platform == ops_pb2.Platform(os="linux",
                                                                 architecture="arm64")
+
+
+@pytest.mark.parametrize(("mount", "message"), [
+    ("type=cache,target=/x,sharng=locked",
+     "unexpected key 'sharng' in 'sharng=locked' (did you mean sharing?)"),
+    ("type=cahce,target=/x", 'unsupported mount type "cahce" (did you mean cache?)'),
+    ("type=cache,target=/x,bogus", "invalid field 'bogus' must be a key=value pair"),
+    ("type=cache", 'invalid mount target "/"'),
+])
+def test_mount_errors_are_conversion_errors_at_the_run_line(mount: str, message: str) -> None:
+    # BuildKit words them without "dockerfile parse error on line N"
+    with pytest.raises(DockerfileError) as err:
+        build(f"FROM scratch\nRUN --mount={mount} true\n")
+    assert err.value.message == message and err.value.parse_line is None
+    assert err.value.location is not None and err.value.location.start_line == 2

@@ -147,3 +147,15 @@ RUN id -u > uid && pwd > pwd
     assert (out / "work" / "dir" / "uid").read_text() == "1000\n"
     assert (out / "work" / "dir" / "pwd").read_text() == "/work/dir\n"
     assert (out / "work" / "dir").stat().st_uid == 1000
+
+
+def test_privileged_run_needs_its_entitlement(bkpy: Bkpy, tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, "FROM busybox\nRUN --security=insecure --network=host true\n")
+    denied = bkpy("build", "--progress", "plain", str(ctx), check=False)
+    assert denied.code != 0
+    assert "failed to load LLB: network.host is not allowed" in denied.err
+    denied = bkpy("build", "--network", "host", str(ctx), check=False)  # grants network.host
+    assert "failed to load LLB: security.insecure is not allowed" in denied.err
+    bkpy("build", "--allow", "network.host", "--allow", "security.insecure", str(ctx))
+    unknown = bkpy("build", "--allow", "nope", str(ctx), check=False)
+    assert unknown.code != 0 and "unknown entitlement nope" in unknown.err

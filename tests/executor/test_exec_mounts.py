@@ -93,6 +93,24 @@ def test_cache_mount_is_seeded_from_the_given_source(sh: Sh, src_dir: Path) -> N
     assert (src_dir / "top.txt").read_text() == "top\n"
 
 
+def test_seeded_cache_mount_root_takes_the_seed_root_owner_and_mode(
+        sh: Sh, tmp_path: Path) -> None:
+    # `RUN --mount=type=cache,uid=,gid=,mode=` seeds the cache with such a directory.
+    seed = tmp_path / "seed"
+    seed.mkdir(mode=0o750)
+    os.chown(seed, 1000, 50)
+    mount = CacheMount("/c", id="seed-owned", seed=seed)
+    assert sh("stat -c '%u %g %a' /c", mounts=[mount]).stdout == "1000 50 750\n"
+
+
+def test_one_step_mounting_a_cache_twice_shares_one_instance(sh: Sh) -> None:
+    # BuildKit: the same cache id in one step is one instance, whatever the sharing mode
+    # (a second locked lease would wait for the first forever).
+    mounts = [CacheMount("/a", id="twice", sharing="locked"),
+              CacheMount("/b", id="twice", sharing="locked")]
+    assert sh("echo x > /a/f && cat /b/f", mounts=mounts).stdout == "x\n"
+
+
 def _two_rootfs(rootfs: Path) -> list[Path]:
     # Concurrent execs never share a rootfs (each gets its own snapshot): the stub cleanup of
     # one would remove a mount point the other still uses.
@@ -262,7 +280,26 @@ def test_mount_stubs_are_removed_and_rootfs_is_unchanged(
         SshMount(socket=agent_socket),
     ])  # fmt: skip
     assert res.code == 0, res.stderr
-    assert snapshot_tree(rootfs) == before
+    after = snapshot_tree(rootfs)
+    # Like BuildKit's stub cleaner, the parents of removed stubs (/ and /etc here) keep the
+    # mtime the stubs' creation gave them; everything else is as before.
+    assert after.keys() == before.keys()
+    assert {k: v for k, v in after.items() if k not in (".", "etc")} == {
+        k: v for k, v in before.items() if k not in (".", "etc")}
+    assert {k: after[k][:2] for k in (".", "etc")} == {k: before[k][:2] for k in (".", "etc")}
+
+
+def test_runtime_mount_points_stay_as_in_buildkit(sh: Sh, rootfs: Path) -> None:
+    # BuildKit cleans up the stubs of the step's own mounts and of /etc/hosts and
+    # /etc/resolv.conf only: /proc and /sys made for the runtime's mounts stay (0755), and
+    # a missing /dev made as the parent of a mount point inside it goes again.
+    for name in ("proc", "sys", "dev"):
+        os.rmdir(rootfs / name)
+    res = sh("true", mounts=[TmpfsMount("/dev/extra"), TmpfsMount("/a/b/c")])
+    assert res.code == 0, res.stderr
+    assert {n: oct(os.stat(rootfs / n).st_mode & 0o7777) for n in ("proc", "sys")} == {
+        "proc": "0o755", "sys": "0o755"}
+    assert not (rootfs / "dev").exists() and not (rootfs / "a").exists()
 
 
 def test_non_empty_stub_is_kept(sh: Sh, rootfs: Path, src_dir: Path) -> None:

@@ -15,9 +15,11 @@ from buildkit_py.executor.cache_mounts import cache_key
 from buildkit_py.executor.network_files import filter_resolv_conf, hosts_content
 from buildkit_py.executor.spec import (
     DEFAULT_CAPS,
+    DEFAULT_PATH,
     MASKED_PATHS,
     SpecInput,
     build_spec,
+    process_env,
 )
 from buildkit_py.executor.stubs import MountStubs
 from buildkit_py.executor.user import Identity, resolve_user
@@ -39,8 +41,8 @@ def test_spec_default_sandbox_fields() -> None:
     assert proc["noNewPrivileges"] is False and proc["terminal"] is False
     assert proc["env"][0].startswith("PATH=/usr/local/sbin:")
     assert spec["hostname"] == "buildkitsandbox"
-    assert [m["destination"] for m in spec["mounts"]][:7] == [
-        "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup",
+    assert [m["destination"] for m in spec["mounts"]][:6] == [
+        "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys",
     ]  # fmt: skip
     assert "ro" in spec["mounts"][5]["options"]
     ns = [n["type"] for n in spec["linux"]["namespaces"]]
@@ -127,6 +129,16 @@ def test_hosts_and_resolv_conf_content() -> None:
     only_local = filter_resolv_conf(b"nameserver 127.0.0.1\nnameserver ::1\noptions edns0\n")
     assert b"127.0.0.1" not in only_local and b"nameserver 8.8.8.8" in only_local
     assert b"options edns0" in only_local
+
+
+def test_process_env_is_what_buildkit_and_runc_give() -> None:
+    # Set one by one: a repeated name keeps its first place; BuildKit's tracing variables
+    # are appended unless the step sets them; PATH keeps its place (no default then).
+    env = process_env(["A=1", "PATH=/bin", "A=2", "BARE", "OTEL_TRACES_EXPORTER=none"])
+    assert env == ["A=2", "PATH=/bin", "OTEL_TRACES_EXPORTER=none",
+                   "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=unix:///dev/otel-grpc.sock",
+                   "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc"]
+    assert process_env([])[0] == f"PATH={DEFAULT_PATH}"
 
 
 def test_stub_recording_lists_missing_paths_deepest_first(tmp_path: Path) -> None:

@@ -89,5 +89,5 @@ def test_cli_on_mutated_dockerfiles_exits_cleanly(data: bytes) -> None:
         for sub in ("ast", "check"):
             proc = run_bkpy("dockerfile", sub, str(path))
             err = proc.stderr.decode(errors="replace")
-            assert proc.returncode in (0, 2), err
+            assert proc.returncode in (0, 1), err  # 1: a Dockerfile error, as buildx
             assert "Traceback" not in err and "internal error" not in err

@@ -83,7 +83,7 @@ def read_oci_archive(path: Path, architecture: str = "amd64") -> ImageArchive:
                 continue
             break
         raw_config = blob(doc["config"])
-        layers = [decompress_layer(blob(layer)) for layer in doc["layers"]]
+        layers = [decompress_layer(blob(layer)) for layer in doc.get("layers") or []]
     finally:
         files.close()
     return ImageArchive(json.loads(raw_config), layers, raw_config)

@@ -4,7 +4,8 @@ An observation is a JSON document:
 
 - ``exit``: the builder's exit status;
 - failed builds: ``error``, BuildKit's message (the last ``ERROR:`` line, without the CLI's
-  ``ERROR:`` / ``failed to build:`` prefixes);
+  ``ERROR:`` / ``failed to build:`` prefixes); BuildKit names a cache ref by random IDs
+  (``checksum of ref ID::ID:``), a new pair per build, so any ref name reads ``REF``;
 - succeeded builds: ``platforms``, for each platform built:
   - ``config``: the image config, minus every ``created`` time and, unless the case sets
     ``SOURCE_DATE_EPOCH``, minus ``rootfs.diff_ids`` (they hash file times);
@@ -29,6 +30,7 @@ from tests.referee.image_archive import read_oci_archive
 from tests.referee.rootfs import Entry, apply_layers
 
 _ERROR_PREFIXES = ("ERROR: ", "failed to build: ")
+_REF_NAME = re.compile(r"(checksum of ref )\S+:( )")
 
 
 def error_message(stderr: str) -> str:
@@ -39,7 +41,7 @@ def error_message(stderr: str) -> str:
     msg = lines[-1]
     for prefix in _ERROR_PREFIXES:
         msg = msg.removeprefix(prefix)
-    return msg
+    return _REF_NAME.sub(r"\1REF:\2", msg)
 
 
 def _line(path: str, e: Entry) -> str:

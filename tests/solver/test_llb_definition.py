@@ -114,4 +114,5 @@ def test_failing_step_error_points_at_dockerfile_line(tmp_path: Path, env: Env) 
     assert err.location is not None and err.location.start_line == 4
     assert err.log_tail == ["false"]
     text = err.render()
-    assert "   4 | RUN false" in text and 'process "false" did not complete' in text
+    assert "   4 | >>> RUN false" in text and " > [4/4] RUN false:" in text
+    assert text.splitlines()[-1].startswith('ERROR: process "false" did not complete')

@@ -161,8 +161,10 @@ def test_failure_cancels_the_rest_and_names_the_vertex(env: Env) -> None:
         assert env.worker.counts[("interrupted", "slow")] == 1
     err = info.value
     assert err.digest == bad.digest
-    assert "[build 2/3] RUN make" in err.message
-    assert "process exited with code 1" in err.message
+    # the message is BuildKit's (without the step); the step is named with the log tail
+    assert err.message == "process exited with code 1"
+    assert err.vertex_name == "[build 2/3] RUN make"
+    assert " > [build 2/3] RUN make:" in err.render()
     assert err.location == loc
     assert err.log_tail == [*lines[-9:], "boom"]  # the last 10 lines, both streams
     assert "Dockerfile:3" in err.render()

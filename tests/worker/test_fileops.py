@@ -67,8 +67,11 @@ def test_wildcard_matching_nothing_is_not_an_error(ctx: Path, dest: Path) -> Non
 
 
 def test_missing_source_is_an_error(ctx: Path, dest: Path) -> None:
-    with pytest.raises(BuildError, match="not found"):
+    # the copy's own wording; the file op rewords it for a context source (as BuildKit)
+    with pytest.raises(fileops.SourceNotFoundError,
+                       match=r"^lstat /missing\.txt: no such file or directory$") as info:
         fileops.copy(str(ctx), "missing.txt", str(dest), "/", _opts())
+    assert isinstance(info.value, BuildError) and info.value.path == "/missing.txt"
 
 
 def test_chown_and_symbolic_chmod(ctx: Path, dest: Path) -> None:
@@ -116,6 +119,28 @@ def test_parents_keeps_source_directories(ctx: Path, dest: Path) -> None:
 def test_timestamp_override(ctx: Path, dest: Path) -> None:
     fileops.copy(str(ctx), "f.txt", str(dest), "/t", _opts(timestamp=1000))
     assert os.stat(dest / "t").st_mtime == 1000
+
+
+def test_contents_copy_dest_dir_takes_the_source_dir_times_only(ctx: Path,
+                                                                  dest: Path) -> None:
+    os.utime(ctx / "dir", (1_600_000_000, 1_600_000_000))
+    (dest / "existing").mkdir(mode=0o711)
+    fileops.copy(str(ctx), "dir", str(dest), "/existing", _opts())
+    st = os.stat(dest / "existing")
+    assert (st.st_mtime, st.st_mode & 0o7777) == (1_600_000_000, 0o711)
+
+
+def test_created_dest_dirs_take_an_octal_chmod(ctx: Path, dest: Path) -> None:
+    fileops.copy(str(ctx), "f.txt", str(dest), "/a/b/f.txt", _opts(dir_mode=0o750))
+    assert os.stat(dest / "a").st_mode & 0o7777 == 0o750
+    assert os.stat(dest / "a" / "b").st_mode & 0o7777 == 0o750
+
+
+def test_symlink_at_a_file_destination_is_written_through(ctx: Path, dest: Path) -> None:
+    os.symlink("/target/file", dest / "dangling")
+    fileops.copy(str(ctx), "f.txt", str(dest), "/dangling", _opts())
+    assert os.path.islink(dest / "dangling")
+    assert (dest / "target" / "file").read_text() == "f"
 
 
 def test_keep_filter_excludes_paths(ctx: Path, dest: Path) -> None:

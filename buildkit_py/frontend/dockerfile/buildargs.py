@@ -306,9 +306,15 @@ class ArgScope:
         self._env = env
         self._args: list[_Declared] = []
 
-    def child(self, image_env: Iterable[str] | Mapping[str, str] | None = None) -> ArgScope:
-        """Scope of a stage built ``FROM`` this one: inherits its env and ARGs."""
+    def child(self, image_env: Iterable[str] | Mapping[str, str] | None = None, *,
+              reapply: Iterable[str] = ()) -> ArgScope:
+        """Scope of a stage built ``FROM`` this one: inherits its env and ARGs; the
+        ``reapply`` entries (the image config's env) are set again in order, as BuildKit's
+        stage init does, which moves them after the inherited ARG values."""
         env = dict(self._env) if image_env is None else _env_items(image_env)
+        for key, value in _env_items(reapply).items():
+            env.pop(key, None)
+            env[key] = value
         scope = ArgScope(self._build_args, self._meta, env)
         scope._args = list(self._args)
         return scope
@@ -330,12 +336,18 @@ class ArgScope:
             else:
                 value = self._meta.get(name)
         if value is not None and name not in _NON_ENV_ARGS:
-            self._env[name] = value
+            self._set(name, value)
         self._args.append(_Declared(name, value))
         return value
 
     def set_env(self, key: str, value: str) -> None:
         """An ENV instruction (or anything else that sets a variable)."""
+        self._set(key, value)
+
+    def _set(self, key: str, value: str) -> None:
+        # A variable set again moves to the end, as in BuildKit's llb env list: the order
+        # a RUN's process sees (the image config keeps its place instead).
+        self._env.pop(key, None)
         self._env[key] = value
 
     def expand_env(self) -> Mapping[str, str]:
@@ -343,7 +355,7 @@ class ArgScope:
         return self._env
 
     def env(self) -> list[str]:
-        """``K=V`` entries of a RUN's environment, in first-set order."""
+        """``K=V`` entries of a RUN's environment, in last-set order."""
         return [f"{k}={v}" for k, v in self._env.items()]
 
     def arg_names(self) -> set[str]:

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from buildkit_py import rootpath
 from buildkit_py.errors import BuildError
+from buildkit_py.gostrings import go_quote
 from buildkit_py.llb import ops_pb2
 from buildkit_py.solver.worker import CacheMap, CacheMapDep, OpContext, Result
 from buildkit_py.worker.ops.common import content_digest, op_cache_digest, unwrap
@@ -63,7 +65,12 @@ class ExecHandler:
         self._cancel.set()
 
     def exec(self, ctx: OpContext, inputs: Sequence[Result]) -> list[Result]:
-        from buildkit_py.executor import ExecRequest, SecretMount  # only when a step runs
+        from buildkit_py.executor import (  # only when a step runs
+            ExecRequest,
+            RuntimeStartError,
+            SecretMount,
+        )
+        from buildkit_py.executor.errors import UnknownUserError
 
         op = self.op.exec
         ins = [unwrap(r) for r in inputs]
@@ -103,19 +110,28 @@ class ExecHandler:
                     extra_hosts=[(h.host, h.ip) for h in op.meta.extra_hosts],
                     secrets=self.worker.secrets(ctx),
                 )
-                code = self.worker.executor.run(
-                    req,
-                    stdout=lambda b: ctx.progress.log(1, b),
-                    stderr=lambda b: ctx.progress.log(2, b),
-                    cancel=self._cancel,
-                )
+                process = go_quote(" ".join(op.meta.args))
+                try:
+                    code = self.worker.executor.run(
+                        req,
+                        stdout=lambda b: ctx.progress.log(1, b),
+                        stderr=lambda b: ctx.progress.log(2, b),
+                        cancel=self._cancel,
+                    )
+                except RuntimeStartError as err:
+                    # runc reports a process it cannot start on the step's output and exits
+                    # 1; BuildKit then reports exit code 1
+                    ctx.progress.log(2, f"{err.message}\n".encode())
+                    code = 1
+                except UnknownUserError as err:
+                    raise BuildError(f"process {process} did not complete successfully: "
+                                     f"{err.message}", hint=err.hint) from err
                 valid = list(op.meta.valid_exit_codes) or [0]
                 if code not in valid:
                     for _, layer in layers:
                         layer.discard = True
                     raise BuildError(
-                        f'process "{" ".join(op.meta.args)}" did not complete successfully: '
-                        f"exit code: {code}")
+                        f"process {process} did not complete successfully: exit code: {code}")
             for index, layer in layers:
                 if index >= 0:
                     outputs[index] = layer.result
@@ -169,14 +185,23 @@ class ExecHandler:
             return BindMount(target=m.dest, source=layer.path, selector=m.selector,
                              readonly=False)
         if m.mount_type == ops_pb2.MOUNT_TYPE_CACHE:
+            cache_id = m.cache_opt.id or m.dest
             seed = None
             if src is not None:
-                seed = stack.enter_context(self.worker.snapshots.read(src))
-            return CacheMount(target=m.dest, id=m.cache_opt.id or m.dest,
+                # As BuildKit, a seeded cache is its own cache (keyed by the seed too) and
+                # the mount shows the selected directory of it: only that part is copied.
+                root = stack.enter_context(self.worker.snapshots.read(src))
+                seed = Path(rootpath.resolve(root, m.selector)) if m.selector else root
+                if not seed.is_dir():
+                    raise BuildError(f"cannot mount cache {m.dest}: {m.selector or '/'} is not "
+                                     "a directory in the mount source")
+                cache_id += f":{src.id}:{m.selector or '/'}"
+            return CacheMount(target=m.dest, id=cache_id,
                               sharing=_SHARING.get(m.cache_opt.sharing, "shared"),
                               seed=seed, readonly=m.readonly)
         if m.mount_type == ops_pb2.MOUNT_TYPE_TMPFS:
-            return TmpfsMount(target=m.dest, size=m.tmpfs_opt.size or None)
+            return TmpfsMount(target=m.dest, size=m.tmpfs_opt.size or None,
+                              readonly=m.readonly)
         if m.mount_type == ops_pb2.MOUNT_TYPE_SECRET:
             o = m.secret_opt
             return SecretMount(id=o.id, target=m.dest, required=not o.optional,

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from buildkit_py import rootpath
 from buildkit_py.errors import BuildError
-from buildkit_py.executor.user import resolve_user
+from buildkit_py.executor.user import lookup_group, lookup_user
+from buildkit_py.gostrings import go_quote
 from buildkit_py.llb import ops_pb2
 from buildkit_py.snapshot import mounted
 from buildkit_py.solver.progress import ProgressWriter
@@ -56,6 +57,43 @@ def _selection_spec(specs: dict[str, ops_pb2.FileActionCopy], selectors: Sequenc
                   list(c.include_patterns), list(c.exclude_patterns)]
         h.update(b"\0" + json.dumps(fields).encode())
     return h.hexdigest()
+
+
+def _context_not_found(src: SnapshotResult | LocalResult | None, path: str) -> BuildError:
+    """A path missing from the build context, in BuildKit's words: it finds out when
+    checksumming the context (its ref is named here by the context directory)."""
+    name = src.path.name if isinstance(src, LocalResult) else "scratch"
+    return BuildError("failed to compute cache key: failed to calculate checksum of ref "
+                      f"{name}: {go_quote(path)}: not found",
+                      hint="check the path is inside the build context and not excluded by "
+                           ".dockerignore")
+
+
+def _exact(path: str) -> ops_pb2.FileActionCopy:
+    """A copy spec naming ``path`` literally (for :meth:`FileHandler._sources`)."""
+    return ops_pb2.FileActionCopy(src=path, allow_wildcard=False)
+
+
+def _check_user_input(u: ops_pb2.UserOpt) -> None:
+    # A name is looked up in one of the op's inputs; a copy made in scratch (COPY --link)
+    # has none, which BuildKit rejects.
+    if u.by_name.input < 0:
+        raise BuildError(f"invalid user index: {u.by_name.input}")
+
+
+def _holds_kept(root: str, path: str, keep: Callable[[str], bool]) -> bool:
+    """Whether the excluded directory ``path`` holds a path the context keeps (a
+    .dockerignore exception): BuildKit's context then has the directory, with just those."""
+    top = rootpath.resolve(root, path, follow_final=False)
+    if not os.path.isdir(top) or os.path.islink(top):
+        return False
+    base = path.strip("/")
+    for dirpath, dirnames, filenames in os.walk(top):
+        rel = os.path.relpath(dirpath, top)
+        prefix = base if rel == "." else f"{base}/{rel}"
+        if any(keep(f"{prefix}/{name}") for name in (*dirnames, *filenames)):
+            return True
+    return False
 
 
 def _copy_keep(c: ops_pb2.FileActionCopy) -> Callable[[str], bool] | None:
@@ -142,7 +180,8 @@ class FileHandler:
             found = [rootpath.clean(c.src)]
         if local_keep is None:
             return found
-        return [m for m in found if m == "/" or local_keep(m.strip("/"))]
+        return [m for m in found if m == "/" or local_keep(m.strip("/"))
+                or _holds_kept(root, m, local_keep)]
 
     # exec -------------------------------------------------------------------
 
@@ -169,7 +208,9 @@ class FileHandler:
                 else:
                     base = ins[a.input] if a.input >= 0 else None
                     if isinstance(base, LocalResult):
-                        raise BuildError("invalid file op: cannot write into a local source")
+                        # A local context as the base (FROM a named context): as in
+                        # BuildKit, what it exposes is a layer of its own, below this one.
+                        base = self._local_layer(base)
                     layer = stack.enter_context(self.worker.snapshots.write(base))
                 layers[i] = layer
                 self._apply(stack, a, layer, ins, ctx.progress)
@@ -185,6 +226,12 @@ class FileHandler:
                 raise BuildError(f"invalid file op: output {index} was not produced")
             results.append(layer.result)
         return results
+
+    def _local_layer(self, local: LocalResult) -> SnapshotResult:
+        with self.worker.snapshots.write(None) as seed:
+            self.worker.copy_local_into(local, Path(seed.path))
+        assert seed.result is not None
+        return seed.result
 
     def _reusable(self, ins: list[SnapshotResult | LocalResult]) -> bool:
         """A lone copy from a local context onto a snapshot: what ``copy_reuse`` handles
@@ -239,21 +286,28 @@ class FileHandler:
         return result
 
     def _owner(self, opt: ops_pb2.ChownOpt, layer: ActiveLayer) -> fileops.Owner | None:
+        """BuildKit's reading of a chown option: a numeric user sets the gid too; a name
+        missing from /etc/passwd (or /etc/group) silently leaves 0 (or the gid as is)."""
         if not opt.HasField("user") and not opt.HasField("group"):
             return None
-        names: list[str] = []
-        for field in ("user", "group"):
-            if not opt.HasField(field):
-                names.append("")
-                continue
-            u: ops_pb2.UserOpt = getattr(opt, field)
-            names.append(str(u.by_id) if u.WhichOneof("user") == "by_id" else u.by_name.name)
-        user, group = names
-        spec = user or "0"
-        if group:
-            spec += ":" + group
-        ident = resolve_user(Path(layer.path), spec)
-        return fileops.Owner(ident.uid, ident.gid)
+        uid = gid = 0
+        if opt.HasField("user"):
+            if opt.user.WhichOneof("user") == "by_name":
+                _check_user_input(opt.user)
+                found = lookup_user(Path(layer.path), opt.user.by_name.name)
+                if found is not None:
+                    uid, gid = found
+            else:
+                uid = gid = opt.user.by_id
+        if opt.HasField("group"):
+            if opt.group.WhichOneof("user") == "by_name":
+                _check_user_input(opt.group)
+                found_gid = lookup_group(Path(layer.path), opt.group.by_name.name)
+                if found_gid is not None:
+                    gid = found_gid
+            else:
+                gid = opt.group.by_id
+        return fileops.Owner(uid, gid)
 
     def _apply(self, stack: contextlib.ExitStack, a: ops_pb2.FileAction, layer: ActiveLayer,
                ins: list[SnapshotResult | LocalResult], progress: ProgressWriter) -> None:
@@ -301,10 +355,12 @@ class FileHandler:
         src_root = stack.enter_context(self.worker.snapshots.read(src))
         local_keep = src.keep if isinstance(src, LocalResult) else None
         mode: chmod.ModeFunc | None = None
+        dir_mode = 0o755
         if c.mode_str:
             mode = chmod.parse(c.mode_str)
         elif c.mode >= 0:
             fixed = c.mode
+            dir_mode = fixed & 0o777  # created dest dirs: no suid/sgid/sticky (as BuildKit)
 
             def mode(_cur: int, _is_dir: bool) -> int:
                 return fixed
@@ -312,11 +368,15 @@ class FileHandler:
         owner = self._owner(c.owner, layer)
         sources = self._sources(str(src_root), c, local_keep)
         if not sources and not (c.allow_wildcard and fileops.has_wildcard(c.src)):
-            raise BuildError(f"failed to compute cache key: {c.src!r} not found",
-                             hint="is it excluded by .dockerignore?")
+            # BuildKit's wording: a context path is missing when checksumming the context
+            # (its ref is named here by the context directory), another input's on copying
+            raise _context_not_found(src, c.src)
         if not sources and not c.allow_empty_wildcard:
             raise BuildError(f"no source files were specified matching {c.src!r}")
-        many = len(sources) > 1
+        for required in c.required_paths:  # COPY --parents of a path without wildcards
+            kept = self._sources(str(src_root), _exact(required), local_keep)
+            if not kept or not os.path.lexists(rootpath.resolve(str(src_root), required)):
+                raise _context_not_found(src, required)
         if self._checksum_note:
             progress.log(1, self._checksum_note)
             self._checksum_note = ""
@@ -324,7 +384,7 @@ class FileHandler:
         started = time.monotonic()
         for m in sources:
             opts = fileops.CopyOptions(
-                owner=owner, mode=mode, follow_symlinks=c.follow_symlink,
+                owner=owner, mode=mode, dir_mode=dir_mode, follow_symlinks=c.follow_symlink,
                 dir_copy_contents=c.dir_copy_contents, create_dest_path=c.create_dest_path,
                 allow_wildcard=False, allow_empty_wildcard=c.allow_empty_wildcard,
                 timestamp=_seconds(c.timestamp),
@@ -335,13 +395,16 @@ class FileHandler:
                 stats=stats,
                 reuse=reuse if len(sources) == 1 else None,
             )
-            dest = c.dest
-            if many and not dest.endswith("/"):
-                dest += "/"
+            dest = c.dest  # several matches go to the same dest, as in BuildKit
             if c.attempt_unpack_docker_compatibility and self.worker.try_unpack(
                     str(src_root), m, root=str(layer.path), dest=dest, opts=opts):
                 continue
-            fileops.copy(str(src_root), m, str(layer.path), dest, opts)
+            try:
+                fileops.copy(str(src_root), m, str(layer.path), dest, opts)
+            except fileops.SourceNotFoundError as err:
+                if isinstance(src, LocalResult):
+                    raise _context_not_found(src, err.path) from err
+                raise
         if stats.files >= _LOG_COPIES_FROM:
             progress.log(1, f"copy: {stats.files} files ({stats.bytes / 1e6:.1f} MB) "
                                   f"in {time.monotonic() - started:.2f}s\n")

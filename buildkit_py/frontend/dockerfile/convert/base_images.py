@@ -11,8 +11,10 @@ from buildkit_py.frontend.dockerfile.convert.dispatch_context import ConvertCont
 from buildkit_py.frontend.dockerfile.convert.image_config import ImageConfig
 from buildkit_py.frontend.dockerfile.convert.options import ResolvedImage
 from buildkit_py.frontend.dockerfile.convert.stage_state import StageState
+from buildkit_py.gostrings import go_quote
 from buildkit_py.llb import ops_pb2
 from buildkit_py.platforms import Platform
+from buildkit_py.registry.reference import InvalidReferenceError, parse_reference
 
 
 def _familiar(ref: str) -> list[str]:
@@ -47,9 +49,11 @@ def named_context(name: str, cx: ConvertContext) -> str | None:
 
 def _resolve_image(ref: str, platform: Platform, cx: ConvertContext) -> tuple[str, dict[str, Any]]:
     try:
+        parse_reference(ref)  # docker's rules, worded as BuildKit words them
         normalized = llb.normalize_image_ref(ref)
-    except llb.LLBError as exc:
-        raise DockerfileError(f"failed to parse stage name {ref!r}: {exc.message}") from exc
+    except (llb.LLBError, InvalidReferenceError) as exc:
+        raise DockerfileError(
+            f"failed to parse stage name {go_quote(ref)}: {exc.message}") from exc
     resolver = cx.opts.image_resolver
     if resolver is None:
         raise UsageError(
@@ -121,6 +125,7 @@ def _from_context(ds: StageState, value: str, name: str, platform: Platform,
                               "directory")
     local_name = value[len("local:"):] if value.startswith("local:") else name
     ds.state = llb.local(local_name, shared_key=local_name,
+                         exclude=cx.opts.context_ignores.get(local_name, ()),
                          session_id=cx.opts.session_id,
                          description=f"[context {name}] load from client")
     ds.image = ImageConfig.empty(platform)

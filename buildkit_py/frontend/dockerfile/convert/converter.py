@@ -9,12 +9,13 @@ repeat), then dispatch each needed stage's instructions in Dockerfile order.
 from __future__ import annotations
 
 from buildkit_py import llb
-from buildkit_py.errors import DockerfileError, UsageError
+from buildkit_py.errors import DockerfileError, UsageError, UserError
 from buildkit_py.frontend.dockerfile.buildargs import BuildArgs, is_proxy_arg
 from buildkit_py.frontend.dockerfile.convert.base_images import named_context, resolve_stage
 from buildkit_py.frontend.dockerfile.convert.context import MainContext
 from buildkit_py.frontend.dockerfile.convert.dispatch import STEP_TYPES, dispatch
 from buildkit_py.frontend.dockerfile.convert.dispatch_context import ConvertContext
+from buildkit_py.frontend.dockerfile.convert.dispatch_meta import normalize_workdir
 from buildkit_py.frontend.dockerfile.convert.errors import located
 from buildkit_py.frontend.dockerfile.convert.onbuild import parse_trigger
 from buildkit_py.frontend.dockerfile.convert.options import (
@@ -25,7 +26,9 @@ from buildkit_py.frontend.dockerfile.convert.options import (
 from buildkit_py.frontend.dockerfile.convert.stage_state import StageState
 from buildkit_py.frontend.dockerfile.convert.stages import StageGraph, check_cycles, reachable
 from buildkit_py.frontend.dockerfile.instructions.model import Dockerfile, Onbuild, Stage
+from buildkit_py.frontend.dockerfile.parser.dump import go_quote
 from buildkit_py.frontend.dockerfile.shell_lex import ShellLex
+from buildkit_py.frontend.dockerfile.suggest import suggest
 from buildkit_py.llb import ops_pb2
 from buildkit_py.platforms import Platform, host_platform, parse_platform
 
@@ -130,6 +133,7 @@ def convert(dockerfile: Dockerfile, opts: ConvertOptions) -> ConvertResult:
         platform=target_platform,
         stage_name=target.name or None,
         warnings=cx.warnings,
+        base_image=image.base,
     )
 
 
@@ -188,8 +192,9 @@ def _pick_target(graph: StageGraph, target: str | None) -> StageState:
     found = graph.find(target)
     if found is None or found.implicit:
         names = [s.name for s in real if s.name]
-        raise UsageError(
-            f"target stage {target!r} could not be found",
+        raise UserError(
+            suggest(f"target stage {go_quote(target)} could not be found", target, names,
+                    case_sensitive=True),
             hint=f"stages: {', '.join(names)}" if names else "the Dockerfile has no named stages",
         )
     return found
@@ -235,7 +240,7 @@ def _init_stage(ds: StageState, cx: ConvertContext) -> None:
         ds.platform = base.platform
         assert base.image is not None and base.scope is not None
         ds.image = base.image.clone()
-        ds.scope = base.scope.child()
+        ds.scope = base.scope.child(reapply=ds.image.env())
     assert ds.image is not None
     # The inherited triggers were compiled into this stage; grandchildren don't see them.
     ds.image.set_field("OnBuild", None)
@@ -245,7 +250,10 @@ def _init_stage(ds: StageState, cx: ConvertContext) -> None:
     if ds.base is None:
         wd = ds.image.config.get("WorkingDir")
         if wd:
-            ds.state = ds.state.dir(str(wd))
+            # BuildKit runs the base's workdir through WORKDIR's rule (without a commit).
+            wd = normalize_workdir(str(wd), str(wd))
+            ds.image.set_field("WorkingDir", wd)
+            ds.state = ds.state.dir(wd)
         user = ds.image.config.get("User")
         if user:
             ds.state = ds.state.user(str(user))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import posixpath
-import re
 from typing import Any
 
 from buildkit_py import llb
@@ -17,9 +16,22 @@ from buildkit_py.frontend.dockerfile.convert.sources import (
 )
 from buildkit_py.frontend.dockerfile.convert.stage_state import StageState
 from buildkit_py.frontend.dockerfile.instructions.model import Add, Copy
+from buildkit_py.frontend.dockerfile.parser.dump import go_quote
 from buildkit_py.frontend.dockerfile.shell_lex import expand_heredoc_body
+from buildkit_py.worker.chmod import compile_symbolic
 
-_SYMBOLIC_MODE = re.compile(r"^[ugoa]*[-+=][rwxXst]*(,[ugoa]*[-+=][rwxXst]*)*$")
+
+def has_wildcard(path: str) -> bool:
+    """Whether a path has a glob character outside a backslash escape (as BuildKit)."""
+    escaped = False
+    for ch in path:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch in "*?[":
+            return True
+    return False
 
 
 def dest_path(cwd: str, dest: str) -> str:
@@ -33,15 +45,16 @@ def dest_path(cwd: str, dest: str) -> str:
 
 
 def parse_chmod(value: str) -> int | str:
-    """Octal (<= 07777) or symbolic (``u+x``, ``go=rX``) file mode."""
-    if value.isdigit() and set(value) <= set("01234567"):
-        mode = int(value, 8)
-        if mode <= 0o7777:
-            return mode
-    elif _SYMBOLIC_MODE.match(value):
-        return value
-    raise DockerfileError(
-        f"invalid chmod parameter: '{value}'. it should be octal string and between 0 and 07777")
+    """Octal (<= 07777) or symbolic (``u+x``, ``go=rX``, ``g=u``) file mode, with
+    BuildKit's errors: numeric-looking values get the octal message, else "invalid syntax"."""
+    if value[:1].isdigit():
+        if set(value) <= set("01234567") and int(value, 8) <= 0o7777:
+            return int(value, 8)
+        raise DockerfileError(f"invalid chmod parameter: '{value}'. it should be octal "
+                              "string and between 0 and 07777")
+    if compile_symbolic(value) is None:
+        raise DockerfileError("invalid syntax")
+    return value
 
 
 def dispatch_copy(d: StageState, source: StageState | None, c: Copy | Add,
@@ -57,7 +70,7 @@ def dispatch_copy(d: StageState, source: StageState | None, c: Copy | Add,
         raise DockerfileError(f"{word} destination can not be a heredoc")
     chown = cx.expand(c.chown, env) if c.chown else ""
     chmod = cx.expand(c.chmod, env) if c.chmod else ""
-    excludes = [cx.expand(e, env) for e in c.excludes]
+    excludes = list(c.excludes)  # BuildKit expands --chown/--chmod/--checksum, not these
     checksum = ""
     parents = False
     unpack: bool | None = None
@@ -69,10 +82,8 @@ def dispatch_copy(d: StageState, source: StageState | None, c: Copy | Add,
     else:
         parents = c.parents
 
-    if len(srcs) + len(heredocs) > 1 and not dest_raw.endswith("/"):
-        raise DockerfileError(
-            f"When using {word} with more than one source file, the destination must be a "
-            "directory and end with a /")
+    # Several sources need no trailing "/" on the destination: the newest BuildKit copies
+    # each in turn (onto a new path: the last one wins; into an existing directory).
     mode = parse_chmod(chmod) if chmod else None
     owner = llb.Chown.parse(chown) if chown else None
     if checksum:
@@ -81,7 +92,7 @@ def dispatch_copy(d: StageState, source: StageState | None, c: Copy | Add,
         if len(srcs) != 1:
             raise DockerfileError("checksum can't be specified for multiple sources")
         if not (is_http_source(srcs[0]) or parse_git_ref(srcs[0]) is not None):
-            raise DockerfileError("checksum can't be specified for non-HTTP(S) sources")
+            raise DockerfileError("checksum requires HTTP(S) or Git sources")
 
     dest = dest_path(d.state.get_dir(), dest_raw)
     msg = word
@@ -94,8 +105,8 @@ def dispatch_copy(d: StageState, source: StageState | None, c: Copy | Add,
 
     if source is not None and not source.dispatched:
         raise DockerfileError(
-            f"cannot copy from stage {source.base_name!r}, it needs to be defined before current "
-            f"stage {d.display_name!r}")
+            f"cannot copy from stage {go_quote(getattr(c, 'from_', None) or '')}, it needs to "
+            f"be defined before current stage {go_quote(d.display_name)}")
     src_state = source.state if source is not None else cx.main_context.state()
 
     action: llb.FileAction | None = None
@@ -130,19 +141,26 @@ def dispatch_copy(d: StageState, source: StageState | None, c: Copy | Add,
             add(st, f"/{filename}", attempt_unpack=bool(unpack))
         else:
             include: list[str] = []
+            required: list[str] = []
             path = src
             if parents:
+                # As BuildKit: copy the contents of the pivot (the part before "/./", else
+                # the root) filtered by the rest, so the rest's directories are kept.
                 pivot, sep, pattern = src.partition("/./")
                 if not sep:
                     pivot, pattern = "/", src
-                include = [posixpath.normpath(posixpath.join("/", pattern)).lstrip("/")]
+                pattern = posixpath.normpath(posixpath.join("/", pattern))
+                include = [pattern.lstrip("/")]
+                if not (has_wildcard(pivot) or has_wildcard(pattern)):
+                    required = [posixpath.normpath(posixpath.join("/", pivot, pattern.lstrip("/")))]
                 path = pivot
             path = posixpath.normpath(posixpath.join("/", path))
             if source is None:
                 cx.main_context.use(src)
             add(src_state, path, follow_symlinks=True, dir_copy_contents=True,
-                include_patterns=include, attempt_unpack=is_add and unpack is not False,
-                allow_wildcard=True, allow_empty_wildcard=True, parents=parents)
+                include_patterns=include, required_paths=required,
+                attempt_unpack=is_add and unpack is not False,
+                allow_wildcard=True, allow_empty_wildcard=True)
     for doc in heredocs:
         msg += f" <<{doc.path}"
         data = doc.data

@@ -4,7 +4,6 @@ ENTRYPOINT HEALTHCHECK ARG ONBUILD."""
 
 from __future__ import annotations
 
-import posixpath
 from typing import Any
 
 from buildkit_py import llb
@@ -14,6 +13,7 @@ from buildkit_py.frontend.dockerfile.convert.image_config import ImageConfig
 from buildkit_py.frontend.dockerfile.convert.names import uppercase_command
 from buildkit_py.frontend.dockerfile.convert.stage_state import StageState
 from buildkit_py.frontend.dockerfile.convert.values import parse_port_specs, validate_stop_signal
+from buildkit_py.frontend.dockerfile.dockerignore import go_clean
 from buildkit_py.frontend.dockerfile.instructions import model as m
 from buildkit_py.frontend.dockerfile.parser.dump import go_quote
 
@@ -47,19 +47,6 @@ def go_duration(ns: int) -> str:
     return f"{sign}{seconds}s"
 
 
-def go_quote_rune(value: int) -> str:
-    """Go's ``%q`` of an integer: a quoted character literal (``'\\x04'``, ``'A'``)."""
-    named = {7: "\\a", 8: "\\b", 12: "\\f", 10: "\\n", 13: "\\r", 9: "\\t", 11: "\\v",
-             39: "\\'", 92: "\\\\"}
-    if value in named:
-        return f"'{named[value]}'"
-    if 0x20 <= value < 0x7F or (value > 0xA0 and chr(value).isprintable()):
-        return f"'{chr(value)}'"
-    if value < 0x100:
-        return f"'\\x{value:02x}'"
-    return f"'\\u{value:04x}'" if value < 0x10000 else f"'\\U{value:08x}'"
-
-
 def _go_quote_list(items: list[str]) -> str:
     """Go's ``%q`` of a string slice: ``["a" "b"]``."""
     return "[" + " ".join(go_quote(i) for i in items) + "]"
@@ -86,9 +73,8 @@ def dispatch_env(d: StageState, c: m.Env, cx: ConvertContext) -> None:
     # Every value sees the state before the instruction (ENV a=1 b=$a uses the old a).
     pairs = [(cx.expand(p.key, env), cx.expand(p.value, env)) for p in c.pairs]
     msg = "ENV"
+    # A key that expands to nothing is kept (BuildKit only rejects a blank key as written).
     for key, value in pairs:
-        if not key:
-            raise DockerfileError("ENV names can not be blank")
         _img(d).set_env(key, value)
         d.scope.set_env(key, value)
         msg += f" {key}={value}"
@@ -163,9 +149,8 @@ def _command_args(d: StageState, c: m.CommandLine) -> list[str]:
 def dispatch_cmd(d: StageState, c: m.Cmd, cx: ConvertContext) -> None:
     args = _command_args(d, c)
     img = _img(d)
-    img.set_field("Cmd", args)
-    if img.os == "windows":
-        img.set_field("ArgsEscaped", True)  # a Windows-only field; never set for Linux
+    img.set_field("Cmd", args or None)  # CMD [] clears it (Go's omitempty)
+    img.set_field("ArgsEscaped", True)  # BuildKit sets it on every CMD, whatever the OS
     d.cmd_set = True
     img.commit(f"CMD {_go_quote_list(args)}", layer=False, buildkit=False, epoch=cx.epoch)
 
@@ -192,10 +177,11 @@ def dispatch_healthcheck(d: StageState, c: m.Healthcheck, cx: ConvertContext) ->
         if value:
             hc[key] = int(value)
     _img(d).set_field("Healthcheck", hc)
-    # BuildKit prints the health config with Go's %q: &{["CMD" "x"] "5s" "3s" "0s" "0s" '\x03'}
-    durations = " ".join(f'"{go_duration(int(v or 0))}"' for v in (
-        c.interval, c.timeout, c.start_period, c.start_interval))
-    text = f"&{{{_go_quote_list(list(c.test))} {durations} {go_quote_rune(int(c.retries or 0))}}}"
+    # BuildKit prints the health config struct with Go's %+v.
+    durations = " ".join(f"{name}:{go_duration(int(v or 0))}" for name, v in (
+        ("Interval", c.interval), ("Timeout", c.timeout), ("StartPeriod", c.start_period),
+        ("StartInterval", c.start_interval)))
+    text = f"{{Test:[{' '.join(c.test)}] {durations} Retries:{int(c.retries or 0)}}}"
     _img(d).commit(f"HEALTHCHECK {text}", layer=False, buildkit=False, epoch=cx.epoch)
 
 
@@ -214,13 +200,26 @@ def dispatch_onbuild(d: StageState, c: m.Onbuild, cx: ConvertContext) -> None:
     _img(d).set_field("OnBuild", triggers)
 
 
+def normalize_workdir(current: str, path: str) -> str:
+    """The new working directory, as BuildKit records it in the image config: an absolute
+    ``path`` is kept verbatim (``/a/../b/`` stays), a relative one is joined to the current
+    directory and cleaned, an empty one keeps the current directory."""
+    parent = current or "/"
+    if not parent.startswith("/"):
+        parent = go_clean("/" + parent)
+    if not path:
+        return parent
+    if path.startswith("/"):
+        return path
+    return go_clean(f"{parent}/{path}")
+
+
 def dispatch_workdir(d: StageState, c: m.Workdir, cx: ConvertContext) -> None:
     assert d.scope is not None
     env = d.scope.expand_env()
     path = cx.expand(c.path, env)
     img = _img(d)
-    current = str(img.config.get("WorkingDir") or "/")
-    wd = posixpath.normpath(posixpath.join("/", current, path))
+    wd = normalize_workdir(str(img.config.get("WorkingDir") or ""), path)
     img.set_field("WorkingDir", wd)
     d.state = d.state.dir(wd)
     layer = wd != "/"

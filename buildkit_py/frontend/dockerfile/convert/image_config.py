@@ -32,10 +32,13 @@ def format_epoch(epoch: int) -> str:
 class ImageConfig:
     """A mutable image config; ``to_json()`` gives the result without rootfs/created."""
 
-    __slots__ = ("data",)
+    __slots__ = ("base", "data")
 
-    def __init__(self, data: dict[str, Any]) -> None:
+    def __init__(self, data: dict[str, Any], base: dict[str, Any] | None = None) -> None:
         self.data = data
+        # The base image's config as resolved (never changed): under rewrite-timestamp the
+        # exporter keeps the base's layers and history entries as they are.
+        self.base = base
 
     @classmethod
     def empty(cls, platform: Platform) -> ImageConfig:
@@ -56,7 +59,7 @@ class ImageConfig:
         data.pop("rootfs", None)
         if not isinstance(data.get("config"), dict):
             data["config"] = {}
-        return cls(data)
+        return cls(data, copy.deepcopy(config))
 
     def clone(self) -> ImageConfig:
         """A copy that can change independently. Only the containers this class mutates
@@ -67,7 +70,7 @@ class ImageConfig:
         config = data.get("config")
         if isinstance(config, dict):
             data["config"] = {k: _copy_value(v) for k, v in config.items()}
-        return ImageConfig(data)
+        return ImageConfig(data, self.base)
 
     @property
     def config(self) -> dict[str, Any]:

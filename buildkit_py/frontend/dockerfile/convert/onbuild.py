@@ -15,8 +15,9 @@ def parse_trigger(trigger: str, location: SourceLocation | None, filename: str) 
     try:
         parsed = load_dockerfile(f"FROM scratch\n{trigger}\n", filename)
     except DockerfileError as exc:
-        raise DockerfileError(f"invalid ONBUILD trigger {trigger!r}: {exc.message}",
-                              location) from exc
+        # BuildKit reports the trigger's own error (not as a parse error of a line)
+        raise DockerfileError(exc.message, location,
+                              hint=exc.hint or f"in the ONBUILD trigger {trigger!r}") from exc
     instructions = list(parsed.stages[0].commands) if parsed.stages else []
     if len(instructions) != 1:
         raise DockerfileError("onbuild trigger should be a single expression", location)

@@ -42,6 +42,8 @@ class ConvertOptions:
     network: str = "default"
     context_name: str = "context"
     ignore_patterns: list[str] = field(default_factory=list)
+    # Exclude patterns of named local contexts (each one's own .dockerignore), by local name
+    context_ignores: dict[str, list[str]] = field(default_factory=dict)
     source_date_epoch: int | None = None
     image_resolver: ImageResolver | None = None
     dockerfile_name: str = "Dockerfile"
@@ -71,3 +73,5 @@ class ConvertResult:
     platform: Platform
     stage_name: str | None
     warnings: list[ConvertWarning] = field(default_factory=list)
+    # the target stage's base image config (None for scratch), for rewrite-timestamp
+    base_image: dict[str, Any] | None = None

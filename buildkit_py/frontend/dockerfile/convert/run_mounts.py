@@ -67,7 +67,7 @@ def run_mounts(d: StageState, specs: list[Any], sources: list[StageState | None]
                 out.secret_env_names.add(m.env)
             if target or not m.env:
                 out.mounts.append(llb.secret_mount(
-                    target or f"/run/secrets/{secret_id}", secret_id,
+                    target or f"/run/secrets/{posixpath.basename(secret_id)}", secret_id,
                     uid=m.uid or 0, gid=m.gid or 0, mode=0o400 if m.mode is None else m.mode,
                     optional=optional))
             continue
@@ -80,14 +80,16 @@ def run_mounts(d: StageState, specs: list[Any], sources: list[StageState | None]
                 target, m.ssh_id, uid=m.uid or 0, gid=m.gid or 0,
                 mode=0o600 if m.mode is None else m.mode, optional=not m.required))
             continue
-        if not target:
-            raise DockerfileError(f"{kind} mount needs a target")
+        # no target: the working directory, as in BuildKit
         full_target = posixpath.normpath(posixpath.join("/", d.state.get_dir(), target))
         if full_target == "/":
-            raise DockerfileError(f"invalid mount target {target!r}")
+            raise DockerfileError('invalid mount target "/"')
         selector = posixpath.normpath(posixpath.join("/", m.source)) if m.source else "/"
         if kind == "tmpfs":
-            out.mounts.append(llb.tmpfs_mount(full_target, size=m.size or 0))
+            tmpfs = llb.tmpfs_mount(full_target, size=m.size or 0)
+            if m.read_only:  # BuildKit honours ro on every mount type
+                tmpfs = dataclasses.replace(tmpfs, readonly=True)
+            out.mounts.append(tmpfs)
             continue
         if kind == "cache":
             cache_id = m.id or posixpath.normpath(target)
@@ -96,12 +98,14 @@ def run_mounts(d: StageState, specs: list[Any], sources: list[StageState | None]
             seed: llb.State | None = None
             if src_stage is not None:
                 seed = _source_state(d, src_stage)
-            if selector == "/" and seed is None and (m.uid, m.gid, m.mode) != (None, None, None):
-                # The cache dir is created from this seed, with the requested owner and mode.
-                seed = llb.scratch().file(
-                    llb.mkdir("/cache", 0o755 if m.mode is None else m.mode,
+            if selector == "/" and (m.uid, m.gid, m.mode) != (None, None, None):
+                # The cache's root is this /cache, with the requested owner and mode (made
+                # on the from= stage too, as BuildKit does; its llb Mkdir keeps only the
+                # permission bits, so mode=1777 gives 0777).
+                seed = (seed or llb.scratch()).file(
+                    llb.mkdir("/cache", (0o755 if m.mode is None else m.mode) & 0o777,
                               owner=llb.Chown(m.uid or 0, m.gid or 0)),
-                    description="[internal] settings cache mount permissions")
+                    description="[internal] setting cache mount permissions")
                 selector = "/cache"
             mount = llb.cache_mount(full_target, cache_id, sharing=m.sharing or "shared",
                                     source=seed, selector="" if selector == "/" else selector)

@@ -8,6 +8,7 @@ from buildkit_py.errors import DockerfileError
 from buildkit_py.frontend.dockerfile.convert.run_mounts import mount_from
 from buildkit_py.frontend.dockerfile.convert.stage_state import Command, StageState
 from buildkit_py.frontend.dockerfile.instructions.model import Copy, Instruction, Run
+from buildkit_py.frontend.dockerfile.shell_lex import ShellLex
 
 
 class StageGraph:
@@ -39,10 +40,10 @@ class StageGraph:
 
     def source(self, ref: str, location: Any) -> StageState:
         """The stage a ``--from=<ref>`` names, or an implicit image/context stage."""
-        if "$" in ref:
+        if ShellLex().process_word(ref, {}) != ref:
             raise DockerfileError(
-                f"--from does not support variables ({ref}); define alias stage instead",
-                location)
+                "variable expansion is not supported for --from, define a new stage with FROM "
+                "using ARG from global scope as a workaround", location)
         if ref.isdigit():
             return self.by_index(int(ref))
         found = self.find(ref)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from buildkit_py.errors import DockerfileError
+from buildkit_py.gostrings import go_quote
 
 _PROTOS: Final = ("tcp", "udp", "sctp")
 
@@ -32,25 +33,21 @@ def parse_port_specs(specs: list[str]) -> list[str]:
     Only the container part of ``ip:host:container`` forms is used, as in BuildKit.
     """
     out: list[str] = []
-    seen: set[str] = set()
     for raw in specs:
         container = raw.rsplit(":", 1)[-1]
-        port, _, proto = container.partition("/")
-        proto = (proto or "tcp").lower()
-        if proto not in _PROTOS:
-            raise DockerfileError(f"invalid proto: {proto}")
+        port, _, given = container.partition("/")
+        proto = (given or "tcp").lower()
         if not port:
-            raise DockerfileError(f"no port specified: {raw}<empty>")
+            raise DockerfileError(f"invalid port: {go_quote(raw)}: no port specified")
+        if proto not in _PROTOS:
+            raise DockerfileError(f"invalid port: {go_quote(raw)}: invalid proto: {given}")
         start_s, dash, end_s = port.partition("-")
-        start = _port_number(start_s, raw)
-        end = _port_number(end_s, raw) if dash else start
+        start = _port_number(start_s, port)
+        end = _port_number(end_s, port) if dash else start
         if end < start:
-            raise DockerfileError(f"invalid range specified for container port: {port}")
-        for number in range(start, end + 1):
-            key = f"{number}/{proto}"
-            if key not in seen:
-                seen.add(key)
-                out.append(key)
+            raise DockerfileError(f"invalid containerPort: {port}")
+        # Duplicates are kept: BuildKit's history line lists every port given.
+        out.extend(f"{number}/{proto}" for number in range(start, end + 1))
     return out
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from enum import Enum
+
+from buildkit_py.frontend.dockerfile.suggest import suggest
 
 
 class FlagKind(Enum):
@@ -43,19 +44,22 @@ def parse_flags(instruction: str, flags: list[str], spec: dict[str, FlagKind]) -
     """Validate ``flags`` (as the parser unquoted them) against what ``instruction`` takes."""
     out = FlagValues()
     for raw in flags:
+        if raw == "--":  # the end of the flags (POSIX utility syntax), as in BuildKit
+            break
         if not raw.startswith("--"):
             raise FlagError(f"arg should start with -- : {raw}")
         name, eq, value = raw[2:].partition("=")
         kind = spec.get(name)
         if kind is None:
-            raise FlagError(_unknown(instruction, name, spec), _suggest(name, spec))
+            raise FlagError(suggest(f"unknown flag: --{name}", name, spec, case_sensitive=True),
+                            _allowed(instruction, spec))
         if kind is FlagKind.STRINGS:
             if not eq:
                 raise FlagError(f"missing a value on flag: --{name}")
             out.lists.setdefault(name, []).append(value)
             continue
         if name in out.values:
-            raise FlagError(f"Duplicate flag specified: --{name}")
+            raise FlagError(f"duplicate flag specified: --{name}")
         if kind is FlagKind.BOOL:
             if not eq:
                 value = "true"
@@ -64,18 +68,14 @@ def parse_flags(instruction: str, flags: list[str], spec: dict[str, FlagKind]) -
             value = value.lower()
             if value not in ("true", "false"):
                 given = raw[len(name) + 3 :]
-                raise FlagError(f"expecting boolean value for flag {name}, not: {given}")
+                raise FlagError(f"expecting boolean value for flag --{name}, not: {given}")
         elif not eq:
             raise FlagError(f"missing a value on flag: --{name}")
         out.values[name] = value
     return out
 
 
-def _unknown(instruction: str, name: str, spec: dict[str, FlagKind]) -> str:
-    allowed = ", ".join(f"--{n}" for n in spec) if spec else "none"
-    return f"unknown flag: --{name} for {instruction} (allowed: {allowed})"
-
-
-def _suggest(name: str, spec: dict[str, FlagKind]) -> str | None:
-    close = difflib.get_close_matches(name, list(spec), n=1, cutoff=0.6)
-    return f"did you mean --{close[0]}?" if close else None
+def _allowed(instruction: str, spec: dict[str, FlagKind]) -> str:
+    if not spec:
+        return f"{instruction} takes no flags"
+    return f"{instruction} takes " + ", ".join(f"--{n}" for n in spec)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +41,7 @@ from buildkit_py.frontend.dockerfile.parser.dump import go_quote
 from buildkit_py.frontend.dockerfile.parser.nodes import Heredoc, Node, ParseResult
 from buildkit_py.frontend.dockerfile.parser.parse import gc_paused, parse_dockerfile
 from buildkit_py.frontend.dockerfile.parser.words import shell_unquote
+from buildkit_py.frontend.dockerfile.suggest import suggest
 
 S, B, L = FlagKind.STRING, FlagKind.BOOL, FlagKind.STRINGS
 FLAGS: dict[str, dict[str, FlagKind]] = {
@@ -107,15 +107,6 @@ class _Request:
             raise _Invalid(f"{self.name} requires at least one argument")
 
 
-def _no_variable(value: str, what: str) -> None:
-    idx = value.find("$")
-    if idx != -1 and idx != len(value) - 1:
-        raise _Invalid(
-            f"'{what}' doesn't support variable expansion, define alias stage instead",
-            "name the stage with FROM ... AS <name> and refer to that name",
-        )
-
-
 def _from(req: _Request) -> From:
     args = req.args
     name: str | None = None
@@ -150,22 +141,20 @@ def _run(req: _Request) -> Run:
     mounts = []
     for raw in flags.get_all("mount"):
         try:
-            spec = parse_mount(raw)
-            if not spec.needs_expansion:
-                spec.resolve()
+            spec = parse_mount(raw)  # the rest is checked when converting, as in BuildKit
         except MountError as err:
-            raise _Invalid(f"--mount={raw}: {err}", err.hint) from None
+            raise _Invalid(str(err), err.hint) from None
         mounts.append(spec)
     network = flags.get("network")
     if network is not None and network not in NETWORK_MODES:
         raise _Invalid(
-            f"unsupported network mode {go_quote(network)}",
+            f"invalid network mode {go_quote(network)}",
             f"use one of {', '.join(NETWORK_MODES)}",
         )
     security = flags.get("security")
     if security is not None and security not in SECURITY_MODES:
         raise _Invalid(
-            f"unsupported security mode {go_quote(security)}",
+            f"security {go_quote(security)} is not valid",
             f"use one of {', '.join(SECURITY_MODES)}",
         )
     node = req.node
@@ -229,9 +218,7 @@ def _sources(req: _Request) -> tuple[list[str], str, list[SourceContent]]:
 def _copy(req: _Request) -> Copy:
     flags = req.flags()
     paths, dest, contents = _sources(req)
-    from_ = flags.get("from")
-    if from_ is not None:
-        _no_variable(from_, "from")
+    from_ = flags.get("from")  # variables in it are refused when converting, as BuildKit does
     return Copy(
         sources=paths,
         dest=dest,
@@ -386,7 +373,8 @@ def _volume(req: _Request) -> Volume:
 def _expose(req: _Request) -> Expose:
     req.at_least_one()
     req.flags()
-    return Expose(ports=list(req.args), **req.common)
+    # BuildKit sorts the raw words (before expansion); its history line keeps that order.
+    return Expose(ports=sorted(req.args), **req.common)
 
 
 BUILDERS: dict[str, Callable[[_Request], Instruction]] = {
@@ -416,23 +404,27 @@ def build_instruction(node: Node, result: ParseResult) -> Instruction:
     req = _Request(node, result)
     builder = BUILDERS.get(req.name)
     location = req.common["location"]
+    # BuildKit words errors found while typing an instruction "dockerfile parse error on
+    # line N: ..."
     if builder is None:
-        close = difflib.get_close_matches(req.name, KNOWN, n=1, cutoff=0.6)
-        raise DockerfileError(
-            f"unknown instruction: {node.keyword}",
-            location,
-            hint=f"did you mean {close[0]}?" if close else f"instructions are {', '.join(KNOWN)}",
-        )
+        message = suggest(f"unknown instruction: {node.keyword}", node.keyword, KNOWN,
+                          case_sensitive=False)
+        raise DockerfileError(message, location, parse_line=node.start_line,
+                              hint=None if "did you mean" in message
+                              else f"instructions are {', '.join(KNOWN)}")
     try:
         return builder(req)
     except _Invalid as err:
-        raise DockerfileError(err.message, location, hint=err.hint) from None
+        raise DockerfileError(err.message, location, hint=err.hint,
+                              parse_line=node.start_line) from None
 
 
 def load_dockerfile(
     data: bytes | bytearray | memoryview | str, filename: str = "Dockerfile"
 ) -> Dockerfile:
     """Parse and type-check a Dockerfile: global ARGs, stages and their instructions."""
+    if not data:
+        raise DockerfileError("the Dockerfile cannot be empty")
     with gc_paused():
         result = parse_dockerfile(data, filename)
         meta_args: list[Arg] = []

@@ -1,18 +1,20 @@
 """``RUN --mount=<csv>``: the five mount types and their keys (reference §2.1).
 
 A mount is read in two steps, as in BuildKit: when the Dockerfile is loaded, the CSV is
-split and everything that does not depend on variables is checked (type, key names, bare
-words, ``from`` not using ``$``); :meth:`MountSpec.resolve` then expands the values (the
-converter passes its ARG/ENV expander) and checks them (octal mode, numbers, sizes, ...).
+split and ``from`` checked not to use ``$``; :meth:`MountSpec.resolve` then expands the
+values (the converter passes its ARG/ENV expander) and checks everything else (type, key
+names, bare words, octal mode, numbers, sizes, ...), so those errors are worded as
+BuildKit's conversion errors (without "dockerfile parse error on line N").
 """
 
 from __future__ import annotations
 
-import difflib
 import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from buildkit_py.frontend.dockerfile.suggest import suggest
 
 MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
 SHARING_MODES = ("shared", "private", "locked")
@@ -81,7 +83,8 @@ class MountSpec:
 
 
 def parse_mount(raw: str) -> MountSpec:
-    """Split and pre-validate a ``--mount`` value (no variable expansion yet)."""
+    """Split and pre-validate a ``--mount`` value (no variable expansion yet): as in
+    BuildKit, only the CSV syntax and ``from`` are checked here, the rest by ``resolve``."""
     try:
         row = split_csv(raw)
     except ValueError as err:
@@ -94,31 +97,9 @@ def parse_mount(raw: str) -> MountSpec:
         fields.append((key, value if eq else None))
         if eq and key == "type":
             mount_type = value.lower()
-            if mount_type not in MOUNT_TYPES:
-                close = difflib.get_close_matches(mount_type, MOUNT_TYPES, n=1)
-                hint = f"did you mean {close[0]}?" if close else None
-                raise MountError(
-                    f"unsupported mount type {_q(value)}",
-                    hint or f"use one of {', '.join(MOUNT_TYPES)}",
-                )
-    for (key, given), field in zip(fields, row, strict=True):
-        if given is None:
-            if key in ("readonly", "ro", "readwrite", "rw"):
-                continue
-            if key == "required":
-                if mount_type in ("secret", "ssh"):
-                    continue
-                raise MountError(f"unexpected key '{key}' for mount type '{mount_type}'")
-            raise MountError(f"invalid field '{field}' must be a key=value pair")
-        if key not in _ALL_KEYS:
-            close = difflib.get_close_matches(key, _ALL_KEYS, n=1)
-            raise MountError(
-                f"unexpected key '{key}' in '{field}'",
-                f"did you mean {close[0]}?" if close else None,
-            )
-        if key == "from":
-            idx = given.find("$")
-            if idx != -1 and idx != len(given) - 1:
+        if eq and key == "from":
+            idx = value.find("$")
+            if idx != -1 and idx != len(value) - 1:
                 raise MountError(
                     "'from' doesn't support variable expansion, define alias stage instead"
                 )
@@ -202,18 +183,30 @@ def _resolve(spec: MountSpec, expand: Callable[[str], str]) -> Mount:
     mtype = spec.type
     values: dict[str, object] = {}
     read_only: bool | None = None
-    for key, raw in spec.fields:
+    for (key, raw), field in zip(spec.fields, split_csv(spec.raw), strict=True):
         if raw is None:
             if key in ("readonly", "ro"):
                 read_only = True
             elif key in ("readwrite", "rw"):
                 read_only = False
-            elif key == "required":
+            elif key == "required" and mtype in ("secret", "ssh"):
                 values["required"] = True
+            elif key == "required":
+                raise MountError(f"unexpected key '{key}' for mount type '{mtype}'")
+            else:
+                raise MountError(f"invalid field '{field}' must be a key=value pair")
             continue
         value = raw if key == "from" else expand(raw)
         if key == "type":
+            if value.lower() not in MOUNT_TYPES:
+                raise MountError(
+                    suggest(f"unsupported mount type {_q(value)}", value, MOUNT_TYPES,
+                            case_sensitive=True),
+                    f"use one of {', '.join(MOUNT_TYPES)}")
             continue
+        if key not in _ALL_KEYS:
+            raise MountError(suggest(f"unexpected key '{key}' in '{field}'", key, _ALL_KEYS,
+                                     case_sensitive=True))
         if key == "from":
             values["from_"] = value
         elif key in ("source", "src"):
@@ -242,7 +235,8 @@ def _resolve(spec: MountSpec, expand: Callable[[str], str]) -> Mount:
                 raise MountError(f"invalid cache sharing set for {mtype} mount")
             sharing = value.lower()
             if sharing not in SHARING_MODES:
-                raise MountError(f"unsupported sharing value {_q(value)}")
+                raise MountError(suggest(f"unsupported sharing value {_q(value)}", value,
+                                         SHARING_MODES, case_sensitive=True))
             values["sharing"] = sharing
         elif key == "mode":
             values["mode"] = _uint(key, value, 8)

@@ -87,6 +87,8 @@ class ParseResult:
     escape: str
     filename: str
     lines: list[str]  # the physical lines (line endings removed), for error snippets
+    # the lines as BuildKit's snippets count them (a final newline ends in an empty line)
+    source: list[str] | None = None
 
     def directive(self, name: str) -> Directive | None:
         for d in self.directives:
@@ -96,13 +98,15 @@ class ParseResult:
 
     def location(self, start: int, end: int | None = None) -> SourceLocation:
         """A :class:`SourceLocation` with the text of lines ``start..end`` (1-based)."""
-        return make_location(self.filename, self.lines, start, end)
+        return make_location(self.filename, self.lines, start, end, self.source)
 
 
 def make_location(
-    filename: str, lines: list[str], start: int, end: int | None = None
+    filename: str, lines: list[str], start: int, end: int | None = None,
+    source: list[str] | None = None,
 ) -> SourceLocation:
     start = max(start, 1)
     end = start if end is None or end < start else end
     text = tuple(lines[start - 1 : end])
-    return SourceLocation(filename=filename, start_line=start, end_line=end, lines=text)
+    return SourceLocation(filename=filename, start_line=start, end_line=end, lines=text,
+                          source=lines if source is None else source)

@@ -71,6 +71,7 @@ class _Scanner:
         self.final_newline = final_newline
         self.filename = filename
         self.lines = [p.rstrip("\r") for p in physical]
+        self.source = [*self.lines, ""] if final_newline else self.lines
         self.logical: list[_Logical] = []
         self.directives: list[Directive] = []
         self.warnings: list[ParseWarning] = []
@@ -79,7 +80,7 @@ class _Scanner:
     def _error(
         self, message: str, start: int, end: int | None = None, hint: str | None = None
     ) -> DockerfileError:
-        loc = make_location(self.filename, self.lines, start, end)
+        loc = make_location(self.filename, self.lines, start, end, self.source)
         return DockerfileError(message, loc, hint=hint)
 
     def run(self) -> None:
@@ -286,7 +287,7 @@ def _parse(data: bytes | bytearray | memoryview | str, filename: str) -> ParseRe
     if not nodes:
         raise DockerfileError(
             "file with no instructions",
-            make_location(filename, scanner.lines, len(physical)),
+            make_location(filename, scanner.lines, len(physical), source=scanner.source),
             hint="a Dockerfile needs at least a FROM instruction",
         )
     return ParseResult(
@@ -296,6 +297,7 @@ def _parse(data: bytes | bytearray | memoryview | str, filename: str) -> ParseRe
         escape=scanner.escape,
         filename=filename,
         lines=scanner.lines,
+        source=scanner.source,
     )
 
 

@@ -23,7 +23,7 @@ from buildkit_py.frontend.dockerfile.parser.words import (
 # A context variable keeps concurrent parses in different threads apart.
 current_text: ContextVar[str] = ContextVar("current_text", default="")
 
-NON_STRING_ARRAY = "dockerfile arrays must be comprised of strings only"  # BuildKit's wording
+NON_STRING_ARRAY = "when using JSON array syntax, arrays must be comprised of strings only"
 NON_STRING_HINT = 'quote every element of the JSON array (["sleep", "1"]) or use the shell form'
 
 
