@@ -15,11 +15,11 @@ from datetime import datetime
 from typing import Any
 
 from buildkit_py.llb import ops_pb2
+from buildkit_py.llb.chmod import compile_symbolic
 from buildkit_py.llb.errors import LLBError
 from buildkit_py.llb.metadata import OpMeta
 from buildkit_py.llb.node import InputIndexer, OpNode, Output
 from buildkit_py.llb.state import State, join_path
-from buildkit_py.worker.chmod import compile_symbolic
 
 _OCTAL = re.compile(r"^[0-7]{1,4}$")
 

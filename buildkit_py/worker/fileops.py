@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from buildkit_py import rootpath
 from buildkit_py.errors import BuildError
-from buildkit_py.worker.chmod import ModeFunc
+from buildkit_py.llb.chmod import ModeFunc
 
 if TYPE_CHECKING:
     from buildkit_py.worker.copy_reuse import LinkPlan
@@ -410,7 +410,7 @@ class _TreeCopy:
 
 
 
-def _mkdir_parents(root: str, container_dir: str, owner: Owner | None,
+def mkdir_parents(root: str, container_dir: str, owner: Owner | None,
                    timestamp: int | None, mode: int = 0o755) -> str:
     """mkdir -p inside root (created dirs get ``mode``); returns the host path."""
     host = rootpath.resolve(root, container_dir)
@@ -437,7 +437,7 @@ def copy(src_root: str, src: str, dest_root: str, dest: str, opts: CopyOptions) 
     """Copy ``src`` (in ``src_root``) to ``dest`` (in ``dest_root``), BuildKit-style."""
 
     def _mkdirs(container_dir: str) -> str:
-        return _mkdir_parents(dest_root, container_dir, opts.owner, opts.timestamp,
+        return mkdir_parents(dest_root, container_dir, opts.owner, opts.timestamp,
                               opts.dir_mode)
 
     dest_is_dir = dest.endswith("/") or dest in ("", ".")
@@ -534,7 +534,7 @@ def mkdir(root: str, path: str, mode: int, *, make_parents: bool, owner: Owner |
     if below is not None:
         raise BuildError(f"lstat {below}: not a directory")
     if make_parents:
-        _mkdir_parents(root, os.path.dirname(path), owner, timestamp)
+        mkdir_parents(root, os.path.dirname(path), owner, timestamp)
     host = rootpath.resolve(root, path)
     if os.path.isdir(host):
         if not make_parents:

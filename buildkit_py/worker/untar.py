@@ -29,6 +29,7 @@ from typing import BinaryIO, cast
 
 from buildkit_py import rootpath
 from buildkit_py.errors import BuildError
+from buildkit_py.worker.fileops import Owner, mkdir_parents
 
 _XATTR_PREFIX = "SCHILY.xattr."
 _SNIFF = 8
@@ -93,7 +94,7 @@ def untar(archive: str, root: str, dest: str, *, owner: tuple[int, int] | None,
     ``owner`` overrides every entry's owner; ``timestamp`` (seconds) dates created dest dirs.
     """
     host_dest = rootpath.resolve(root, dest)
-    _make_dirs(root, dest, 0o755, owner, timestamp)
+    mkdir_parents(root, dest, Owner(*owner) if owner else None, timestamp)
     try:
         with _decompressed(archive) as stream, _open_tar(stream) as tf:
             _Extractor(host_dest, owner).run(tf)
@@ -107,26 +108,6 @@ def untar(archive: str, root: str, dest: str, *, owner: tuple[int, int] | None,
         raise BuildError(f"failed to extract {os.path.basename(archive)}: {err}") from None
     except (tarfile.TarError, OSError, ValueError, lzma.LZMAError) as err:
         raise BuildError(f"failed to extract {os.path.basename(archive)}: {err}") from None
-
-
-def _make_dirs(root: str, container_dir: str, mode: int, owner: tuple[int, int] | None,
-               timestamp: int | None) -> None:
-    host = rootpath.resolve(root, container_dir)
-    missing: list[str] = []
-    probe = host
-    while not os.path.lexists(probe):
-        missing.append(probe)
-        probe = os.path.dirname(probe)
-    if not os.path.isdir(probe):
-        raise BuildError(f"cannot create directory {container_dir!r}: "
-                         f"{rootpath.relative(root, probe)} is not a directory")
-    for path in reversed(missing):
-        os.mkdir(path, mode)
-        os.chmod(path, mode)
-        os.lchown(path, *(owner or (0, 0)))
-        if timestamp is not None:
-            ns = timestamp * 1_000_000_000
-            os.utime(path, ns=(ns, ns))
 
 
 class _Extractor:

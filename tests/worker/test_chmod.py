@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from buildkit_py.worker import chmod
+from buildkit_py.llb import chmod
 
 
 @pytest.mark.parametrize(("value", "cur", "is_dir", "want"), [

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from buildkit_py.errors import BuildError
-from buildkit_py.worker import chmod, fileops
+from buildkit_py.llb import chmod
+from buildkit_py.worker import fileops
 from buildkit_py.worker.fileops import CopyOptions, Owner
 
 

@@ -15,11 +15,11 @@ from buildkit_py import rootpath
 from buildkit_py.errors import BuildError
 from buildkit_py.executor.user import lookup_group, lookup_user
 from buildkit_py.gostrings import go_quote
-from buildkit_py.llb import ops_pb2
+from buildkit_py.llb import chmod, ops_pb2
 from buildkit_py.snapshot import mounted
 from buildkit_py.solver.progress import ProgressWriter
 from buildkit_py.solver.worker import CacheMap, CacheMapDep, OpContext, Result
-from buildkit_py.worker import chmod, copy_reuse, fileops
+from buildkit_py.worker import copy_reuse, fileops
 from buildkit_py.worker.checksum import (
     DIGEST_VERSION,
     Checksummer,

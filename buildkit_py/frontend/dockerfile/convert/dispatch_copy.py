@@ -18,7 +18,7 @@ from buildkit_py.frontend.dockerfile.convert.stage_state import StageState
 from buildkit_py.frontend.dockerfile.instructions.model import Add, Copy
 from buildkit_py.frontend.dockerfile.parser.dump import go_quote
 from buildkit_py.frontend.dockerfile.shell_lex import expand_heredoc_body
-from buildkit_py.worker.chmod import compile_symbolic
+from buildkit_py.llb.chmod import compile_symbolic
 
 
 def has_wildcard(path: str) -> bool:
