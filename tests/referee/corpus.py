@@ -16,6 +16,8 @@ Inputs in case.json (all optional):
 - ``contexts`` ``{"name": "dir"}``: named contexts, ``dir`` relative to the case directory;
 - ``context_modes`` ``{"rel/path": "0600"}``: git keeps neither modes nor owners, so the context
   is copied with every file 0644 and directory 0755, then these modes applied;
+- ``context_hardlinks`` ``{"rel/link": "rel/file"}``: git keeps no hard links either, so these
+  are made after the copy (the link replaces a file of the same name);
 - ``dockerfile``: the Dockerfile's name inside the case directory;
 - ``source_date_epoch``: set ``SOURCE_DATE_EPOCH`` and ``rewrite-timestamp=true``; the image ID
   and every diff_id are then compared too;
@@ -40,7 +42,8 @@ REPO = Path(__file__).resolve().parents[2]
 CASES_DIR = REPO / "testdata" / "referee"
 DEFAULT_PLATFORMS = ("linux/amd64",)
 INPUT_KEYS = frozenset({"description", "build_args", "target", "platforms", "secrets",
-                        "contexts", "context_modes", "dockerfile", "source_date_epoch",
+                        "contexts", "context_modes", "context_hardlinks", "dockerfile",
+                        "source_date_epoch",
                         "differs"})
 
 
@@ -99,6 +102,9 @@ def _prepare_context(case: Case, dest: Path) -> Path:
                 os.chmod(p, 0o644)
     for rel, mode in (case.inputs.get("context_modes") or {}).items():
         os.chmod(dest / rel, int(mode, 8))
+    for link, target in (case.inputs.get("context_hardlinks") or {}).items():
+        (dest / link).unlink(missing_ok=True)
+        os.link(dest / target, dest / link)
     return dest
 
 
