@@ -13,8 +13,8 @@ from .errors import RuntimeFailure
 CGROUP_ROOT = "/sys/fs/cgroup"
 _SKIP_ERRNOS = (1, 13, 30, 2)  # EPERM, EACCES, EROFS, ENOENT: tree not ours to change
 
-# Device nodes runc always lets containers use, whatever the spec's device rules say.
-# runc appends these to every spec: mknod of any node is allowed (using it is not).
+# Device rules runc appends to every spec, whatever its own rules say: creating any node
+# (mknod) is allowed, using one only for the standard character devices.
 _DEFAULT_DEVICE_RULES = (
     "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
     "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
