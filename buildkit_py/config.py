@@ -101,6 +101,17 @@ class GCPolicy:
     keep_duration: float | None = None
 
 
+# What a build may ask for with --allow; the builder grants only what its config lists.
+ENTITLEMENTS = ("network.host", "security.insecure")
+
+
+def check_entitlement(value: str, where: str) -> str:
+    if value not in ENTITLEMENTS:
+        raise UsageError(f"{where}: unknown entitlement {value}",
+                         hint=f"use one of {', '.join(ENTITLEMENTS)}")
+    return value
+
+
 @dataclass
 class BuilderConfig:
     root: Path = field(default_factory=default_state_root)
@@ -108,6 +119,8 @@ class BuilderConfig:
     oci_runtime: str = DEFAULT_RUNTIME
     gc: GCPolicy = field(default_factory=GCPolicy)
     registries: dict[str, RegistryHost] = field(default_factory=dict)
+    # Entitlements builds may be granted (buildkitd's --allow-insecure-entitlement).
+    insecure_entitlements: list[str] = field(default_factory=list)
 
 
 def _expect(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -136,7 +149,8 @@ def load_config(path: Path | None = None) -> BuilderConfig:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise UsageError(f"{path}: invalid TOML: {err}") from None
     where = str(path)
-    known = {"root", "max-parallelism", "oci-runtime", "gc", "registry"}
+    known = {"root", "max-parallelism", "oci-runtime", "gc", "registry",
+             "insecure-entitlements"}
     unknown = set(data) - known
     if unknown:
         raise UsageError(f"{where}: unknown keys {sorted(unknown)}",
@@ -149,6 +163,10 @@ def load_config(path: Path | None = None) -> BuilderConfig:
             raise UsageError(f"{where}: max-parallelism must be at least 1")
     if "oci-runtime" in data:
         cfg.oci_runtime = _expect(data, "oci-runtime", str, where)
+    if "insecure-entitlements" in data:
+        cfg.insecure_entitlements = [
+            check_entitlement(str(e), f"{where}: insecure-entitlements")
+            for e in _expect(data, "insecure-entitlements", list, where)]
     if "gc" in data:
         gc = _expect(data, "gc", dict, where)
         if "keep-storage" in gc:

@@ -195,6 +195,7 @@ class Builder:
             outcome.warnings.extend(f"{w.rule}: {w.message}" for w in c.warnings)
         try:
             with _solving():
+                _check_granted(req.entitlements, self.config.insecure_entitlements)
                 for c in converted:
                     _check_entitlements(c.definition, req.entitlements)
                 results = self._solve_all(converted, bus, req, session, cancel)
@@ -415,6 +416,17 @@ def _vertex(bus: ProgressBus, name: str) -> Iterator[None]:
         bus.publish(VertexFailed(digest, name, started, time.time(), str(err)))
         raise
     bus.publish(VertexCompleted(digest, name, started, time.time()))
+
+
+def _check_granted(requested: list[str], grantable: list[str]) -> None:
+    """As buildkitd: a build may only be granted what the builder's config lets it grant."""
+    for e in requested:
+        if e not in grantable:
+            raise BuildError(
+                f"granting entitlement {e} is not allowed by build daemon configuration",
+                hint=f"start bkpyd with --allow-insecure-entitlement {e}, or list it in "
+                     "insecure-entitlements of the builder config (bkpyd.toml; "
+                     "$BKPY_BUILDER_CONFIG for the embedded builder)")
 
 
 def _check_entitlements(definition: Any, allowed: list[str]) -> None:

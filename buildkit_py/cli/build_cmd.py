@@ -16,6 +16,7 @@ from buildkit_py.client.request import (
     parse_secret,
     parse_ssh,
 )
+from buildkit_py.config import check_entitlement
 from buildkit_py.errors import UsageError
 
 CALL_MODES = ("build", "outline", "targets")
@@ -31,20 +32,13 @@ def _with_epoch(args: dict[str, str]) -> dict[str, str]:
     return args
 
 
-ENTITLEMENTS = ("network.host", "security.insecure")
-
-
 def _entitlements(allow: tuple[str, ...], network: str) -> list[str]:
     """The --allow entitlements, checked as buildx does; ``--network host`` grants
     network.host by itself."""
     out: list[str] = []
-    for value in allow:
-        if not value:
-            continue
-        if value not in ENTITLEMENTS:
-            raise UsageError(f"unknown entitlement {value}",
-                             hint=f"use one of {', '.join(ENTITLEMENTS)}")
-        out.append(value)
+    for value in (v for entry in allow for v in entry.split(",")):  # repeatable, comma lists
+        if value:
+            out.append(check_entitlement(value, "--allow"))
     if network == "host":
         out.append("network.host")
     return list(dict.fromkeys(out))

@@ -100,14 +100,18 @@ def _bind(server: Any, addresses: list[str], tls: Any, insecure_tcp: bool) -> li
 
 
 def serve(root: Path | None, config_path: Path | None, addresses: list[str], tls: Any,
-          insecure_tcp: bool, ready: threading.Event | None = None) -> None:
+          insecure_tcp: bool, ready: threading.Event | None = None,
+          insecure_entitlements: tuple[str, ...] = ()) -> None:
     from buildkit_py.builder.core import Builder
-    from buildkit_py.config import load_config
+    from buildkit_py.config import check_entitlement, load_config
     from buildkit_py.control.recovery import recover_after_open, recover_before_open
     from buildkit_py.control.server import make_server
     from buildkit_py.executor.executor import resolve_runtime
 
     config = load_config(config_path)
+    config.insecure_entitlements = list(dict.fromkeys(
+        [*config.insecure_entitlements,
+         *(check_entitlement(e, "--allow-insecure-entitlement") for e in insecure_entitlements)]))
     if root is not None:
         config.root = root
     config.root = config.root.absolute()
@@ -154,10 +158,12 @@ def serve(root: Path | None, config_path: Path | None, addresses: list[str], tls
 @click.option("--tlskey", help="Server private key.")
 @click.option("--insecure-tcp", is_flag=True,
               help="Allow plain TCP on a non-loopback address.")
+@click.option("--allow-insecure-entitlement", "insecure_entitlements", multiple=True,
+              help="Let builds be granted network.host or security.insecure (repeatable).")
 @click.option("--debug", is_flag=True, envvar="BKPY_DEBUG", help="Debug logging.")
 def cli(root: str | None, config: str | None, addresses: tuple[str, ...],
         tlscacert: str | None, tlscert: str | None, tlskey: str | None,
-        insecure_tcp: bool, debug: bool) -> None:
+        insecure_tcp: bool, insecure_entitlements: tuple[str, ...], debug: bool) -> None:
     """Run the builder daemon."""
     from buildkit_py.control.tls import TLSFiles
 
@@ -166,7 +172,8 @@ def cli(root: str | None, config: str | None, addresses: tuple[str, ...],
                         stream=sys.stderr)
     tls = TLSFiles(cacert=tlscacert, cert=tlscert, key=tlskey)
     serve(Path(root) if root else None, Path(config) if config else None,
-          list(addresses) or [DEFAULT_ADDRESS], tls, insecure_tcp)
+          list(addresses) or [DEFAULT_ADDRESS], tls, insecure_tcp,
+          insecure_entitlements=insecure_entitlements)
 
 
 def main(argv: list[str] | None = None) -> None:

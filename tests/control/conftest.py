@@ -148,7 +148,9 @@ def shared_daemon(tmp_path_factory: pytest.TempPathFactory,
     """One daemon (busybox imported) for the tests of a module that do not restart it."""
     base = tmp_path_factory.mktemp("shared-daemon")
     import_busybox(base / "root", busybox_layout)
-    d = Daemon(base / "root", f"unix://{base}/d.sock", ["--addr", f"unix://{base}/d.sock"],
-               base / "d.log").start()
+    # It may grant security.insecure (not network.host): test_entitlements_travel_to_the_daemon.
+    d = Daemon(base / "root", f"unix://{base}/d.sock",
+               ["--addr", f"unix://{base}/d.sock",
+                "--allow-insecure-entitlement", "security.insecure"], base / "d.log").start()
     yield d
     d.stop()

@@ -178,3 +178,9 @@ def test_entitlements_travel_to_the_daemon(tmp_path: Path, shared_daemon: Daemon
     assert denied.code == 1
     assert "failed to load LLB: security.insecure is not allowed" in denied.err
     run_bkpy("build", "--progress", "quiet", "--allow", "security.insecure", str(ctx), env=env)
+    # the daemon was started granting security.insecure only
+    refused = run_bkpy("build", "--progress", "quiet", "--allow", "network.host", str(ctx),
+                       env=env, check=False)
+    assert refused.code == 1
+    assert ("failed to solve: granting entitlement network.host is not allowed by build "
+            "daemon configuration") in refused.err

@@ -151,11 +151,23 @@ RUN id -u > uid && pwd > pwd
 
 def test_privileged_run_needs_its_entitlement(bkpy: Bkpy, tmp_path: Path) -> None:
     ctx = _ctx(tmp_path, "FROM busybox\nRUN --security=insecure --network=host true\n")
-    denied = bkpy("build", "--progress", "plain", str(ctx), check=False)
+    # The builder's config grants nothing insecure by default, as buildkitd.
+    refused = bkpy("build", "--allow", "security.insecure", str(ctx), check=False)
+    assert refused.code == 1
+    assert ("granting entitlement security.insecure is not allowed by build daemon "
+            "configuration") in refused.err
+    assert "--allow-insecure-entitlement security.insecure" in refused.err  # the hint
+    config = tmp_path / "bkpyd.toml"
+    config.write_text('insecure-entitlements = ["network.host", "security.insecure"]\n')
+    env = {"BKPY_BUILDER_CONFIG": str(config)}
+    denied = bkpy("build", "--progress", "plain", str(ctx), check=False, env=env)
     assert denied.code != 0
     assert "failed to load LLB: network.host is not allowed" in denied.err
-    denied = bkpy("build", "--network", "host", str(ctx), check=False)  # grants network.host
+    denied = bkpy("build", "--network", "host", str(ctx), check=False, env=env)  # grants it
     assert "failed to load LLB: security.insecure is not allowed" in denied.err
-    bkpy("build", "--allow", "network.host", "--allow", "security.insecure", str(ctx))
-    unknown = bkpy("build", "--allow", "nope", str(ctx), check=False)
+    bkpy("build", "--allow", "network.host,security.insecure", str(ctx), env=env)
+    unknown = bkpy("build", "--allow", "nope", str(ctx), check=False, env=env)
     assert unknown.code != 0 and "unknown entitlement nope" in unknown.err
+    config.write_text('insecure-entitlements = ["root.access"]\n')
+    bad = bkpy("build", str(ctx), check=False, env=env)
+    assert bad.code == 2 and "unknown entitlement root.access" in bad.err
