@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from buildkit_py.errors import BuildError
 from buildkit_py.llb import ops_pb2
 from buildkit_py.llb.definition import Definition
 from buildkit_py.llb.digest import digest_bytes
@@ -58,7 +59,13 @@ class _Marshaller:
 
     def _emit(self, node: OpNode) -> str:
         op = ops_pb2.Op()
-        node.fill(op, _OpInputs(op, self.digests))
+        try:
+            node.fill(op, _OpInputs(op, self.digests))
+        except UnicodeEncodeError:
+            # bytes that are not UTF-8 (kept as surrogates when the Dockerfile was decoded):
+            # protobuf strings cannot carry them; BuildKit's wording
+            raise BuildError("failed to marshal LLB definition: string field contains "
+                             "invalid UTF-8") from None
         if node.platform_specific:
             op.platform.CopyFrom(node.platform if node.platform is not None else self.platform)
         data = op.SerializeToString(deterministic=True)

@@ -30,6 +30,7 @@ and glob patterns run on a small NFA, so nothing here can backtrack exponentiall
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from typing import Final
 
@@ -45,6 +46,18 @@ class ExpansionError(DockerfileError):
         super().__init__(message)
         self.detail = detail or message
         self.word = word
+
+
+# Each nested ${...} costs a few Python frames; BuildKit (Go, growable stacks) expands
+# hundreds of levels, so the interpreter's default limit (1000) is raised for expansion.
+# Beyond it the word is refused with a clear error rather than a crash.
+_NESTING_FRAMES: Final = 20_000
+_TOO_DEEP: Final = "variable substitutions nested too deeply"
+
+
+def _allow_deep_nesting() -> None:
+    if sys.getrecursionlimit() < _NESTING_FRAMES:
+        sys.setrecursionlimit(_NESTING_FRAMES)
 
 
 class _Fail(Exception):
@@ -429,17 +442,23 @@ class _Run:
     # public entry points
 
     def word(self) -> str:
+        _allow_deep_nesting()
         try:
             return self._stop_on(None, self.lex.raw_escapes, None)
         except _Fail as exc:
             raise self._wrap(exc) from None
+        except RecursionError:
+            raise self._wrap(_Fail(_TOO_DEEP)) from None
 
     def words(self) -> list[str]:
+        _allow_deep_nesting()
         segments: list[tuple[str, bool]] = []
         try:
             self._stop_on(None, self.lex.raw_escapes, segments)
         except _Fail as exc:
             raise self._wrap(exc) from None
+        except RecursionError:
+            raise self._wrap(_Fail(_TOO_DEEP)) from None
         return _split_segments(segments)
 
     def _wrap(self, exc: _Fail) -> ExpansionError:
