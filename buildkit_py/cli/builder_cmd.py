@@ -40,7 +40,7 @@ def _platforms(values: tuple[str, ...]) -> list[str]:
 
 def _driver_opts(driver: str, values: tuple[str, ...]) -> dict[str, str]:
     opts: dict[str, str] = {}
-    for item in values:
+    for item in (v for entry in values for v in entry.split(",")):  # repeated or a,b=... as buildx
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UsageError(f"--driver-opt {item!r}: expected KEY=VALUE")

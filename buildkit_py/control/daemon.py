@@ -86,6 +86,10 @@ def _bind(server: Any, addresses: list[str], tls: Any, insecure_tcp: bool) -> li
             if tls.enabled:
                 bound = server.add_secure_port(hostport, tls.server_credentials())
             elif _is_loopback(host) or insecure_tcp:
+                # Said loudly at every start: anyone who can connect may run builds.
+                _log.warning("%s: plain TCP, no TLS: every local user (or host, off "
+                             "loopback) that can connect can run builds on this daemon; "
+                             "give --tlscert/--tlskey/--tlscacert for mutual TLS", addr)
                 bound = server.add_insecure_port(hostport)
             else:
                 raise UsageError(f"--addr {addr}: plain TCP on a non-loopback address",

@@ -96,10 +96,9 @@ def test_mutual_tls_daemon_builds_for_a_valid_client_and_refuses_others(
         client.close()
 
     env = {"BKPY_CONFIG": str(tmp_path / "client"), "BKPY_ROOT": str(tmp_path / "emb")}
-    run_bkpy("builder", "create", "--name", "tls", endpoint,
-             "--driver-opt", f"cacert={pki / 'ca.pem'}",
-             "--driver-opt", f"cert={pki / 'client.pem'}",
-             "--driver-opt", f"key={pki / 'client.key'}", env=env)
+    run_bkpy("builder", "create", "--name", "tls", endpoint,  # the comma form of --driver-opt
+             "--driver-opt", f"cacert={pki / 'ca.pem'},cert={pki / 'client.pem'},"
+                             f"key={pki / 'client.key'}", env=env)
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text("FROM scratch\nCOPY busybox /bin/busybox\n")
@@ -126,3 +125,14 @@ def test_plain_tcp_on_a_public_address_needs_insecure_tcp(tmp_path: Path) -> Non
     assert p.returncode == 2
     assert "--insecure-tcp" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_plain_tcp_on_loopback_is_served_with_a_warning(tmp_path: Path,
+                                                        make_daemon: MakeDaemon) -> None:
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    d = make_daemon(args=["--addr", endpoint], endpoint=endpoint, busybox=False)
+    client = RemoteClient(endpoint, None)
+    client.info(timeout=10)
+    client.close()
+    log = d.log.read_text()
+    assert f"{endpoint}: plain TCP, no TLS" in log and "WARNING" in log
