@@ -88,8 +88,21 @@ def image_import(archive: Path, ref: str) -> None:
     name = _name(ref)
     with _store() as store:
         assert isinstance(store, ImageStore)
+        previous = store.get(name)
         rec = store.import_archive(archive, name)
     # Like `docker load`: the layers are extracted now, not by the first build using them.
-    with open_builder(load_config()) as builder:
-        builder.sources.unpack_local(builder.worker, name)
+    try:
+        with open_builder(load_config()) as builder:
+            builder.sources.unpack_local(builder.worker, name)
+    except BaseException:
+        # an image that cannot be extracted (e.g. a layer that is not its diff_id) is not
+        # kept; the name goes back to what it named before
+        with _store() as store:
+            assert isinstance(store, ImageStore)
+            if previous is None:
+                store.remove(name)
+            else:
+                store.put(previous.name, previous.media_type, previous.digest, previous.size,
+                          previous.created)
+        raise
     click.echo(f"{name} {rec.digest}")

@@ -51,8 +51,10 @@ class ImageStore:
     def close(self) -> None:
         self._db.close()
 
-    def put(self, name: str, media_type: str, digest: str, size: int) -> ImageRecord:
-        rec = ImageRecord(name, media_type, digest, size, time.time())
+    def put(self, name: str, media_type: str, digest: str, size: int,
+            created: float | None = None) -> ImageRecord:
+        rec = ImageRecord(name, media_type, digest, size,
+                          time.time() if created is None else created)
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?)",
                              (rec.name, rec.media_type, rec.digest, rec.size, rec.created))

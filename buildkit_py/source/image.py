@@ -29,6 +29,7 @@ from buildkit_py.content.images import ImageStore
 from buildkit_py.content.store import ContentStore
 from buildkit_py.errors import BuildError, UsageError, UserError
 from buildkit_py.exporter.layers import LayerCache
+from buildkit_py.gostrings import go_quote
 from buildkit_py.platforms import Platform, as_platform, best_match, host_platform
 from buildkit_py.registry import mediatypes as mt
 from buildkit_py.registry.reference import Reference, parse_reference
@@ -310,7 +311,7 @@ class ImageSources:
         sn = worker.sn
         parent: str | None = None
         size = 0
-        for layer, chain in zip(layers, chain_ids(diff_ids), strict=True):
+        for layer, chain, diff_id in zip(layers, chain_ids(diff_ids), diff_ids, strict=True):
             name = "img-" + chain.split(":", 1)[1]
             with self._lock:
                 lock = self._unpack_locks.setdefault(name, threading.Lock())
@@ -318,7 +319,7 @@ class ImageSources:
                 try:
                     sn.stat(name)
                 except UserError:
-                    self._unpack_one(worker, layer, name, parent)
+                    self._unpack_one(worker, layer, name, parent, diff_id)
             parent = name
             size = sn.usage(name).size
         return SnapshotResult(parent, size)
@@ -349,7 +350,7 @@ class ImageSources:
         self.registry.pull(info.ref, self.content, progress=report)
 
     def _unpack_one(self, worker: BuilderWorker, layer: dict[str, Any], name: str,
-                    parent: str | None) -> None:
+                    parent: str | None, diff_id: str) -> None:
         digest = layer["digest"]
         key = f"unpack-{name}"
         sn = worker.sn
@@ -357,6 +358,13 @@ class ImageSources:
         try:
             with self.content.open(digest) as f:
                 applied = sn.apply_layer(key, f)
+            if applied.diff_id != diff_id:
+                # As containerd: a layer must be what the config says it is, else the
+                # snapshot (named by the chain of diff_ids) would lie about its content.
+                raise BuildError(f"failed to extract layer {digest}: wrong diff id "
+                                 f"calculated on extraction {go_quote(applied.diff_id)}",
+                                 hint=f"the image config lists {diff_id} for this layer; "
+                                      "the image is corrupt: rebuild or re-push it")
             sn.commit(name, key)
         except BaseException:
             sn.remove(key)

@@ -3,11 +3,13 @@ blobs, and oci-layout named contexts. Real registry, real ``bkpy`` CLI, skopeo a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import pytest
@@ -208,6 +210,47 @@ def test_a_corrupted_oci_layout_blob_is_refused(tmp_path: Path) -> None:
     assert run.code == 1, run.err  # found while converting: a failed build, as buildx
     assert f"blob {manifest['layers'][0]['digest']} is corrupted" in run.err
     assert "Traceback" not in run.err
+
+
+def _with_config(layout: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Rewrite the layout's (single) image config through ``edit``, re-linking its digests."""
+    blobs = layout / "blobs" / "sha256"
+
+    def put(doc: dict[str, Any]) -> dict[str, Any]:
+        raw = json.dumps(doc).encode()
+        digest = hashlib.sha256(raw).hexdigest()
+        (blobs / digest).write_bytes(raw)
+        return {"digest": f"sha256:{digest}", "size": len(raw)}
+
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads((blobs / index["manifests"][0]["digest"][7:]).read_text())
+    config = json.loads((blobs / manifest["config"]["digest"][7:]).read_text())
+    edit(config)
+    manifest["config"].update(put(config))
+    index["manifests"][0].update(put(manifest))
+    (layout / "index.json").write_text(json.dumps(index))
+
+
+def test_a_base_layer_that_is_not_its_diff_id_is_refused(tmp_path: Path) -> None:
+    layout = write_busybox_layout(tmp_path / "bb", ("amd64",))
+    wrong = "sha256:" + "0" * 64
+    _with_config(layout, lambda c: c["rootfs"].update(diff_ids=[wrong]))
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "Dockerfile").write_text("FROM base\nRUN true\n")
+    bkpy = make_runner(tmp_path / "state")
+    run = bkpy("build", "--build-context", f"base=oci-layout://{layout}", str(app), check=False)
+    assert run.code == 1, run.err
+    assert "wrong diff id calculated on extraction" in run.err and wrong in run.err
+    assert "Traceback" not in run.err
+    imported = bkpy("image", "import", str(layout), "bad:1", check=False)  # unpacks too
+    assert imported.code == 1 and "wrong diff id calculated on extraction" in imported.err
+    assert "bad:1" not in bkpy("images").out
+    good = write_busybox_layout(tmp_path / "good", ("amd64",))
+    bkpy("image", "import", str(good), "keep:1")
+    before = bkpy("images").out
+    assert bkpy("image", "import", str(layout), "keep:1", check=False).code == 1
+    assert bkpy("images").out == before  # the name still names the good image
 
 
 def test_fully_cached_rebuild_keeps_the_image_id(fresh_bkpy: Bkpy, tmp_path: Path) -> None:
