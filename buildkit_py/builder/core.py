@@ -180,6 +180,7 @@ class Builder:
                         target=req.target, target_platform=plat, build_args=dict(req.build_args),
                         labels=dict(req.labels), build_contexts=contexts, no_cache=req.no_cache,
                         no_cache_filter=list(req.no_cache_filter), network=req.network,
+                        extra_hosts=list(req.extra_hosts),
                         ignore_patterns=ignore, context_ignores=context_ignores,
                         source_date_epoch=epoch, image_resolver=resolver,
                         dockerfile_name=name, multi_platform=len(platforms) > 1,

@@ -32,6 +32,22 @@ def _with_epoch(args: dict[str, str]) -> dict[str, str]:
     return args
 
 
+def _extra_host(value: str) -> tuple[str, str]:
+    """buildx's --add-host: ``HOST=IP``, or ``HOST:IP`` (split at the first colon, so an
+    IPv6 address needs the ``=`` form)."""
+    import ipaddress
+
+    name, sep, ip = value.partition("=") if "=" in value else value.partition(":")
+    try:
+        ipaddress.ip_address(ip)
+    except ValueError:
+        raise UsageError(f"--add-host {value}: invalid IP address {ip!r}",
+                         hint="use HOST:IP or HOST=IP, e.g. --add-host db:10.0.0.5") from None
+    if not sep or not name:
+        raise UsageError(f"--add-host {value}: expected HOST:IP or HOST=IP")
+    return name, ip
+
+
 def _entitlements(allow: tuple[str, ...], network: str) -> list[str]:
     """The --allow entitlements, checked as buildx does; ``--network host`` grants
     network.host by itself."""
@@ -106,6 +122,8 @@ def _read_dockerfile(context: str, file: str | None) -> tuple[Path | None, Path 
 @click.option("--iidfile", type=click.Path(dir_okay=False), help="Write the image id.")
 @click.option("--label", "labels", multiple=True, help="KEY=VALUE image label.")
 @click.option("--network", type=click.Choice(["default", "none", "host"]), default="default")
+@click.option("--add-host", "add_hosts", multiple=True,
+              help="Add a custom host-to-IP mapping to RUN steps (HOST:IP or HOST=IP).")
 @click.option("--allow", "allow", multiple=True,
               help='Allow an entitlement: "network.host", "security.insecure".')
 @click.option("--builder", envvar="BKPY_BUILDER", help="Builder to use.")
@@ -119,8 +137,8 @@ def build(context: str, file: str | None, tags: tuple[str, ...], target: str | N
           no_cache: bool, no_cache_filter: tuple[str, ...], pull: bool,
           outputs: tuple[str, ...], push: bool, load: bool, cache_to: tuple[str, ...],
           cache_from: tuple[str, ...], progress: str, metadata_file: str | None,
-          iidfile: str | None, labels: tuple[str, ...], network: str, allow: tuple[str, ...],
-          builder: str | None,
+          iidfile: str | None, labels: tuple[str, ...], network: str,
+          add_hosts: tuple[str, ...], allow: tuple[str, ...], builder: str | None,
           call: str, fmt: str, quiet: bool) -> None:
     """Build an image from a Dockerfile and a context directory."""
     call, _, call_opts = call.partition(",")
@@ -166,6 +184,7 @@ def build(context: str, file: str | None, tags: tuple[str, ...], target: str | N
         outputs=output_specs,
         labels=_kv_list(labels, "--label"),
         network=network,
+        extra_hosts=[_extra_host(h) for h in add_hosts],
         entitlements=_entitlements(allow, network),
         cache_to=[parse_csv_kv(c, "--cache-to") for c in cache_to],
         cache_from=[parse_csv_kv(c, "--cache-from") for c in cache_from],

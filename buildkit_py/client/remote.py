@@ -488,6 +488,7 @@ class RemoteClient:
             no_cache=req.no_cache, no_cache_filter=req.no_cache_filter, pull=req.pull,
             outputs=[pb.Output(type=o.type, attrs=o.attrs) for o in req.outputs],
             labels=req.labels, network=req.network, entitlements=req.entitlements,
+            extra_hosts=[f"{name}={ip}" for name, ip in req.extra_hosts],
             cache_to=[pb.CacheSpec(attrs=c) for c in req.cache_to],
             cache_from=[pb.CacheSpec(attrs=c) for c in req.cache_from],
             want_iid=req.iidfile is not None, want_metadata=req.metadata_file is not None,

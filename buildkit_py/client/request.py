@@ -135,6 +135,7 @@ class BuildRequest:
     outputs: list[OutputSpec] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     network: str = "default"
+    extra_hosts: list[tuple[str, str]] = field(default_factory=list)  # --add-host (name, ip)
     # Entitlements the build may use (buildx's --allow): RUN --network=host needs
     # "network.host", RUN --security=insecure "security.insecure".
     entitlements: list[str] = field(default_factory=list)

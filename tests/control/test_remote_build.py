@@ -184,3 +184,14 @@ def test_entitlements_travel_to_the_daemon(tmp_path: Path, shared_daemon: Daemon
     assert refused.code == 1
     assert ("failed to solve: granting entitlement network.host is not allowed by build "
             "daemon configuration") in refused.err
+
+
+def test_add_host_travels_to_the_daemon(tmp_path: Path, shared_daemon: Daemon) -> None:
+    env = client_env(tmp_path, shared_daemon)
+    ctx = _context(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nRUN cat /etc/hosts > /hosts\n"})
+    out = tmp_path / "out"
+    run_bkpy("build", "--progress", "quiet", "--add-host", "db:10.1.2.3", "--add-host",
+             "v6=fd00::2", "-o", f"type=local,dest={out}", str(ctx), env=env)
+    assert (out / "hosts").read_text().splitlines()[-2:] == ["10.1.2.3\tdb", "fd00::2\tv6"]
+    bad = run_bkpy("build", "--add-host", "db:nope", str(ctx), env=env, check=False)
+    assert bad.code == 2 and "invalid IP address 'nope'" in bad.err

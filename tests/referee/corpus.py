@@ -13,6 +13,7 @@ Inputs in case.json (all optional):
 - ``description``: what the case checks;
 - ``build_args`` ``{"K": "V"}``, ``target``, ``platforms`` (default ``["linux/amd64"]``);
 - ``secrets`` ``{"id": "content"}``: written to files and passed as ``--secret id=ID,src=F``;
+- ``add_hosts`` ``["name:ip", "name=ip"]``: passed as ``--add-host``;
 - ``contexts`` ``{"name": "dir"}``: named contexts, ``dir`` relative to the case directory;
 - ``context_modes`` ``{"rel/path": "0600"}``: git keeps neither modes nor owners, so the context
   is copied with every file 0644 and directory 0755, then these modes applied;
@@ -41,7 +42,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 CASES_DIR = REPO / "testdata" / "referee"
 DEFAULT_PLATFORMS = ("linux/amd64",)
-INPUT_KEYS = frozenset({"description", "build_args", "target", "platforms", "secrets",
+INPUT_KEYS = frozenset({"description", "build_args", "target", "platforms", "secrets", "add_hosts",
                         "contexts", "context_modes", "context_hardlinks", "dockerfile",
                         "source_date_epoch",
                         "differs"})
@@ -134,6 +135,8 @@ def invocation(case: Case, work: Path, base_layout: Path) -> Invocation:
             "--build-context", f"busybox=oci-layout://{base_layout}"]
     for key, value in (inputs.get("build_args") or {}).items():
         args += ["--build-arg", f"{key}={value}"]
+    for host in inputs.get("add_hosts") or []:
+        args += ["--add-host", host]
     if inputs.get("target"):
         args += ["--target", str(inputs["target"])]
     for name, rel in (inputs.get("contexts") or {}).items():

@@ -259,6 +259,8 @@ def _init_stage(ds: StageState, cx: ConvertContext) -> None:
             ds.state = ds.state.user(str(user))
         if cx.opts.network and cx.opts.network != "default":
             ds.state = ds.state.network(cx.opts.network)
+        for host, ip in cx.opts.extra_hosts:
+            ds.state = ds.state.add_extra_host(host, ip)
 
 
 def _dispatch_stage(ds: StageState, cx: ConvertContext) -> None:

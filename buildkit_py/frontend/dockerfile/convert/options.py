@@ -40,6 +40,7 @@ class ConvertOptions:
     no_cache: bool = False
     no_cache_filter: list[str] = field(default_factory=list)
     network: str = "default"
+    extra_hosts: list[tuple[str, str]] = field(default_factory=list)  # /etc/hosts of RUNs
     context_name: str = "context"
     ignore_patterns: list[str] = field(default_factory=list)
     # Exclude patterns of named local contexts (each one's own .dockerignore), by local name
