@@ -145,15 +145,15 @@ class BuildError(UserError):
         self.location = location
         self.log_tail = log_tail or []
 
+    def log_block(self) -> list[str]:
+        """The step's last log lines, framed as buildx frames them."""
+        if not self.log_tail:
+            return []
+        return ["------", *(f" > {line}" for line in self.log_tail), "------"]
+
     def details(self) -> list[str]:
-        parts = []
-        if self.log_tail:
-            parts.append("------")
-            parts.extend(f" > {line}" for line in self.log_tail)
-            parts.append("------")
-        if self.location is not None:
-            parts.append(self.location.render_snippet())
-        return parts
+        snippet = [self.location.render_snippet()] if self.location is not None else []
+        return [*self.log_block(), *snippet]
 
 
 class SolveError(UserError):

@@ -23,12 +23,9 @@ class VertexError(BuildError):
         self.digest = digest
         self.vertex_name = vertex_name
 
-    def details(self) -> list[str]:
-        # as buildx shows a failed step: its name, then its last log lines
-        parts = ["------", f" > {self.vertex_name}:", *self.log_tail, "------"]
-        if self.location is not None:
-            parts.append(self.location.render_snippet())
-        return parts
+    def log_block(self) -> list[str]:
+        # as buildx shows a failed step: its name, then its last log lines as they are
+        return ["------", f" > {self.vertex_name}:", *self.log_tail, "------"]
 
 
 def describe_exception(exc: BaseException) -> str:

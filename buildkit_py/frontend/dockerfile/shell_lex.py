@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from buildkit_py.errors import DockerfileError
+from buildkit_py.gostrings import go_quote
 
 __all__ = ["ExpansionError", "ShellLex", "expand_heredoc_body"]
 
@@ -84,28 +85,6 @@ _LIT: Final = 0
 _ANY: Final = 1
 _STAR: Final = 2
 _Token = tuple[int, str]
-
-
-def _go_quote(text: str) -> str:
-    """Approximate Go's %q: double-quoted with backslash escapes for specials."""
-    out = ['"']
-    for ch in text:
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x100:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(f"\\u{ord(ch):04x}")
-    out.append('"')
-    return "".join(out)
 
 
 def _is_name_char(ch: str) -> bool:
@@ -463,7 +442,7 @@ class _Run:
 
     def _wrap(self, exc: _Fail) -> ExpansionError:
         return ExpansionError(
-            f"failed to process {_go_quote(self.text)}: {exc.detail}",
+            f"failed to process {go_quote(self.text)}: {exc.detail}",
             detail=exc.detail,
             word=self.text,
         )
