@@ -14,6 +14,8 @@ Inputs in case.json (all optional):
 - ``build_args`` ``{"K": "V"}``, ``target``, ``platforms`` (default ``["linux/amd64"]``);
 - ``secrets`` ``{"id": "content"}``: written to files and passed as ``--secret id=ID,src=F``;
 - ``add_hosts`` ``["name:ip", "name=ip"]``: passed as ``--add-host``;
+- ``allow`` ``["network.host"]``: entitlements asked for with ``--allow`` (neither builder is
+  configured to grant any);
 - ``contexts`` ``{"name": "dir"}``: named contexts, ``dir`` relative to the case directory;
 - ``context_modes`` ``{"rel/path": "0600"}``: git keeps neither modes nor owners, so the context
   is copied with every file 0644 and directory 0755, then these modes applied;
@@ -43,6 +45,7 @@ REPO = Path(__file__).resolve().parents[2]
 CASES_DIR = REPO / "testdata" / "referee"
 DEFAULT_PLATFORMS = ("linux/amd64",)
 INPUT_KEYS = frozenset({"description", "build_args", "target", "platforms", "secrets", "add_hosts",
+                        "allow",
                         "contexts", "context_modes", "context_hardlinks", "dockerfile",
                         "source_date_epoch",
                         "differs"})
@@ -135,6 +138,8 @@ def invocation(case: Case, work: Path, base_layout: Path) -> Invocation:
             "--build-context", f"busybox=oci-layout://{base_layout}"]
     for key, value in (inputs.get("build_args") or {}).items():
         args += ["--build-arg", f"{key}={value}"]
+    for entitlement in inputs.get("allow") or []:
+        args += ["--allow", entitlement]
     for host in inputs.get("add_hosts") or []:
         args += ["--add-host", host]
     if inputs.get("target"):
