@@ -135,8 +135,7 @@ class CacheManager:
         self._in_use_lock = threading.Lock()
         self._closed = False
         conn = self._conn()
-        # WAL is persistent in the file; switching needs no other connection writing.
-        conn.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(conn)
         with self._write() as c:
             if c.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
                 for stmt in _SCHEMA.split(";"):
@@ -358,3 +357,17 @@ class CacheManager:
             c.execute("DELETE FROM links WHERE key NOT IN (SELECT key FROM records)")
             c.execute("DELETE FROM keys WHERE key NOT IN (SELECT key FROM records)")
         return doomed
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """WAL is persistent in the file; switching to it needs no other connection writing.
+    SQLite may answer "database is locked" at once, without its busy handler, while another
+    process opens the same fresh database, so the switch is retried for a while."""
+    for attempt in range(300):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or attempt == 299:
+                raise
+            time.sleep(0.1)
