@@ -10,6 +10,10 @@ The same file configures the embedded builder and ``bkpyd``::
     keep-storage = "10GB"
     keep-duration = "168h"
 
+    [cdi]                              # RUN --device: CDI specs of the host's devices
+    spec-dirs = ["/etc/cdi", "/var/run/cdi", "/etc/buildkit/cdi"]
+    auto-allowed = ["vendor.com/class"]   # usable without --allow device
+
     [registry."localhost:5000"]
     http = true
     insecure = false
@@ -102,14 +106,39 @@ class GCPolicy:
 
 
 # What a build may ask for with --allow; the builder grants only what its config lists.
-ENTITLEMENTS = ("network.host", "security.insecure")
+ENTITLEMENTS = ("network.host", "security.insecure", "device")
 
 
 def check_entitlement(value: str, where: str) -> str:
-    if value not in ENTITLEMENTS:
+    """``network.host``, ``security.insecure``, ``device`` (every CDI device) or
+    ``device=NAME[,alias=ALIAS]`` (one device, optionally under the name a Dockerfile uses)."""
+    key, sep, rest = value.partition("=")
+    if key not in ENTITLEMENTS or (sep and key != "device"):
         raise UsageError(f"{where}: unknown entitlement {value}",
                          hint=f"use one of {', '.join(ENTITLEMENTS)}")
+    if sep:
+        name, *options = rest.split(",")
+        for option in options:
+            k, has, _ = option.partition("=")
+            if not has:
+                raise UsageError(f'{where}: invalid device config "{option}"')
+            if k != "alias":
+                raise UsageError(f'{where}: unknown device config key "{k}"',
+                                 hint="use device=NAME or device=NAME,alias=ALIAS")
+        if not name:
+            raise UsageError(f"{where}: {value}: no device name")
     return value
+
+
+@dataclass
+class CDIConfig:
+    """Where the host describes its CDI devices (``RUN --device``), as buildkitd's [cdi]."""
+
+    disabled: bool = False
+    spec_dirs: list[Path] = field(default_factory=lambda: [
+        Path("/etc/cdi"), Path("/var/run/cdi"), Path("/etc/buildkit/cdi")])
+    # devices or kinds any build may use without the device entitlement
+    auto_allowed: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -121,6 +150,7 @@ class BuilderConfig:
     registries: dict[str, RegistryHost] = field(default_factory=dict)
     # Entitlements builds may be granted (buildkitd's --allow-insecure-entitlement).
     insecure_entitlements: list[str] = field(default_factory=list)
+    cdi: CDIConfig = field(default_factory=lambda: CDIConfig())
 
 
 def _expect(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -150,7 +180,7 @@ def load_config(path: Path | None = None) -> BuilderConfig:
         raise UsageError(f"{path}: invalid TOML: {err}") from None
     where = str(path)
     known = {"root", "max-parallelism", "oci-runtime", "gc", "registry",
-             "insecure-entitlements"}
+             "insecure-entitlements", "cdi"}
     unknown = set(data) - known
     if unknown:
         raise UsageError(f"{where}: unknown keys {sorted(unknown)}",
@@ -167,6 +197,16 @@ def load_config(path: Path | None = None) -> BuilderConfig:
         cfg.insecure_entitlements = [
             check_entitlement(str(e), f"{where}: insecure-entitlements")
             for e in _expect(data, "insecure-entitlements", list, where)]
+    if "cdi" in data:
+        cdi = _expect(data, "cdi", dict, where)
+        # buildkitd.toml spells these specDirs and autoAllowed
+        dirs = cdi.get("spec-dirs", cdi.get("specDirs"))
+        if dirs is not None:
+            cfg.cdi.spec_dirs = [Path(str(d)) for d in dirs]
+        allowed = cdi.get("auto-allowed", cdi.get("autoAllowed"))
+        if allowed is not None:
+            cfg.cdi.auto_allowed = [str(a) for a in allowed]
+        cfg.cdi.disabled = bool(cdi.get("disabled", False))
     if "gc" in data:
         gc = _expect(data, "gc", dict, where)
         if "keep-storage" in gc:

@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from buildkit_py.builder.entitlements import DeviceGrant, check_granted, check_llb
 from buildkit_py.client.request import BuildRequest, OutputSpec
 from buildkit_py.config import BuilderConfig
 from buildkit_py.errors import BuildError, SolveError, UsageError, UserError
+from buildkit_py.executor.cdi import CDIRegistry
 from buildkit_py.platforms import Platform, host_platform, parse_platform
 from buildkit_py.solver.cancel import CancelToken
 from buildkit_py.solver.progress import ProgressBus, ProgressEvent
@@ -82,6 +84,8 @@ class Builder:
         sources = self.sources
         self.worker = BuilderWorker(
             self.root / "worker", runtime=config.oci_runtime,
+            cdi=None if config.cdi.disabled else CDIRegistry(config.cdi.spec_dirs,
+                                                             config.cdi.auto_allowed),
             image_source=lambda w, op: ImageSourceHandler(w, op, sources))
         self.cache = CacheManager(self.root / "solver")
         self.solver = Solver(self.worker, self.cache, config.max_parallelism)
@@ -147,6 +151,7 @@ class Builder:
         from buildkit_py.source.image import BuildResolver
 
         session = session or self.session_for(req)
+        session.device_aliases = DeviceGrant.of(req.entitlements).aliases
         build_id = uuid.uuid4().hex  # keeps this build's local sources its own
         name = req.dockerfile.name if req.dockerfile else "Dockerfile"
         bus = ProgressBus()
@@ -180,7 +185,8 @@ class Builder:
                         target=req.target, target_platform=plat, build_args=dict(req.build_args),
                         labels=dict(req.labels), build_contexts=contexts, no_cache=req.no_cache,
                         no_cache_filter=list(req.no_cache_filter), network=req.network,
-                        extra_hosts=list(req.extra_hosts),
+                        extra_hosts=list(req.extra_hosts), shm_size=req.shm_size,
+                        ulimits=list(req.ulimits),
                         ignore_patterns=ignore, context_ignores=context_ignores,
                         source_date_epoch=epoch, image_resolver=resolver,
                         dockerfile_name=name, multi_platform=len(platforms) > 1,
@@ -193,12 +199,17 @@ class Builder:
 
         outcome = BuildOutcome()
         for c in converted:
-            outcome.warnings.extend(f"{w.rule}: {w.message}" for w in c.warnings)
+            for w in c.warnings:
+                # buildx's short form; each platform's conversion finds the same ones
+                text = f"{w.rule}: {w.message}" + (
+                    f" (line {w.location.start_line})" if w.location else "")
+                if text not in outcome.warnings:
+                    outcome.warnings.append(text)
         try:
             with _solving():
-                _check_granted(req.entitlements, self.config.insecure_entitlements)
+                check_granted(req.entitlements, self.config.insecure_entitlements)
                 for c in converted:
-                    _check_entitlements(c.definition, req.entitlements)
+                    check_llb(c.definition, req.entitlements, self.worker.cdi)
                 results = self._solve_all(converted, bus, req, session, cancel)
             for r in results:
                 outcome.ran += len(r.ran)
@@ -417,33 +428,6 @@ def _vertex(bus: ProgressBus, name: str) -> Iterator[None]:
         bus.publish(VertexFailed(digest, name, started, time.time(), str(err)))
         raise
     bus.publish(VertexCompleted(digest, name, started, time.time()))
-
-
-def _check_granted(requested: list[str], grantable: list[str]) -> None:
-    """As buildkitd: a build may only be granted what the builder's config lets it grant."""
-    for e in requested:
-        if e not in grantable:
-            raise BuildError(
-                f"granting entitlement {e} is not allowed by build daemon configuration",
-                hint=f"start bkpyd with --allow-insecure-entitlement {e}, or list it in "
-                     "insecure-entitlements of the builder config (bkpyd.toml; "
-                     "$BKPY_BUILDER_CONFIG for the embedded builder)")
-
-
-def _check_entitlements(definition: Any, allowed: list[str]) -> None:
-    """As BuildKit when it loads the LLB: a RUN with --network=host or --security=insecure
-    needs that entitlement granted to the build (--allow)."""
-    from buildkit_py.llb import ops_pb2
-
-    for vertex in definition.vertices():
-        if vertex.kind != "exec":
-            continue
-        op = vertex.op
-        for needed, used in (("network.host", op.exec.network == ops_pb2.NET_MODE_HOST),
-                             ("security.insecure",
-                              op.exec.security == ops_pb2.SECURITY_MODE_INSECURE)):
-            if used and needed not in allowed:
-                raise BuildError(f"failed to load LLB: {needed} is not allowed")
 
 
 @contextlib.contextmanager

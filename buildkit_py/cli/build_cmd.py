@@ -16,7 +16,7 @@ from buildkit_py.client.request import (
     parse_secret,
     parse_ssh,
 )
-from buildkit_py.config import check_entitlement
+from buildkit_py.config import ENTITLEMENTS, check_entitlement
 from buildkit_py.errors import UsageError
 
 CALL_MODES = ("build", "outline", "targets")
@@ -48,13 +48,46 @@ def _extra_host(value: str) -> tuple[str, str]:
     return name, ip
 
 
+def _shm_size(value: str | None) -> int:
+    from buildkit_py.units import ram_in_bytes
+
+    if not value:
+        return 0
+    try:
+        return ram_in_bytes(value)
+    except ValueError as err:
+        raise UsageError(f'invalid argument "{value}" for "--shm-size" flag: {err}',
+                         hint="use a size such as 128m or 1g") from None
+
+
+def _ulimits(values: tuple[str, ...]) -> list[tuple[str, int, int]]:
+    """buildx's --ulimit NAME=SOFT[:HARD], repeatable; a later one for a name wins."""
+    from buildkit_py.units import parse_ulimit
+
+    found: dict[str, tuple[str, int, int]] = {}
+    for value in values:
+        try:
+            u = parse_ulimit(value)
+        except ValueError as err:
+            raise UsageError(f'invalid argument "{value}" for "--ulimit" flag: {err}',
+                             hint="use NAME=SOFT[:HARD], e.g. --ulimit nofile=1024:2048") \
+                from None
+        found[u.name] = (u.name, u.soft, u.hard)
+    return list(found.values())
+
+
 def _entitlements(allow: tuple[str, ...], network: str) -> list[str]:
     """The --allow entitlements, checked as buildx does; ``--network host`` grants
     network.host by itself."""
-    out: list[str] = []
-    for value in (v for entry in allow for v in entry.split(",")):  # repeatable, comma lists
-        if value:
-            out.append(check_entitlement(value, "--allow"))
+    values: list[str] = []
+    for entry in allow:  # repeatable, comma lists; device=NAME,alias=X stays whole
+        for part in entry.split(","):
+            if values and values[-1].startswith("device=") and "=" in part \
+                    and part.partition("=")[0] not in ENTITLEMENTS:
+                values[-1] += "," + part
+            elif part:
+                values.append(part)
+    out = [check_entitlement(value, "--allow") for value in values]
     if network == "host":
         out.append("network.host")
     return list(dict.fromkeys(out))
@@ -124,8 +157,11 @@ def _read_dockerfile(context: str, file: str | None) -> tuple[Path | None, Path 
 @click.option("--network", type=click.Choice(["default", "none", "host"]), default="default")
 @click.option("--add-host", "add_hosts", multiple=True,
               help="Add a custom host-to-IP mapping to RUN steps (HOST:IP or HOST=IP).")
+@click.option("--shm-size", "shm_size", help="Size of /dev/shm in RUN steps (e.g. 128m).")
+@click.option("--ulimit", "ulimits", multiple=True,
+              help="Resource limit of RUN steps: NAME=SOFT[:HARD] (repeatable).")
 @click.option("--allow", "allow", multiple=True,
-              help='Allow an entitlement: "network.host", "security.insecure".')
+              help='Allow an entitlement: "network.host", "security.insecure", "device[=NAME]".')
 @click.option("--builder", envvar="BKPY_BUILDER", help="Builder to use.")
 @click.option("--call", "call", default="build", help="build|outline|targets")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
@@ -138,7 +174,8 @@ def build(context: str, file: str | None, tags: tuple[str, ...], target: str | N
           outputs: tuple[str, ...], push: bool, load: bool, cache_to: tuple[str, ...],
           cache_from: tuple[str, ...], progress: str, metadata_file: str | None,
           iidfile: str | None, labels: tuple[str, ...], network: str,
-          add_hosts: tuple[str, ...], allow: tuple[str, ...], builder: str | None,
+          add_hosts: tuple[str, ...], shm_size: str | None, ulimits: tuple[str, ...],
+          allow: tuple[str, ...], builder: str | None,
           call: str, fmt: str, quiet: bool) -> None:
     """Build an image from a Dockerfile and a context directory."""
     call, _, call_opts = call.partition(",")
@@ -185,6 +222,8 @@ def build(context: str, file: str | None, tags: tuple[str, ...], target: str | N
         labels=_kv_list(labels, "--label"),
         network=network,
         extra_hosts=[_extra_host(h) for h in add_hosts],
+        shm_size=_shm_size(shm_size),
+        ulimits=_ulimits(ulimits),
         entitlements=_entitlements(allow, network),
         cache_to=[parse_csv_kv(c, "--cache-to") for c in cache_to],
         cache_from=[parse_csv_kv(c, "--cache-from") for c in cache_from],

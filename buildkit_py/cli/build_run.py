@@ -40,6 +40,18 @@ def feed(display: Display, event: ProgressEvent) -> None:
                        event.completed is not None)
 
 
+def print_warnings(warnings: list[str]) -> None:
+    """The summary buildx prints after a build that raised warnings."""
+    if not warnings:
+        return
+    head = "1 warning found" if len(warnings) == 1 else f"{len(warnings)} warnings found"
+    head += " (use docker --debug to expand):"
+    click.echo("\n " + click.style(head, fg="yellow", reset=True), err=True,
+               color=sys.stderr.isatty())
+    for warning in warnings:
+        click.echo(f" - {warning}", err=True)
+
+
 def run_build(request: BuildRequest, *, progress: str, call: str, quiet: bool,
               builder: str | None) -> None:
     from buildkit_py.client.builders import BuilderStore, open_client
@@ -52,8 +64,7 @@ def run_build(request: BuildRequest, *, progress: str, call: str, quiet: bool,
     finally:
         display.close()
         client.close()
-    for warning in outcome.warnings:
-        if progress != "quiet":
-            click.echo(f"WARNING: {warning}", err=True)
+    if progress not in ("quiet", "rawjson"):
+        print_warnings(outcome.warnings)
     if quiet and outcome.image_id:
         click.echo(outcome.image_id)

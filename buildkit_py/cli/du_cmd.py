@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import click
 
 from buildkit_py.client.base import BuilderClient, PruneOptions, UsageItem
-from buildkit_py.errors import UsageError
+from buildkit_py.errors import UsageError, UserError
 
 
 def _size(n: int) -> str:
@@ -43,16 +43,36 @@ def _totals(items: list[UsageItem]) -> None:
     click.echo(f"{'Total:':<16}{_size(sum(i.size for i in items))}")
 
 
+def _report_corrupt(corrupt: list[UsageItem]) -> None:
+    """``du --verify``'s findings: fails (exit 1) when any blob is corrupted."""
+    click.echo("")
+    if not corrupt:
+        click.echo("Verified: every content blob matches its digest")
+        return
+    click.echo(f"{'CORRUPTED BLOB':<72} {'SIZE':<12} HASHES TO")
+    for i in corrupt:
+        click.echo(f"{i.id:<72} {_size(i.size):<12} {i.description.removeprefix('hashes to ')}")
+    n = len(corrupt)
+    raise UserError(f"{n} corrupted blob{'s' if n > 1 else ''} in the content store",
+                    hint="remove them with `bkpy prune --corrupt`; the next build re-creates "
+                         "or re-pulls them")
+
+
 @click.command("du")
 @click.option("--verbose", is_flag=True, help="Show every record in detail.")
+@click.option("--verify", is_flag=True,
+              help="Also hash every content blob and list those that do not match their "
+                   "digest (exit status 1 if any).")
 @click.option("--builder", envvar="BKPY_BUILDER", help="Builder to use.")
-def du(verbose: bool, builder: str | None) -> None:
+def du(verbose: bool, verify: bool, builder: str | None) -> None:
     """Show the build cache's disk usage."""
     client = _client(builder)
     try:
-        items = client.disk_usage()
+        everything = client.disk_usage(verify)
     finally:
         client.close()
+    items = [i for i in everything if i.record_type != "corrupt"]
+    corrupt = [i for i in everything if i.record_type == "corrupt"]
     if verbose:
         for i in items:
             created = datetime.fromtimestamp(i.created, tz=UTC).strftime(
@@ -73,6 +93,8 @@ def du(verbose: bool, builder: str | None) -> None:
             click.echo(f"{rid + mark:<50} {str(i.reclaimable).lower():<12} "
                        f"{_size(i.size):<12} {_ago(i.last_used)}")
     _totals(items)
+    if verify:
+        _report_corrupt(corrupt)
 
 
 def _filters(values: tuple[str, ...]) -> float | None:
@@ -94,16 +116,26 @@ def _filters(values: tuple[str, ...]) -> float | None:
 @click.option("--keep-storage", help="Keep this much cache (e.g. 5GB), least recently used "
                                      "goes first.")
 @click.option("--filter", "filters", multiple=True, help="until=DURATION: keep newer records.")
+@click.option("--corrupt", is_flag=True,
+              help="Only remove content blobs that do not match their digest (see `du "
+                   "--verify`), the manifests naming them and images that lost one.")
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--verbose", is_flag=True, help="List what was removed.")
 @click.option("--builder", envvar="BKPY_BUILDER", help="Builder to use.")
-def prune(all_: bool, keep_storage: str | None, filters: tuple[str, ...], force: bool,
-          verbose: bool, builder: str | None) -> None:
+def prune(all_: bool, keep_storage: str | None, filters: tuple[str, ...], corrupt: bool,
+          force: bool, verbose: bool, builder: str | None) -> None:
     """Remove build cache."""
     from buildkit_py.config import parse_size
 
+    if corrupt and (all_ or keep_storage or filters):
+        raise UsageError("--corrupt cannot be combined with --all, --keep-storage or --filter",
+                         hint="run `bkpy prune --corrupt` on its own")
     opts = PruneOptions(all=all_, keep_duration=_filters(filters),
-                        keep_storage=parse_size(keep_storage) if keep_storage else None)
+                        keep_storage=parse_size(keep_storage) if keep_storage else None,
+                        corrupt=corrupt)
+    if corrupt:
+        _prune_corrupt(opts, force, builder)
+        return
     if not force:
         what = "all build cache" if opts == PruneOptions(all=all_) else "some build cache"
         click.confirm(f"WARNING! This will remove {what}. Are you sure you want to continue?",
@@ -117,4 +149,29 @@ def prune(all_: bool, keep_storage: str | None, filters: tuple[str, ...], force:
                 click.echo(f"{item.id:<50} {_size(item.size):<12} {item.description}")
     finally:
         client.close()
+    click.echo(f"Total:\t{_size(total)}")
+
+
+def _prune_corrupt(opts: PruneOptions, force: bool, builder: str | None) -> None:
+    """``prune --corrupt``: always lists what went, as it is rarely expected."""
+    if not force:
+        click.confirm("WARNING! This will remove corrupted content blobs and the images "
+                      "that use them. Are you sure you want to continue?", abort=True, err=True)
+    client = _client(builder)
+    total = blobs = 0
+    try:
+        for item in client.prune(opts):
+            total += item.size
+            if item.record_type == "corrupt":
+                blobs += 1
+                click.echo(f"removed corrupted blob {item.id} ({_size(item.size)}, "
+                           f"{item.description.removeprefix('corrupted: ')})")
+            elif item.record_type == "image":
+                click.echo(f"removed image {item.id}: {item.description}")
+            else:
+                click.echo(f"removed {item.id} ({item.description})")
+    finally:
+        client.close()
+    if not blobs:
+        click.echo("No corrupted blobs found")
     click.echo(f"Total:\t{_size(total)}")

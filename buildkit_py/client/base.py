@@ -29,7 +29,9 @@ class UsageItem:
     description: str
     usage_count: int
     in_use: bool
-    record_type: str = "regular"  # regular | content
+    # regular | content; corrupt: a blob whose bytes do not match its digest (``id``),
+    # ``description`` saying what they hash to; image: an image name dropped with one
+    record_type: str = "regular"
 
     @property
     def reclaimable(self) -> bool:
@@ -41,6 +43,7 @@ class PruneOptions:
     all: bool = False
     keep_duration: float | None = None  # seconds: keep what was used more recently
     keep_storage: int | None = None  # bytes: then drop least recently used above this
+    corrupt: bool = False  # only drop corrupted blobs and what refers to them
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,9 @@ class BuilderClient(Protocol):
 
     def build(self, req: BuildRequest, progress: ProgressSink) -> BuildOutcome: ...
 
-    def disk_usage(self) -> list[UsageItem]: ...
+    def disk_usage(self, verify: bool = False) -> list[UsageItem]:
+        """``verify``: also hash every blob and add a ``corrupt`` item per bad one."""
+        ...
 
     def prune(self, opts: PruneOptions) -> Iterator[UsageItem]: ...
 

@@ -1,16 +1,14 @@
 """The embedded client: a builder core inside the ``bkpy`` process.
 
-One process at a time owns a state directory (an exclusive lock on
-``<root>/embedded.lock``); a second ``bkpy build`` on the same root waits for it.
+Each command owns the state directory while it runs (:mod:`buildkit_py.builder.ownership`:
+the lock ``bkpyd`` takes too); a second command on the same root waits for it, and the
+first command after one that was killed cleans up what that one left.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from buildkit_py.builder.core import BuildOutcome, ProgressSink
@@ -23,26 +21,11 @@ if TYPE_CHECKING:
 
 
 @contextlib.contextmanager
-def state_lock(root: Path) -> Iterator[None]:
-    """Hold ``root`` for this process; another embedded builder on it waits its turn."""
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / "embedded.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
 def open_builder(config: BuilderConfig) -> Iterator[Builder]:
-    """The builder core over ``config.root``, under the state directory's lock."""
-    from buildkit_py.builder.core import Builder
+    """The builder core over ``config.root``, owned by this process for the block."""
+    from buildkit_py.builder.ownership import open_owned_builder
 
-    with state_lock(config.root), Builder(config) as builder:
+    with open_owned_builder(config, "bkpy", wait=True) as builder:
         yield builder
 
 
@@ -56,11 +39,11 @@ class EmbeddedClient:
         with open_builder(self.config) as builder:
             return builder.build(req, progress)
 
-    def disk_usage(self) -> list[UsageItem]:
+    def disk_usage(self, verify: bool = False) -> list[UsageItem]:
         from buildkit_py.control.gc import disk_usage
 
         with open_builder(self.config) as builder:
-            return disk_usage(builder)
+            return disk_usage(builder, verify)
 
     def prune(self, opts: PruneOptions) -> Iterator[UsageItem]:
         from buildkit_py.control.gc import prune

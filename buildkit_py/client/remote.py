@@ -449,15 +449,17 @@ class RemoteClient:
 
     # ---------------------------------------------------------------- cache
 
-    def disk_usage(self) -> list[UsageItem]:
+    def disk_usage(self, verify: bool = False) -> list[UsageItem]:
         try:
-            resp = self.stub.DiskUsage(pb.DiskUsageRequest(), timeout=300)
+            # hashing every blob takes as long as reading the whole content store
+            resp = self.stub.DiskUsage(pb.DiskUsageRequest(verify=verify),
+                                       timeout=None if verify else 300)
         except grpc.RpcError as err:
             raise _rpc_error(err, self.endpoint) from None
         return [_usage_item(r) for r in resp.records]
 
     def prune(self, opts: PruneOptions) -> Iterator[UsageItem]:
-        req = pb.PruneRequest(all=opts.all)
+        req = pb.PruneRequest(all=opts.all, corrupt=opts.corrupt)
         if opts.keep_duration is not None:
             req.keep_duration = opts.keep_duration
         if opts.keep_storage is not None:
@@ -489,6 +491,8 @@ class RemoteClient:
             outputs=[pb.Output(type=o.type, attrs=o.attrs) for o in req.outputs],
             labels=req.labels, network=req.network, entitlements=req.entitlements,
             extra_hosts=[f"{name}={ip}" for name, ip in req.extra_hosts],
+            shm_size=req.shm_size,
+            ulimits=[f"{name}={soft}:{hard}" for name, soft, hard in req.ulimits],
             cache_to=[pb.CacheSpec(attrs=c) for c in req.cache_to],
             cache_from=[pb.CacheSpec(attrs=c) for c in req.cache_from],
             want_iid=req.iidfile is not None, want_metadata=req.metadata_file is not None,
@@ -699,9 +703,9 @@ class MultiNodeClient:
                 out.append(w)
         return out
 
-    def disk_usage(self) -> list[UsageItem]:
+    def disk_usage(self, verify: bool = False) -> list[UsageItem]:
         return [dataclasses.replace(item, id=f"{n.name}/{item.id}")
-                for n in self.nodes for item in n.client.disk_usage()]
+                for n in self.nodes for item in n.client.disk_usage(verify)]
 
     def prune(self, opts: PruneOptions) -> Iterator[UsageItem]:
         for n in self.nodes:

@@ -136,6 +136,8 @@ class BuildRequest:
     labels: dict[str, str] = field(default_factory=dict)
     network: str = "default"
     extra_hosts: list[tuple[str, str]] = field(default_factory=list)  # --add-host (name, ip)
+    shm_size: int = 0  # --shm-size in bytes (0: the runtime's 64 MiB /dev/shm)
+    ulimits: list[tuple[str, int, int]] = field(default_factory=list)  # --ulimit (name, soft, hard)
     # Entitlements the build may use (buildx's --allow): RUN --network=host needs
     # "network.host", RUN --security=insecure "security.insecure".
     entitlements: list[str] = field(default_factory=list)

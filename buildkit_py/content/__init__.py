@@ -4,6 +4,7 @@ from buildkit_py.content.digest import digest_bytes, validate_digest
 from buildkit_py.content.errors import (
     ContentError,
     ContentNotFoundError,
+    CorruptContentError,
     DigestMismatchError,
     InvalidDigestError,
 )
@@ -14,6 +15,7 @@ from buildkit_py.content.store import (
     GCResult,
     Lease,
 )
+from buildkit_py.content.verify import VerifyingReader, copy_verified
 from buildkit_py.content.writer import ContentWriter
 
 __all__ = [
@@ -23,10 +25,13 @@ __all__ = [
     "ContentNotFoundError",
     "ContentStore",
     "ContentWriter",
+    "CorruptContentError",
     "DigestMismatchError",
     "GCResult",
     "InvalidDigestError",
     "Lease",
+    "VerifyingReader",
+    "copy_verified",
     "digest_bytes",
     "validate_digest",
 ]

@@ -19,3 +19,15 @@ class ContentNotFoundError(ContentError):
 
 class DigestMismatchError(ContentError):
     """Written bytes do not match the expected digest or size; nothing was stored."""
+
+
+class CorruptContentError(DigestMismatchError):
+    """A stored blob's bytes no longer hash to its digest (disk damage, manual edits)."""
+
+    def __init__(self, digest: str, actual: str) -> None:
+        super().__init__(
+            f"blob {digest} in the content store is corrupted: its content hashes to {actual}",
+            hint="remove corrupted blobs with `bkpy prune --corrupt` (`bkpy du --verify` "
+                 "lists them), then build again to re-create or re-pull them")
+        self.digest = digest
+        self.actual = actual

@@ -19,8 +19,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from buildkit_py.content.digest import digest_bytes, validate_digest
-from buildkit_py.content.errors import ContentError, ContentNotFoundError, DigestMismatchError
+from buildkit_py.content.errors import (
+    ContentError,
+    ContentNotFoundError,
+    CorruptContentError,
+    DigestMismatchError,
+)
 from buildkit_py.content.metadata import ContentMetadata
+from buildkit_py.content.verify import VerifyingReader, hash_file
 from buildkit_py.content.writer import ContentWriter
 
 #: Label on a compressed layer blob naming the digest of its uncompressed tar.
@@ -120,17 +126,22 @@ class ContentStore:
             raise ContentNotFoundError(f"content {digest} not found")
         self._meta.update_labels(digest, labels)
 
-    def verify(self, digest: str) -> None:
-        """Re-hash a stored blob; raise DigestMismatchError if it was corrupted."""
-        import hashlib
+    def open_verified(self, digest: str) -> VerifyingReader:
+        """Open a blob for export: its digest is checked as it is read (see
+        :class:`VerifyingReader`), so a corrupted blob never leaves the builder."""
+        return VerifyingReader(self.open(digest), digest)
 
-        h = hashlib.sha256()
+    def read_verified(self, digest: str) -> bytes:
+        """The whole blob, checked against its digest (for manifests and configs)."""
+        with self.open_verified(digest) as f:
+            return f.read()
+
+    def verify(self, digest: str) -> None:
+        """Re-hash a stored blob; raise CorruptContentError if it was corrupted."""
         with self.open(digest) as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-        actual = f"sha256:{h.hexdigest()}"
+            actual = hash_file(f)
         if actual != digest:
-            raise DigestMismatchError(f"stored content {digest} is corrupted (hashes to {actual})")
+            raise CorruptContentError(digest, actual)
 
     def walk(self) -> Iterator[ContentInfo]:
         with os.scandir(self.blobs_dir) as it:

@@ -43,7 +43,7 @@ class LocalDir(_message.Message):
     def __init__(self, name: _Optional[str] = ..., context_id: _Optional[str] = ...) -> None: ...
 
 class SolveRequest(_message.Message):
-    __slots__ = ("ref", "session_id", "dockerfile", "dockerfile_name", "ignore_patterns", "has_context", "tags", "target", "platforms", "build_args", "build_contexts", "secret_ids", "ssh_ids", "no_cache", "no_cache_filter", "pull", "outputs", "labels", "network", "cache_to", "cache_from", "want_iid", "want_metadata", "local_dirs", "entitlements", "extra_hosts")
+    __slots__ = ("ref", "session_id", "dockerfile", "dockerfile_name", "ignore_patterns", "has_context", "tags", "target", "platforms", "build_args", "build_contexts", "secret_ids", "ssh_ids", "no_cache", "no_cache_filter", "pull", "outputs", "labels", "network", "cache_to", "cache_from", "want_iid", "want_metadata", "local_dirs", "entitlements", "extra_hosts", "shm_size", "ulimits")
     class BuildArgsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +91,8 @@ class SolveRequest(_message.Message):
     LOCAL_DIRS_FIELD_NUMBER: _ClassVar[int]
     ENTITLEMENTS_FIELD_NUMBER: _ClassVar[int]
     EXTRA_HOSTS_FIELD_NUMBER: _ClassVar[int]
+    SHM_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ULIMITS_FIELD_NUMBER: _ClassVar[int]
     ref: str
     session_id: str
     dockerfile: bytes
@@ -117,7 +119,9 @@ class SolveRequest(_message.Message):
     local_dirs: _containers.RepeatedCompositeFieldContainer[LocalDir]
     entitlements: _containers.RepeatedScalarFieldContainer[str]
     extra_hosts: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, ref: _Optional[str] = ..., session_id: _Optional[str] = ..., dockerfile: _Optional[bytes] = ..., dockerfile_name: _Optional[str] = ..., ignore_patterns: _Optional[_Iterable[str]] = ..., has_context: _Optional[bool] = ..., tags: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., platforms: _Optional[_Iterable[str]] = ..., build_args: _Optional[_Mapping[str, str]] = ..., build_contexts: _Optional[_Mapping[str, str]] = ..., secret_ids: _Optional[_Iterable[str]] = ..., ssh_ids: _Optional[_Iterable[str]] = ..., no_cache: _Optional[bool] = ..., no_cache_filter: _Optional[_Iterable[str]] = ..., pull: _Optional[bool] = ..., outputs: _Optional[_Iterable[_Union[Output, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., network: _Optional[str] = ..., cache_to: _Optional[_Iterable[_Union[CacheSpec, _Mapping]]] = ..., cache_from: _Optional[_Iterable[_Union[CacheSpec, _Mapping]]] = ..., want_iid: _Optional[bool] = ..., want_metadata: _Optional[bool] = ..., local_dirs: _Optional[_Iterable[_Union[LocalDir, _Mapping]]] = ..., entitlements: _Optional[_Iterable[str]] = ..., extra_hosts: _Optional[_Iterable[str]] = ...) -> None: ...
+    shm_size: int
+    ulimits: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ref: _Optional[str] = ..., session_id: _Optional[str] = ..., dockerfile: _Optional[bytes] = ..., dockerfile_name: _Optional[str] = ..., ignore_patterns: _Optional[_Iterable[str]] = ..., has_context: _Optional[bool] = ..., tags: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., platforms: _Optional[_Iterable[str]] = ..., build_args: _Optional[_Mapping[str, str]] = ..., build_contexts: _Optional[_Mapping[str, str]] = ..., secret_ids: _Optional[_Iterable[str]] = ..., ssh_ids: _Optional[_Iterable[str]] = ..., no_cache: _Optional[bool] = ..., no_cache_filter: _Optional[_Iterable[str]] = ..., pull: _Optional[bool] = ..., outputs: _Optional[_Iterable[_Union[Output, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., network: _Optional[str] = ..., cache_to: _Optional[_Iterable[_Union[CacheSpec, _Mapping]]] = ..., cache_from: _Optional[_Iterable[_Union[CacheSpec, _Mapping]]] = ..., want_iid: _Optional[bool] = ..., want_metadata: _Optional[bool] = ..., local_dirs: _Optional[_Iterable[_Union[LocalDir, _Mapping]]] = ..., entitlements: _Optional[_Iterable[str]] = ..., extra_hosts: _Optional[_Iterable[str]] = ..., shm_size: _Optional[int] = ..., ulimits: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SolveResponse(_message.Message):
     __slots__ = ("image_id", "metadata_json", "ran", "cached", "warnings")
@@ -242,8 +246,10 @@ class StatusResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[ProgressEvent, _Mapping]]] = ...) -> None: ...
 
 class DiskUsageRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("verify",)
+    VERIFY_FIELD_NUMBER: _ClassVar[int]
+    verify: bool
+    def __init__(self, verify: _Optional[bool] = ...) -> None: ...
 
 class UsageRecord(_message.Message):
     __slots__ = ("id", "size", "created_at", "last_used_at", "description", "usage_count", "in_use", "record_type")
@@ -272,14 +278,16 @@ class DiskUsageResponse(_message.Message):
     def __init__(self, records: _Optional[_Iterable[_Union[UsageRecord, _Mapping]]] = ...) -> None: ...
 
 class PruneRequest(_message.Message):
-    __slots__ = ("all", "keep_duration", "keep_storage")
+    __slots__ = ("all", "keep_duration", "keep_storage", "corrupt")
     ALL_FIELD_NUMBER: _ClassVar[int]
     KEEP_DURATION_FIELD_NUMBER: _ClassVar[int]
     KEEP_STORAGE_FIELD_NUMBER: _ClassVar[int]
+    CORRUPT_FIELD_NUMBER: _ClassVar[int]
     all: bool
     keep_duration: float
     keep_storage: int
-    def __init__(self, all: _Optional[bool] = ..., keep_duration: _Optional[float] = ..., keep_storage: _Optional[int] = ...) -> None: ...
+    corrupt: bool
+    def __init__(self, all: _Optional[bool] = ..., keep_duration: _Optional[float] = ..., keep_storage: _Optional[int] = ..., corrupt: _Optional[bool] = ...) -> None: ...
 
 class ListWorkersRequest(_message.Message):
     __slots__ = ()

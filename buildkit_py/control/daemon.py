@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import ipaddress
 import logging
 import os
@@ -12,7 +11,6 @@ import socket
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +23,6 @@ DEFAULT_ADDRESS = "unix:///run/bkpy/bkpyd.sock"
 SHUTDOWN_GRACE = 10.0
 
 _log = logging.getLogger("bkpyd")
-
-
-@contextlib.contextmanager
-def _own_root(root: Path) -> Iterator[None]:
-    """The daemon owns its state root exclusively, as an embedded build would."""
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / "embedded.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UsageError(f"state directory {root} is in use by another bkpyd or bkpy build",
-                             hint="stop it, or give this daemon its own --root") from None
-        yield
-    finally:
-        os.close(fd)
 
 
 def _is_loopback(host: str) -> bool:
@@ -106,11 +88,9 @@ def _bind(server: Any, addresses: list[str], tls: Any, insecure_tcp: bool) -> li
 def serve(root: Path | None, config_path: Path | None, addresses: list[str], tls: Any,
           insecure_tcp: bool, ready: threading.Event | None = None,
           insecure_entitlements: tuple[str, ...] = ()) -> None:
-    from buildkit_py.builder.core import Builder
+    from buildkit_py.builder.ownership import open_owned_builder
     from buildkit_py.config import check_entitlement, load_config
-    from buildkit_py.control.recovery import recover_after_open, recover_before_open
     from buildkit_py.control.server import make_server
-    from buildkit_py.executor.executor import resolve_runtime
 
     config = load_config(config_path)
     config.insecure_entitlements = list(dict.fromkeys(
@@ -123,27 +103,25 @@ def serve(root: Path | None, config_path: Path | None, addresses: list[str], tls
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with _own_root(config.root):
-            recover_before_open(config.root, resolve_runtime(config.oci_runtime))
-            with Builder(config) as builder:
-                recover_after_open(builder)
-                server, service = make_server(builder)
-                sockets = _bind(server, addresses, tls, insecure_tcp)
-                server.start()
-                for path in sockets:
-                    path.chmod(0o660)
-                _log.info("bkpyd %s listening on %s (root %s)", __version__,
-                          ", ".join(addresses), config.root)
-                if ready is not None:
-                    ready.set()
-                stop.wait()
-                _log.info("shutting down")
-                done = server.stop(SHUTDOWN_GRACE)
-                service.sessions.close_all()
-                done.wait()
-                for path in sockets:
-                    with contextlib.suppress(FileNotFoundError):
-                        path.unlink()
+        # the root is this daemon's alone (bkpy commands on it wait); see ownership.py
+        with open_owned_builder(config, "bkpyd", wait=False) as builder:
+            server, service = make_server(builder)
+            sockets = _bind(server, addresses, tls, insecure_tcp)
+            server.start()
+            for path in sockets:
+                path.chmod(0o660)
+            _log.info("bkpyd %s listening on %s (root %s)", __version__,
+                      ", ".join(addresses), config.root)
+            if ready is not None:
+                ready.set()
+            stop.wait()
+            _log.info("shutting down")
+            done = server.stop(SHUTDOWN_GRACE)
+            service.sessions.close_all()
+            done.wait()
+            for path in sockets:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -2,7 +2,8 @@
 
 Pruning removes cache results (and their snapshots) as :class:`CacheManager` decides,
 then blobs of the content store that no stored image and no surviving layer export
-refer to. No grpc here: the embedded CLI path uses it too.
+refer to. ``du --verify`` and ``prune --corrupt`` find and drop corrupted blobs instead
+(:mod:`buildkit_py.content.integrity`). No grpc here: the embedded CLI path uses it too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from buildkit_py.builder.snapshot_sweep import sweep_unneeded_snapshots
 from buildkit_py.client.base import PruneOptions, UsageItem, WorkerInfo
 from buildkit_py.snapshot import SnapshotNotFoundError
 
@@ -21,8 +23,9 @@ if TYPE_CHECKING:
     from buildkit_py.config import BuilderConfig
 
 
-def disk_usage(builder: Builder) -> list[UsageItem]:
-    """Cache results, most recently used first, then the content store as one record."""
+def disk_usage(builder: Builder, verify: bool = False) -> list[UsageItem]:
+    """Cache results, most recently used first, then the content store as one record;
+    ``verify``: then one ``corrupt`` record per blob that does not match its digest."""
     items = [UsageItem(e.result_id, e.size, e.created, e.last_used, e.description, e.keys,
                        e.in_use) for e in builder.cache.usage().entries]
     blobs = list(builder.store.walk())
@@ -34,6 +37,11 @@ def disk_usage(builder: Builder) -> list[UsageItem]:
             "content", size, newest, newest,
             f"content store: {len(blobs)} blobs, {len(referenced)} held by images",
             len(blobs), False, "content"))
+    if verify:
+        from buildkit_py.content.integrity import find_corrupt
+
+        items += [UsageItem(c.digest, c.size, 0.0, 0.0, f"hashes to {c.actual}", 0, False,
+                            "corrupt") for c in find_corrupt(builder.store)]
     return items
 
 
@@ -56,10 +64,13 @@ def prune(builder: Builder, opts: PruneOptions) -> Iterator[UsageItem]:
     (none given: every result not in use goes, as ``buildctl prune`` does); ``all`` also
     drops blobs that only pulled base images needed.
     """
+    if opts.corrupt:
+        yield from _prune_corrupt(builder)
+        return
     now = time.time()
     doomed = builder.cache.prune(keep_duration=opts.keep_duration,
                                  keep_storage=opts.keep_storage, now=now)
-    _sweep_snapshots(builder)
+    sweep_unneeded_snapshots(builder.worker.sn, builder.cache)
     for p in doomed:
         yield UsageItem(p.result_id, p.size, 0.0, 0.0, p.description, 0, False)
     keep = builder.images.referenced() | _layer_blobs(builder)
@@ -74,37 +85,23 @@ def prune(builder: Builder, opts: PruneOptions) -> Iterator[UsageItem]:
                         False, "content")
 
 
-def _sweep_snapshots(builder: Builder) -> None:
-    """Remove committed snapshots no cache result needs (itself or as an ancestor),
-    children before parents. Runs with no build active (the gate, or the state lock)."""
-    from buildkit_py.snapshot.types import Kind
+def _prune_corrupt(builder: Builder) -> Iterator[UsageItem]:
+    """``prune --corrupt``: corrupted blobs, the manifests naming them and the image names
+    of images that lost one (see :mod:`buildkit_py.content.integrity`); nothing else."""
+    from buildkit_py.content.integrity import drop_corrupt
 
-    sn = builder.worker.sn
-    infos = {i.key: i for i in sn.walk()}
-    live = [e.result_id.removeprefix("snap:") for e in builder.cache.usage().entries
-            if e.result_id.startswith("snap:")]
-    needed: set[str] = set()
-    for key in live:
-        while key and key in infos and key not in needed:
-            needed.add(key)
-            key = infos[key].parent or ""
-    children: dict[str, int] = {}
-    for info in infos.values():
-        if info.parent:
-            children[info.parent] = children.get(info.parent, 0) + 1
-    doomed = [k for k, i in infos.items() if k not in needed and i.kind is Kind.COMMITTED]
-    pending = set(doomed)
-    while pending:
-        ready = [k for k in pending if not children.get(k)]
-        if not ready:
-            break  # the rest still has an uncommitted child (a build in flight)
-        for key in ready:
-            pending.discard(key)
-            with contextlib.suppress(SnapshotNotFoundError):
-                sn.remove(key)
-            parent = infos[key].parent
-            if parent:
-                children[parent] -= 1
+    result = drop_corrupt(builder.store, builder.images)
+    builder.layer_cache.forget({c.digest for c in result.corrupt}
+                               | {d for d, _ in result.dependents})
+    for c in result.corrupt:
+        yield UsageItem(c.digest, c.size, 0.0, 0.0, f"corrupted: hashes to {c.actual}", 0,
+                        False, "corrupt")
+    for digest, size in result.dependents:
+        yield UsageItem(digest, size, 0.0, 0.0, "manifest naming a corrupted blob", 0, False,
+                        "content")
+    for name in result.images:
+        yield UsageItem(name, 0, 0.0, 0.0, "image lost a blob: build or import it again", 0,
+                        False, "image")
 
 
 def _is_json(builder: Builder, digest: str) -> bool:

@@ -178,7 +178,7 @@ class ControlService(pb_grpc.ControlServicer):
     def DiskUsage(self, request: pb.DiskUsageRequest,
                   context: grpc.ServicerContext) -> pb.DiskUsageResponse:
         try:
-            items = disk_usage(self.builder) + self.contexts.usage()
+            items = disk_usage(self.builder, request.verify) + self.contexts.usage()
         except UserError as err:
             self._abort(context, err.render(), err.exit_code)
         except Exception as err:
@@ -191,11 +191,13 @@ class ControlService(pb_grpc.ControlServicer):
         opts = PruneOptions(
             all=request.all,
             keep_duration=request.keep_duration if request.HasField("keep_duration") else None,
-            keep_storage=request.keep_storage if request.HasField("keep_storage") else None)
+            keep_storage=request.keep_storage if request.HasField("keep_storage") else None,
+            corrupt=request.corrupt)
         try:
             with self.gate.prune():
                 items = list(prune(self.builder, opts))
-                items += self.contexts.prune(opts.keep_duration)
+                if not opts.corrupt:
+                    items += self.contexts.prune(opts.keep_duration)
         except UserError as err:
             self._abort(context, err.render(), err.exit_code)
         except Exception as err:

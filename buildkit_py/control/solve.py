@@ -218,6 +218,17 @@ def _safe_name(name: str) -> str:
     return base if base not in ("", ".", "..") else "Dockerfile"
 
 
+def _ulimit(text: str) -> tuple[str, int, int]:
+    """A client's ``NAME=SOFT:HARD``, checked again: the daemon trusts no client."""
+    from buildkit_py.units import parse_ulimit
+
+    try:
+        u = parse_ulimit(text)
+    except ValueError as err:
+        raise UsageError(f"invalid ulimit {text!r}: {err}") from None
+    return (u.name, u.soft, u.hard)
+
+
 def to_build_request(req: pb.SolveRequest, workdir: Path, local_dirs: dict[str, Path],
                      session_id: str) -> tuple[BuildRequest, list[Delivery]]:
     """The client's request as the builder core takes it, with daemon-side paths."""
@@ -268,6 +279,8 @@ def to_build_request(req: pb.SolveRequest, workdir: Path, local_dirs: dict[str, 
         labels=dict(req.labels),
         network=req.network or "default",
         extra_hosts=[(h.partition("=")[0], h.partition("=")[2]) for h in req.extra_hosts],
+        shm_size=req.shm_size,
+        ulimits=[_ulimit(u) for u in req.ulimits],
         entitlements=list(req.entitlements),
         cache_to=[dict(c.attrs) for c in req.cache_to],
         cache_from=[dict(c.attrs) for c in req.cache_from],

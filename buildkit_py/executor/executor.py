@@ -30,6 +30,7 @@ from buildkit_py import rootpath
 from buildkit_py.errors import BuildError, UsageError
 from buildkit_py.executor.binfmt import ensure_platform
 from buildkit_py.executor.cache_mounts import CacheMountManager
+from buildkit_py.executor.cdi import ContainerEdits
 from buildkit_py.executor.errors import ExecCancelledError, RuntimeStartError
 from buildkit_py.executor.forkserver import ForkServer
 from buildkit_py.executor.mounts import Mount, MountPreparer, SecretStore
@@ -79,6 +80,10 @@ class ExecRequest:
     security: str = "sandbox"  # sandbox | insecure
     platform: Any = None  # "linux/arm64[/v8]", (os, arch, variant) or a platform object
     extra_hosts: list[tuple[str, str]] = field(default_factory=list)  # (name, ip)
+    # (name, soft, hard), e.g. ("nofile", 1024, 2048); -1 is unlimited. When given they
+    # are the process's only rlimits, as in BuildKit (the others are inherited).
+    ulimits: list[tuple[str, int, int]] = field(default_factory=list)
+    devices: ContainerEdits | None = None  # RUN --device: the CDI devices' spec edits
     secrets: SecretStore | None = None
     readonly_rootfs: bool = False
 
@@ -156,10 +161,16 @@ def _private_dir_ok(path: Path) -> bool:
 def _default_bundle_root(state_dir: Path) -> Path:
     # Bundles are small and short-lived: on tmpfs they cost a fraction of a disk round trip,
     # and the secret files and agent sockets kept beside them never touch a disk.
-    shm = _SHM / f"bkpy-bundles-{os.geteuid()}"
+    shm, on_disk = bundle_roots(state_dir)
     if os.path.ismount(_SHM) and _private_dir_ok(shm):
         return shm
-    return state_dir / "bundles"
+    return on_disk
+
+
+def bundle_roots(state_dir: Path) -> list[Path]:
+    """Where an executor on ``state_dir`` may have put its containers' bundles (crash
+    recovery looks for the ones a dead builder left; the tmpfs one is shared by roots)."""
+    return [_SHM / f"bkpy-bundles-{os.geteuid()}", state_dir / "bundles"]
 
 
 _IDLE_STATE_DIR = 3600.0
@@ -344,6 +355,8 @@ class Executor:
                     resolv_conf=resolv,
                     tracing_socket=self._tracing_socket,
                     mounts=prepared.oci,
+                    ulimits=list(req.ulimits),
+                    devices=req.devices,
                 )
             )
             # As BuildKit: only the network files' and the step's own mount points are

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from buildkit_py.errors import BuildError
+from buildkit_py.executor.cdi import ContainerEdits
 from buildkit_py.executor.seccomp_default import default_profile
 from buildkit_py.executor.user import Identity
 
@@ -234,6 +235,31 @@ class SpecInput:
     resolv_conf: Path | None = None
     tracing_socket: Path | None = None
     mounts: list[dict[str, Any]] = field(default_factory=list)
+    ulimits: list[tuple[str, int, int]] = field(default_factory=list)  # (name, soft, hard)
+    devices: ContainerEdits | None = None  # CDI devices (RUN --device)
+
+
+def _rlimits(ulimits: list[tuple[str, int, int]]) -> list[dict[str, Any]]:
+    if not ulimits:
+        return [{"type": "RLIMIT_NOFILE", "hard": _NOFILE, "soft": _NOFILE}]
+    # -1 (unlimited) as the runtime spec's uint64 reads it
+    return [{"type": f"RLIMIT_{name.upper()}", "hard": hard % 2**64, "soft": soft % 2**64}
+            for name, soft, hard in ulimits]
+
+
+def dedup_mounts(mounts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A later mount at the same destination takes the earlier one's place (BuildKit's
+    rule), so e.g. ``--shm-size``'s tmpfs replaces the default /dev/shm."""
+    out: list[dict[str, Any]] = []
+    index: dict[str, int] = {}
+    for m in mounts:
+        dest = m["destination"]
+        if dest in index:
+            out[index[dest]] = m
+        else:
+            index[dest] = len(out)
+            out.append(m)
+    return out
 
 
 def build_spec(inp: SpecInput) -> dict[str, Any]:
@@ -273,7 +299,7 @@ def build_spec(inp: SpecInput) -> dict[str, Any]:
         linux["readonlyPaths"] = list(READONLY_PATHS)
         linux["seccomp"] = default_profile(caps)  # BuildKit: none for security=insecure
 
-    return {
+    spec = {
         "ociVersion": OCI_VERSION,
         "process": {
             "terminal": False,
@@ -286,11 +312,14 @@ def build_spec(inp: SpecInput) -> dict[str, Any]:
             "env": process_env(inp.env),
             "cwd": inp.cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": _NOFILE, "soft": _NOFILE}],
+            "rlimits": _rlimits(inp.ulimits),
             "noNewPrivileges": False,
         },
         "root": {"path": str(inp.rootfs), "readonly": inp.readonly_rootfs},
         "hostname": inp.hostname,
-        "mounts": mounts,
+        "mounts": dedup_mounts(mounts),
         "linux": linux,
     }
+    if inp.devices is not None:
+        inp.devices.apply(spec)
+    return spec

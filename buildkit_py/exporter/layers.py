@@ -92,6 +92,12 @@ class LayerCache:
             rows = self._db.execute("SELECT k, digest FROM layers").fetchall()
         return [(k.split("|", 1)[0], digest) for k, digest in rows]
 
+    def forget(self, digests: set[str]) -> None:
+        """Drop the entries of these blobs (removed as corrupted): exports re-make them."""
+        with self._lock:
+            self._db.executemany("DELETE FROM layers WHERE digest=?",
+                                 [(d,) for d in sorted(digests)])
+
     def close(self) -> None:
         self._db.close()
 

@@ -2,14 +2,20 @@
 
 The docker variant adds ``manifest.json`` (the ``docker load`` format) beside the
 OCI layout, which newer docker reads directly.
+
+Every blob is checked against its digest as it is read from the content store (read
+once: hashed while streamed into the tar, or while hardlinked/copied into the folder).
+A corrupted blob fails the export, and the output is left as it was: a tar file is
+written beside and renamed only when complete; a folder gets its blobs first and its
+``index.json`` last, and the blobs a failed export placed are removed again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
-import shutil
 import sys
 import tarfile
 from collections.abc import Iterable
@@ -17,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from buildkit_py.content.store import ContentStore
+from buildkit_py.content.verify import copy_verified
 from buildkit_py.exporter.image import BuiltImage
 from buildkit_py.exporter.manifest import Blob, Descriptor, canonical_json, index_blob
 
@@ -104,21 +111,52 @@ def write_layout(store: ContentStore, images: list[BuiltImage], dest: str, *,
 
 def _write_dir(store: ContentStore, root: Path, digests: Iterable[str],
                extra: list[tuple[str, bytes]]) -> None:
-    (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-    for digest in digests:
-        target = root / _blob_path(digest)
-        if target.exists():
-            continue
-        try:
-            os.link(store.path(digest), target)  # blobs are immutable: share, don't copy
-        except OSError:
-            shutil.copyfile(store.path(digest), target)
+    """Blobs first, each checked against its digest, then ``index.json`` and the rest:
+    a failed export leaves no new layout files, and the blobs it placed are removed."""
+    blobs = root / "blobs" / "sha256"
+    made = [d for d in (root, root / "blobs", blobs) if not d.exists()]
+    blobs.mkdir(parents=True, exist_ok=True)
+    placed: list[Path] = []
+    try:
+        for digest in digests:
+            target = root / _blob_path(digest)
+            if target.exists():
+                continue
+            _place_blob(store, digest, target)
+            placed.append(target)
+    except BaseException:
+        for path in placed:
+            path.unlink(missing_ok=True)
+        for d in reversed(made):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
     for name, data in extra:
         (root / name).write_bytes(data)
 
 
+def _place_blob(store: ContentStore, digest: str, target: Path) -> None:
+    """Put the blob at ``target``, reading it once: hardlinked (blobs are immutable, so
+    share rather than copy) then hashed, or copied while hashed across filesystems."""
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(store.path(digest), tmp)
+        except OSError:
+            with store.open_verified(digest) as src, open(tmp, "wb") as out:
+                copy_verified(src, out)
+        else:
+            store.verify(digest)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _write_tar(store: ContentStore, out: BinaryIO, digests: Iterable[str],
                extra: list[tuple[str, bytes]]) -> None:
+    """Each blob is hashed as it is streamed into the tar: a corrupted one stops the
+    export with CorruptContentError before its last bytes are written."""
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
         for d in ("blobs/", "blobs/sha256/"):
             ti = tarfile.TarInfo(d)
@@ -131,9 +169,8 @@ def _write_tar(store: ContentStore, out: BinaryIO, digests: Iterable[str],
             ti.mode = 0o644
             tf.addfile(ti, io.BytesIO(data))
         for digest in digests:
-            path = store.path(digest)
-            ti = tarfile.TarInfo(_blob_path(digest))
-            ti.size = path.stat().st_size
-            ti.mode = 0o644
-            with open(path, "rb") as f:
+            with store.open_verified(digest) as f:
+                ti = tarfile.TarInfo(_blob_path(digest))
+                ti.size = f.size
+                ti.mode = 0o644
                 tf.addfile(ti, f)

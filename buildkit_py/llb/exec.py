@@ -150,6 +150,8 @@ class ExecNode(OpNode):
         secret_env: Sequence[SecretEnv] = (),
         proxy_env: Mapping[str, str] | None = None,
         valid_exit_codes: Sequence[int] = (),
+        ulimits: Sequence[tuple[str, int, int]] = (),
+        cdi_devices: Sequence[tuple[str, bool]] = (),
         meta: OpMeta,
     ) -> None:
         super().__init__(state.plat, meta)
@@ -163,6 +165,8 @@ class ExecNode(OpNode):
         self.security = state.sec
         self.secret_env = list(secret_env)
         self.valid_exit_codes = list(valid_exit_codes)
+        self.ulimits = list(ulimits)
+        self.cdi_devices = list(cdi_devices)
         self.proxy_env = dict(proxy_env or {})
         bad = set(self.proxy_env) - set(_PROXY_KEYS)
         if bad:
@@ -198,10 +202,14 @@ class ExecNode(OpNode):
         for host, ip in self.extra_hosts:
             meta.extra_hosts.add(host=host, ip=ip)
         meta.valid_exit_codes.extend(self.valid_exit_codes)
+        for name, soft, hard in self.ulimits:
+            meta.ulimit.add(name=name, soft=soft, hard=hard)
         if self.proxy_env:
             meta.proxy_env.CopyFrom(ops_pb2.ProxyEnv(**self.proxy_env))
         ex.network = self.network
         ex.security = self.security
+        for name, optional in self.cdi_devices:
+            ex.cdi_devices.add(name=name, optional=optional)
         for se in self.secret_env:
             ex.secretenv.add(id=se.secret_id, name=se.name, optional=se.optional)
         for m in self.mounts:

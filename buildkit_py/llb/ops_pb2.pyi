@@ -109,18 +109,28 @@ class SourceOp(_message.Message):
     def __init__(self, identifier: _Optional[str] = ..., attrs: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ExecOp(_message.Message):
-    __slots__ = ("meta", "mounts", "network", "security", "secretenv")
+    __slots__ = ("meta", "mounts", "network", "security", "secretenv", "cdi_devices")
     META_FIELD_NUMBER: _ClassVar[int]
     MOUNTS_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     SECURITY_FIELD_NUMBER: _ClassVar[int]
     SECRETENV_FIELD_NUMBER: _ClassVar[int]
+    CDI_DEVICES_FIELD_NUMBER: _ClassVar[int]
     meta: Meta
     mounts: _containers.RepeatedCompositeFieldContainer[Mount]
     network: NetMode
     security: SecurityMode
     secretenv: _containers.RepeatedCompositeFieldContainer[SecretEnv]
-    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., network: _Optional[_Union[NetMode, str]] = ..., security: _Optional[_Union[SecurityMode, str]] = ..., secretenv: _Optional[_Iterable[_Union[SecretEnv, _Mapping]]] = ...) -> None: ...
+    cdi_devices: _containers.RepeatedCompositeFieldContainer[CDIDevice]
+    def __init__(self, meta: _Optional[_Union[Meta, _Mapping]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., network: _Optional[_Union[NetMode, str]] = ..., security: _Optional[_Union[SecurityMode, str]] = ..., secretenv: _Optional[_Iterable[_Union[SecretEnv, _Mapping]]] = ..., cdi_devices: _Optional[_Iterable[_Union[CDIDevice, _Mapping]]] = ...) -> None: ...
+
+class CDIDevice(_message.Message):
+    __slots__ = ("name", "optional")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OPTIONAL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    optional: bool
+    def __init__(self, name: _Optional[str] = ..., optional: _Optional[bool] = ...) -> None: ...
 
 class Meta(_message.Message):
     __slots__ = ("args", "env", "cwd", "user", "proxy_env", "extra_hosts", "hostname", "ulimit", "cgroup_parent", "valid_exit_codes")

@@ -199,6 +199,8 @@ class State:
         secret_env: Sequence[SecretEnv] = (),
         proxy_env: Mapping[str, str] | None = None,
         valid_exit_codes: Sequence[int] = (),
+        ulimits: Sequence[tuple[str, int, int]] = (),
+        cdi_devices: Sequence[tuple[str, bool]] = (),
         description: str | Mapping[str, str] | None = None,
         ignore_cache: bool = False,
         progress_group: ProgressGroup | None = None,
@@ -207,7 +209,9 @@ class State:
         """Run ``args`` on this filesystem; returns an ExecState (``.root()``, ``.get_mount()``).
 
         ``args`` as a string is split shell-style; env/cwd/user/network/... override the
-        state's values for this run only.
+        state's values for this run only. ``ulimits`` are ``(name, soft, hard)`` resource
+        limits (``nofile``, ``stack``...; -1 unlimited) replacing the runtime's defaults;
+        ``cdi_devices`` are ``(name, optional)`` CDI devices the process gets.
         """
         from buildkit_py.llb.exec import ExecNode, ExecState
 
@@ -237,6 +241,8 @@ class State:
             secret_env=secret_env,
             proxy_env=proxy_env,
             valid_exit_codes=valid_exit_codes,
+            ulimits=ulimits,
+            cdi_devices=cdi_devices,
             meta=make_meta(description, ignore_cache, progress_group, location),
         )
         return ExecState(st, node)

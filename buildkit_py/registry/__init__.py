@@ -30,7 +30,9 @@ importing e.g. ``registry.mediatypes`` does not pull in httpx)::
 - ``push(ref, store, root, *, tags=(), mount_from=None, progress=None) -> Descriptor``:
   layers (HEAD first, skip existing; cross-repo mount; monolithic PUT up to
   ``monolithic_max``, chunked PATCH above), then configs, manifests by digest, and ``root``
-  under each tag.
+  under each tag. Every blob read from ``store`` is checked against its digest as it is
+  uploaded: a corrupted one raises ``content.CorruptContentError`` before its last bytes
+  are sent, its upload is cancelled and no manifest is pushed.
 - ``progress`` receives ``BlobProgress(digest, done, total, status)`` from worker threads;
   ``status`` is downloading/uploading/done/exists/mounted.
 - Hosts: ``RegistryHostConfig(http=None, insecure=False, ca=(), mirrors=())`` per host;

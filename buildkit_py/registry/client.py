@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import httpx
 
+from buildkit_py.content.errors import ContentError
 from buildkit_py.platforms import Platform, as_platform, best_match
 from buildkit_py.registry import mediatypes as mt
 from buildkit_py.registry.auth import merge_scopes, scope_for
@@ -500,8 +501,13 @@ class RegistryClient:
                         f"cannot push {r}: blob {desc.digest} is neither in the local content "
                         f"store nor in the registry"
                     )
-                self._upload(ep, r, desc, store, location, scopes, progress,
-                             int(min_chunk) if min_chunk.isdigit() else 0)
+                try:
+                    self._upload(ep, r, desc, store, location, scopes, progress,
+                                 int(min_chunk) if min_chunk.isdigit() else 0)
+                except ContentError:
+                    # a corrupted local blob: the registry must not keep any of it
+                    self._cancel_upload(ep, location, scopes)
+                    raise
                 return "pushed"
             except (_TransientError, RegistryUnavailableError) as err:
                 if location is not None:
@@ -526,7 +532,9 @@ class RegistryClient:
         min_chunk: int,
     ) -> None:
         octets = {"Content-Type": "application/octet-stream"}
-        with store.open(desc.digest) as f:
+        # Hashed as it is read: the read that reaches the end raises CorruptContentError
+        # before the last bytes are sent, so a corrupted blob is never committed.
+        with store.open_verified(desc.digest) as f:
             if desc.size <= self.monolithic_max:
                 data = f.read()
                 resp = self._transport.request(
@@ -681,7 +689,7 @@ class _PushPlan:
             raise InvalidManifestError(f"cannot push {r}: indexes nested too deeply")
         if not store.has(desc.digest):
             raise RegistryError(f"cannot push {r}: manifest {desc.digest} is not in the store")
-        body = store.read(desc.digest)
+        body = store.read_verified(desc.digest)
         doc = parse_json_object(body, f"manifest {desc.digest}")
         media_type = desc.media_type or str(doc.get("mediaType", ""))
         if mt.is_index(media_type):

@@ -232,6 +232,14 @@ class MountPoints:
                 return self._free.pop()
         return tempfile.mkdtemp(prefix="bkpy-mnt-", dir=self.parent)
 
+    def close(self) -> None:
+        """Remove the directories kept for reuse (they would pile up, one set a process)."""
+        with self._lock:
+            free, self._free = self._free, []
+        for path in free:
+            with contextlib.suppress(OSError):
+                os.rmdir(path)
+
     def give(self, path: str) -> None:
         """Return an unmounted, empty ``path``; kept for reuse or removed."""
         with self._lock:

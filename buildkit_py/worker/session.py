@@ -1,4 +1,5 @@
-"""What the client lends a build: local directories, secrets and ssh agents."""
+"""What the client lends a build: local directories, secrets and ssh agents (and the
+device aliases it was granted)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ class BuildSession:
     local_dirs: dict[str, Path] = field(default_factory=dict)
     secrets: dict[str, bytes] = field(default_factory=dict)
     ssh_sockets: dict[str, Path] = field(default_factory=dict)
+    # --allow device=NAME,alias=X: the Dockerfile's device X means NAME
+    device_aliases: dict[str, str] = field(default_factory=dict)
 
     def local_dir(self, name: str) -> Path:
         try:

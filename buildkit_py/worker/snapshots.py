@@ -20,6 +20,12 @@ def new_key(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
 
 
+def is_step_layer(key: str) -> bool:
+    """Whether snapshot ``key`` is a layer a step committed (``new_key("layer")``), as
+    opposed to one found again by name (an unpacked image layer)."""
+    return key.startswith("layer-")
+
+
 class Snapshots:
     """Thin layer over a snapshotter with the worker's naming and mount habits."""
 
@@ -28,6 +34,9 @@ class Snapshots:
         self.tmp_root = tmp_root
         tmp_root.mkdir(parents=True, exist_ok=True)
         self._points = MountPoints(tmp_root)
+
+    def close(self) -> None:
+        self._points.close()
 
     @contextlib.contextmanager
     def read(self, result: WorkerResult | None) -> Iterator[Path]:

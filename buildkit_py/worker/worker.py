@@ -39,13 +39,14 @@ from buildkit_py.worker.snapshots import Snapshots
 
 if TYPE_CHECKING:
     from buildkit_py.executor import Executor
+    from buildkit_py.executor.cdi import CDIRegistry
 
 
 class BuilderWorker:
     def __init__(self, root: Path, *, runtime: str = "bkpy-runc",
                  session: BuildSession | None = None,
-                 image_source: Callable[[BuilderWorker, ops_pb2.Op], OpHandler] | None = None
-                 ) -> None:
+                 image_source: Callable[[BuilderWorker, ops_pb2.Op], OpHandler] | None = None,
+                 cdi: CDIRegistry | None = None) -> None:
         self.root = Path(root)
         self.sn: DBSnapshotter = open_snapshotter(self.root / "snapshots")
         self.snapshots = Snapshots(self.sn, self.root / "tmp")
@@ -55,6 +56,7 @@ class BuilderWorker:
         self.checksums = ChecksumCache(self.root / "checksums.db")
         self.session = session or BuildSession()
         self._image_source = image_source
+        self.cdi = cdi  # RUN --device; None: CDI disabled
 
     @property
     def executor(self) -> Executor:
@@ -71,6 +73,7 @@ class BuilderWorker:
             if self._executor is not None:
                 self._executor.close()
         self.checksums.close()
+        self.snapshots.close()
         self.sn.close()
 
     # solver.Worker ----------------------------------------------------------
@@ -133,6 +136,13 @@ class BuilderWorker:
             return None
 
         return lookup
+
+    def device_alias(self, ctx: OpContext, name: str) -> str:
+        """The device a build's ``--allow device=NAME,alias=X`` lets ``X`` stand for."""
+        for s in self._sessions(ctx):
+            if name in s.device_aliases:
+                return s.device_aliases[name]
+        return name
 
     def ssh_socket(self, ctx: OpContext, sid: str) -> Path | None:
         for s in self._sessions(ctx):

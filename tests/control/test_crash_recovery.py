@@ -77,3 +77,24 @@ def test_sigterm_shuts_down_cleanly(tmp_path: Path, make_daemon: MakeDaemon) -> 
     assert daemon.stop() == 0
     assert not sock.exists()
     assert "shutting down" in daemon.log.read_text()
+
+
+def test_one_owner_per_root_daemon_or_embedded(tmp_path: Path,
+                                               make_daemon: MakeDaemon) -> None:
+    daemon = make_daemon(busybox=False)
+    assert daemon.proc is not None
+    lock = daemon.root / "embedded.lock"
+    assert lock.read_text() == f"bkpyd pid {daemon.proc.pid}"
+    second = subprocess.run(
+        [sys.executable, "-m", "buildkit_py.control.daemon", "--root", str(daemon.root),
+         "--addr", f"unix://{tmp_path}/second.sock"],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert second.returncode != 0
+    assert f"is in use by another bkpyd or bkpy command (bkpyd pid {daemon.proc.pid})" \
+        in second.stderr
+    assert "Traceback" not in second.stderr
+    assert daemon.stop() == 0
+    assert lock.read_text() == ""  # a clean exit: the next owner has nothing to clean up
+    du = run_bkpy("du", env={"BKPY_ROOT": str(daemon.root),
+                             "BKPY_CONFIG": str(tmp_path / "client")})
+    assert "did not exit cleanly" not in du.err

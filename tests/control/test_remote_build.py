@@ -195,3 +195,21 @@ def test_add_host_travels_to_the_daemon(tmp_path: Path, shared_daemon: Daemon) -
     assert (out / "hosts").read_text().splitlines()[-2:] == ["10.1.2.3\tdb", "fd00::2\tv6"]
     bad = run_bkpy("build", "--add-host", "db:nope", str(ctx), env=env, check=False)
     assert bad.code == 2 and "invalid IP address 'nope'" in bad.err
+
+
+def test_shm_size_and_ulimits_travel_to_the_daemon(tmp_path: Path, shared_daemon: Daemon) -> None:
+    env = client_env(tmp_path, shared_daemon)
+    ctx = _context(tmp_path / "ctx", {"Dockerfile": (
+        "FROM busybox\n"
+        "RUN df -k /dev/shm | tail -1 | awk '{print $2}' > /shm"
+        " && ulimit -n > /limits && ulimit -Hn >> /limits && ulimit -Hc >> /limits\n")})
+    out = tmp_path / "out"
+    run_bkpy("build", "--progress", "quiet", "--shm-size", "96m", "--ulimit", "nofile=512:1024",
+             "--ulimit", "core=-1", "-o", f"type=local,dest={out}", str(ctx), env=env)
+    assert (out / "shm").read_text() == f"{96 * 1024}\n"
+    assert (out / "limits").read_text().split() == ["512", "1024", "unlimited"]
+    bad = run_bkpy("build", "--ulimit", "nofile=10:5", str(ctx), env=env, check=False)
+    assert bad.code == 2 and ('invalid argument "nofile=10:5" for "--ulimit" flag: ulimit soft '
+                              'limit must be less than or equal to hard limit: 10 > 5') in bad.err
+    bad = run_bkpy("build", "--shm-size", "lots", str(ctx), env=env, check=False)
+    assert bad.code == 2 and "invalid size: 'lots'" in bad.err

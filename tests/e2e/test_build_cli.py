@@ -51,3 +51,24 @@ def test_usage_errors_exit_2(bkpy: Bkpy, tmp_path: Path) -> None:
     r = bkpy("build", "-o", "type=bogus", str(BASIC), check=False)
     assert r.code == 2 and "unknown type" in r.err
     assert "Traceback" not in r.err
+
+
+def test_secret_looking_arg_and_env_names_warn_as_buildkit(bkpy: Bkpy, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    # the unused stage is not linted (BuildKit lints the stages it builds); PUBLIC_KEY and
+    # MY_SECRET_FILE carry an allow word; apikeys is no whole word
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox AS other\nENV UNUSED_TOKEN=1\n"
+        "FROM busybox\nARG DB_PASSWORD\nARG PUBLIC_KEY=1 AUTH\n"
+        "ENV api_key=1 GITHUB_TOKEN=2 apikeys=3 MY_SECRET_FILE=x\n")
+    r = bkpy("build", "--progress", "plain", str(ctx))
+    rule = "SecretsUsedInArgOrEnv: Do not use ARG or ENV instructions for sensitive data"
+    tail = r.err[r.err.index("4 warnings found (use docker --debug to expand):"):]
+    assert tail.splitlines()[1:] == [
+        f' - {rule} (ARG "DB_PASSWORD") (line 4)',
+        f' - {rule} (ARG "AUTH") (line 5)',
+        f' - {rule} (ENV "api_key") (line 6)',
+        f' - {rule} (ENV "GITHUB_TOKEN") (line 6)',
+    ]
+    assert "warning" not in bkpy("build", "--progress", "quiet", str(ctx)).err

@@ -14,6 +14,7 @@ Inputs in case.json (all optional):
 - ``build_args`` ``{"K": "V"}``, ``target``, ``platforms`` (default ``["linux/amd64"]``);
 - ``secrets`` ``{"id": "content"}``: written to files and passed as ``--secret id=ID,src=F``;
 - ``add_hosts`` ``["name:ip", "name=ip"]``: passed as ``--add-host``;
+- ``flags`` ``["--shm-size", "128m"]``: further build flags, passed as they are to both;
 - ``allow`` ``["network.host"]``: entitlements asked for with ``--allow`` (neither builder is
   configured to grant any);
 - ``contexts`` ``{"name": "dir"}``: named contexts, ``dir`` relative to the case directory;
@@ -45,7 +46,7 @@ REPO = Path(__file__).resolve().parents[2]
 CASES_DIR = REPO / "testdata" / "referee"
 DEFAULT_PLATFORMS = ("linux/amd64",)
 INPUT_KEYS = frozenset({"description", "build_args", "target", "platforms", "secrets", "add_hosts",
-                        "allow",
+                        "allow", "flags",
                         "contexts", "context_modes", "context_hardlinks", "dockerfile",
                         "source_date_epoch",
                         "differs"})
@@ -142,6 +143,7 @@ def invocation(case: Case, work: Path, base_layout: Path) -> Invocation:
         args += ["--allow", entitlement]
     for host in inputs.get("add_hosts") or []:
         args += ["--add-host", host]
+    args += [str(flag) for flag in inputs.get("flags") or []]
     if inputs.get("target"):
         args += ["--target", str(inputs["target"])]
     for name, rel in (inputs.get("contexts") or {}).items():

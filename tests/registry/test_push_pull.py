@@ -372,3 +372,36 @@ def test_pulled_blobs_are_held_by_the_callers_lease(
         assert other_store.gc(keep=[]).removed == []
     removed = other_store.gc(keep=[]).removed
     assert sorted(removed) == sorted(d.digest for d in (image.manifest, *image.blobs))
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_pushing_a_corrupted_blob_fails_and_commits_nothing(
+    registry: RegistryServer, store: ContentStore, chunked: bool,
+    make_proxy: Callable[[str], Proxy],
+) -> None:
+    from buildkit_py.content import CorruptContentError
+
+    image = make_image(store, layer_sizes=(3 * MiB,))
+    layer = image.layers[0].digest
+    path = store.path(layer)
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:  # flip a byte in the middle, in place
+        f.seek(MiB)
+        byte = f.read(1)[0]
+        f.seek(MiB)
+        f.write(bytes([byte ^ 0xFF]))
+    proxy = make_proxy(registry.host)
+    ref = f"{proxy.host}/corrupt/img-{int(chunked)}:v1"
+    with RegistryClient(credentials=StaticCredentials({}), retry=FAST_RETRY,
+                        chunk_size=MiB, monolithic_max=0 if chunked else 8 * MiB) as c, \
+            pytest.raises(CorruptContentError) as info:
+        c.push(ref, store, image.manifest)
+    assert info.value.digest == layer
+    assert "bkpy prune --corrupt" in (info.value.hint or "")
+    uploads = [m for m, p in proxy.requests if "/blobs/uploads/" in p]
+    # chunked: the chunks before the last went out, then the upload was cancelled
+    chunks = -(-image.layers[0].size // MiB)
+    assert uploads.count("PATCH") == (chunks - 1 if chunked else 0)
+    assert "DELETE" in uploads
+    assert not [p for m, p in proxy.requests if m == "PUT" and layer in p]
+    assert not [p for m, p in proxy.requests if "/manifests/" in p and m == "PUT"]

@@ -17,6 +17,7 @@ from buildkit_py.worker.ops.common import content_digest, op_cache_digest, unwra
 from buildkit_py.worker.results import LocalResult, SnapshotResult
 
 if TYPE_CHECKING:
+    from buildkit_py.executor.cdi import ContainerEdits
     from buildkit_py.executor.mounts import Mount
     from buildkit_py.worker.worker import BuilderWorker
 
@@ -64,6 +65,19 @@ class ExecHandler:
     def cancel(self) -> None:
         self._cancel.set()
 
+    def _devices(self, ctx: OpContext, op: ops_pb2.ExecOp) -> ContainerEdits | None:
+        """The container edits of the step's CDI devices (granted when the LLB loaded)."""
+        if not op.cdi_devices:
+            return None
+        cdi = self.worker.cdi
+        if cdi is None:
+            raise BuildError("this builder has CDI devices disabled")
+        cdi.refresh()
+        names: list[str] = []
+        for d in op.cdi_devices:
+            names += cdi.find(self.worker.device_alias(ctx, d.name), optional=d.optional)
+        return cdi.edits(list(dict.fromkeys(names)))
+
     def exec(self, ctx: OpContext, inputs: Sequence[Result]) -> list[Result]:
         from buildkit_py.executor import (  # only when a step runs
             ExecRequest,
@@ -108,6 +122,8 @@ class ExecHandler:
                     else "sandbox",
                     platform=_platform(self.op),
                     extra_hosts=[(h.host, h.ip) for h in op.meta.extra_hosts],
+                    ulimits=[(u.name, u.soft, u.hard) for u in op.meta.ulimit],
+                    devices=self._devices(ctx, op),
                     secrets=self.worker.secrets(ctx),
                 )
                 process = go_quote(" ".join(op.meta.args))

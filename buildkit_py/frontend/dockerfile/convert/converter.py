@@ -26,6 +26,7 @@ from buildkit_py.frontend.dockerfile.convert.options import (
 from buildkit_py.frontend.dockerfile.convert.stage_state import StageState
 from buildkit_py.frontend.dockerfile.convert.stages import StageGraph, check_cycles, reachable
 from buildkit_py.frontend.dockerfile.instructions.model import Dockerfile, Onbuild, Stage
+from buildkit_py.frontend.dockerfile.parser.directives import names_labs_frontend
 from buildkit_py.frontend.dockerfile.parser.dump import go_quote
 from buildkit_py.frontend.dockerfile.shell_lex import ShellLex
 from buildkit_py.frontend.dockerfile.suggest import suggest
@@ -90,6 +91,7 @@ def convert(dockerfile: Dockerfile, opts: ConvertOptions) -> ConvertResult:
         proxy_env=_proxy_env(opts.build_args),
         cache_ns=builtin.cache_mount_ns,
         hostname=opts.build_args.get("BUILDKIT_SANDBOX_HOSTNAME", ""),
+        labs=names_labs_frontend(dockerfile.syntax),
     )
 
     graph = _build_graph(stages, cx)

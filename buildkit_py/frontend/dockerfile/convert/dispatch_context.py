@@ -30,6 +30,7 @@ class ConvertContext:
     hostname: str = ""
     warnings: list[ConvertWarning] = field(default_factory=list)
     current_onbuild: bool = False  # the instruction being dispatched is an ONBUILD trigger
+    labs: bool = False  # `# syntax=` names a labs frontend: RUN --device is available
 
     def __post_init__(self) -> None:
         # Vertex names expand variables but keep quotes and unknown references.
@@ -51,6 +52,10 @@ class ConvertContext:
         if loc is None or self.source is None:
             return None
         return self.source.location(loc.start_line, loc.end_line)
+
+    def warn(self, rule: str, message: str, instr: Any) -> None:
+        """Report a lint finding at ``instr``'s lines."""
+        self.warnings.append(ConvertWarning(rule, message, getattr(instr, "location", None)))
 
     def timestamp(self) -> int | None:
         """SOURCE_DATE_EPOCH in nanoseconds for files the build creates, else None."""

@@ -15,6 +15,7 @@ from buildkit_py.frontend.dockerfile.convert.stage_state import StageState
 from buildkit_py.frontend.dockerfile.convert.values import parse_port_specs, validate_stop_signal
 from buildkit_py.frontend.dockerfile.dockerignore import go_clean
 from buildkit_py.frontend.dockerfile.instructions import model as m
+from buildkit_py.frontend.dockerfile.lint import SECRETS_USED_IN_ARG_OR_ENV, secrets_used
 from buildkit_py.frontend.dockerfile.parser.dump import go_quote
 
 
@@ -67,6 +68,13 @@ def _img(d: StageState) -> ImageConfig:
     return d.image
 
 
+def _check_secret_name(instruction: str, name: str, c: m.Instruction,
+                       cx: ConvertContext) -> None:
+    message = secrets_used(instruction, name)
+    if message is not None:
+        cx.warn(SECRETS_USED_IN_ARG_OR_ENV.name, message, c)
+
+
 def dispatch_env(d: StageState, c: m.Env, cx: ConvertContext) -> None:
     assert d.scope is not None
     env = d.scope.expand_env()
@@ -75,6 +83,7 @@ def dispatch_env(d: StageState, c: m.Env, cx: ConvertContext) -> None:
     msg = "ENV"
     # A key that expands to nothing is kept (BuildKit only rejects a blank key as written).
     for key, value in pairs:
+        _check_secret_name("ENV", key, c, cx)
         _img(d).set_env(key, value)
         d.scope.set_env(key, value)
         msg += f" {key}={value}"
@@ -189,6 +198,7 @@ def dispatch_arg(d: StageState, c: m.Arg, cx: ConvertContext) -> None:
     assert d.scope is not None
     parts = []
     for a in c.args:
+        _check_secret_name("ARG", a.key, c, cx)
         value = d.scope.declare(a.key, a.value, expand=cx.expand)
         parts.append(a.key if value is None else f"{a.key}={value}")
     _img(d).commit("ARG " + " ".join(parts), layer=False, buildkit=False, epoch=cx.epoch)

@@ -78,6 +78,13 @@ def dispatch_run(d: StageState, cmd_sources: list[StageState | None], c: Run,
     if security is not None and security not in ("sandbox", "insecure"):
         raise DockerfileError(f"unsupported security mode {security!r}",
                               hint="use sandbox or insecure")
+    if c.devices and not cx.labs:
+        raise DockerfileError(
+            "device feature is only supported in Dockerfile frontend 1.14.0-labs or later",
+            hint="start the Dockerfile with # syntax=docker/dockerfile:1-labs")
+    if cx.opts.shm_size > 0:
+        # as BuildKit: a sized tmpfs replaces the runtime's /dev/shm
+        extra.append(llb.tmpfs_mount("/dev/shm", size=cx.opts.shm_size))
     # The exec env is exactly the stage's variables (set directly: adding them one by one
     # would cost O(n) each).
     exec_state = dataclasses.replace(d.state, env=tuple(env_pairs)).run(
@@ -88,6 +95,8 @@ def dispatch_run(d: StageState, cmd_sources: list[StageState | None], c: Run,
         hostname=cx.hostname or None,
         secret_env=mounted.secret_env,
         proxy_env=cx.proxy_env or None,
+        ulimits=cx.opts.ulimits,
+        cdi_devices=[(dev.name, not dev.required) for dev in c.devices],
         description={llb.CUSTOM_NAME: name, llb.DOCKERFILE_COMMAND: c.original},
         ignore_cache=d.ignore_cache,
         location=cx.location(c),

@@ -41,6 +41,8 @@ class ConvertOptions:
     no_cache_filter: list[str] = field(default_factory=list)
     network: str = "default"
     extra_hosts: list[tuple[str, str]] = field(default_factory=list)  # /etc/hosts of RUNs
+    shm_size: int = 0  # bytes of the tmpfs at /dev/shm of every RUN (0: the runtime's 64 MiB)
+    ulimits: list[tuple[str, int, int]] = field(default_factory=list)  # (name, soft, hard)
     context_name: str = "context"
     ignore_patterns: list[str] = field(default_factory=list)
     # Exclude patterns of named local contexts (each one's own .dockerignore), by local name

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from buildkit_py.errors import DockerfileError
+from buildkit_py.frontend.dockerfile.instructions.devices import DeviceError, parse_device
 from buildkit_py.frontend.dockerfile.instructions.durations import parse_go_duration
 from buildkit_py.frontend.dockerfile.instructions.flags import FlagError, FlagKind, parse_flags
 from buildkit_py.frontend.dockerfile.instructions.model import (
@@ -46,7 +47,7 @@ from buildkit_py.frontend.dockerfile.suggest import suggest
 S, B, L = FlagKind.STRING, FlagKind.BOOL, FlagKind.STRINGS
 FLAGS: dict[str, dict[str, FlagKind]] = {
     "FROM": {"platform": S},
-    "RUN": {"mount": L, "network": S, "security": S},
+    "RUN": {"mount": L, "network": S, "security": S, "device": L},
     "COPY": {"from": S, "chown": S, "chmod": S, "link": B, "parents": B, "exclude": L},
     "ADD": {
         "chown": S, "chmod": S, "link": B, "keep-git-dir": B, "checksum": S, "unpack": B,
@@ -157,6 +158,12 @@ def _run(req: _Request) -> Run:
             f"security {go_quote(security)} is not valid",
             f"use one of {', '.join(SECURITY_MODES)}",
         )
+    devices = []
+    for raw in flags.get_all("device"):
+        try:
+            devices.append(parse_device(raw))
+        except DeviceError as err:
+            raise _Invalid(str(err), "use --device=VENDOR/CLASS=NAME[,required]") from None
     node = req.node
     return Run(
         command=_command(node),
@@ -164,6 +171,7 @@ def _run(req: _Request) -> Run:
         mounts=mounts,
         network=network,
         security=security,
+        devices=devices,
         heredocs=list(node.heredocs),
         **req.common,
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from buildkit_py.errors import SourceLocation
+from buildkit_py.frontend.dockerfile.instructions.devices import Device
 from buildkit_py.frontend.dockerfile.instructions.mounts import Mount, MountSpec
 from buildkit_py.frontend.dockerfile.parser.directives import CheckConfig
 from buildkit_py.frontend.dockerfile.parser.nodes import (
@@ -88,6 +89,7 @@ class Run(CommandLine):
     mounts: list[MountSpec] = field(default_factory=list)
     network: str | None = None  # default | none | host
     security: str | None = None  # sandbox | insecure
+    devices: list[Device] = field(default_factory=list)  # --device (CDI)
     heredocs: list[Heredoc] = field(default_factory=list)
 
     def resolved_mounts(self) -> list[Mount]:

@@ -10,11 +10,11 @@ BuildKit's conversion errors (without "dockerfile parse error on line N").
 from __future__ import annotations
 
 import posixpath
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from buildkit_py.frontend.dockerfile.suggest import suggest
+from buildkit_py.units import ram_in_bytes
 
 MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
 SHARING_MODES = ("shared", "private", "locked")
@@ -22,11 +22,10 @@ _ALL_KEYS = (
     "type", "from", "source", "target", "readonly", "id", "sharing", "required", "size",
     "mode", "uid", "gid", "src", "dst", "destination", "ro", "rw", "readwrite", "env",
 )
-_BOOLS = {
+GO_BOOLS = {
     "1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
     "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False,
 }
-_RAM = re.compile(r"(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?")
 
 
 class MountError(ValueError):
@@ -152,7 +151,7 @@ def _q(s: str) -> str:
 
 
 def _bool(key: str, value: str) -> bool:
-    parsed = _BOOLS.get(value)
+    parsed = GO_BOOLS.get(value)
     if parsed is None:
         raise MountError(f"invalid value for {key}: {value}")
     return parsed
@@ -166,17 +165,6 @@ def _uint(key: str, value: str, base: int) -> int:
     if not 0 <= number < 1 << 32 or value.startswith(("+", "-")):
         raise MountError(f"invalid value {value} for {key}")
     return number
-
-
-def ram_in_bytes(value: str) -> int:
-    """docker/go-units ``RAMInBytes``: ``64m`` -> 67108864 (binary units)."""
-    m = _RAM.fullmatch(value)
-    if m is None:
-        raise ValueError(value)
-    number = float(m.group(1))  # "1.2.3" matches the pattern but is no number
-    unit = (m.group(2) or "").lower()
-    power = "kmgtp".index(unit) + 1 if unit else 0
-    return int(number * 1024**power)
 
 
 def _resolve(spec: MountSpec, expand: Callable[[str], str]) -> Mount:
