@@ -1,4 +1,4 @@
-"""Locations and the builder's TOML configuration (interface.md, "Locations").
+"""Locations (state root, client config directory) and the builder's TOML configuration.
 
 The same file configures the embedded builder and ``bkpyd``::
 

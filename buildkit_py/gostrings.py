@@ -1,6 +1,13 @@
-"""Go's ``%q`` quoting, for messages worded exactly as BuildKit's."""
+"""Go's ``%q`` quoting, for messages worded exactly as BuildKit's.
+
+The one implementation of ``strconv.Quote`` in the project: every message, dump or
+history line that BuildKit formats with ``%q`` goes through :func:`go_quote` (or
+:func:`go_quote_list` for a ``[]string``).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 _SIMPLE_ESCAPES = {
     "\a": "\\a",
@@ -44,3 +51,8 @@ def go_quote(s: str) -> str:
             out.append(f"\\U{code:08x}")
     out.append('"')
     return "".join(out)
+
+
+def go_quote_list(items: Iterable[str]) -> str:
+    """Go's ``%q`` of a string slice: ``["a" "b"]``."""
+    return "[" + " ".join(go_quote(i) for i in items) + "]"

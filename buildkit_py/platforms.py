@@ -7,6 +7,11 @@ and exporters.
   architecture, normalised as containerd does (``aarch64`` -> ``arm64``, ``arm64/v8``
   -> ``arm64``, ``x86_64`` -> ``amd64``, ``armhf`` -> ``arm/v7``, ``arm`` -> ``arm/v7``,
   ``i386`` -> ``386``, ``macos`` -> ``darwin``). ``""`` and ``"local"`` mean the host.
+* :func:`arch_of` is the one place an architecture name is spelled canonically: the
+  containerd table above, then for names containerd does not know, the kernel's and
+  distributions' machine names (``uname -m``: ``armv7l`` -> ``arm/v7``, ``i686`` ->
+  ``386``; Debian's ``ppc64el`` -> ``ppc64le``). The emulator setup and the host
+  platform go through it too.
 * :meth:`Platform.format` gives ``os/arch[/variant]``; :meth:`Platform.format_all`
   also shows the OS version (``windows(10.0.17763)/amd64``), as BuildKit's
   ``TARGETPLATFORM`` does; :meth:`Platform.for_path` gives ``linux_arm_v7`` for
@@ -35,6 +40,7 @@ from buildkit_py.gostrings import go_quote
 
 __all__ = [
     "Platform",
+    "arch_of",
     "as_platform",
     "best_match",
     "compatible_platforms",
@@ -235,15 +241,24 @@ _MACHINE_MAP: Final = {
     "riscv64": ("riscv64", ""),
     "loongarch64": ("loong64", ""),
     "mips64": ("mips64", ""),
+    "ppc64el": ("ppc64le", ""),  # Debian's name
 }
+
+
+def arch_of(name: str, variant: str = "") -> tuple[str, str]:
+    """Canonical ``(architecture, variant)`` for an architecture name in containerd's
+    spellings or, failing those, a machine name (``uname -m`` or Debian's)."""
+    arch, variant = _normalize_arch(name, variant)
+    if arch in KNOWN_ARCH:
+        return arch, variant
+    return _MACHINE_MAP.get(arch, (arch, variant))
 
 
 @cache
 def host_platform() -> Platform:
     """The platform of this machine (the default BUILDPLATFORM/TARGETPLATFORM)."""
     system = _host.system().lower() or "linux"
-    machine = _host.machine().lower()
-    arch, variant = _MACHINE_MAP.get(machine, (machine or "amd64", ""))
+    arch, variant = arch_of(_host.machine() or "amd64")
     return Platform(_normalize_os(system), arch, variant)
 
 

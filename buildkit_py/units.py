@@ -1,4 +1,5 @@
-"""Docker's value grammars for sizes and ulimits (docker/go-units), as buildx reads them.
+"""Docker's value grammars, as buildx reads them: sizes and ulimits (docker/go-units) and
+the ``key=value,...`` lists of ``--output``, ``--secret``, ``--cache-to``...
 
 ``--shm-size``, a tmpfs mount's ``size=`` and ``--ulimit`` take these forms in buildx and
 the Dockerfile frontend; parsing them in one place keeps the CLI and the frontend in step.
@@ -6,8 +7,11 @@ the Dockerfile frontend; parsing them in one place keeps the CLI and the fronten
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import dataclass
+
+from buildkit_py.errors import UsageError
 
 _RAM = re.compile(r"(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?")
 
@@ -73,3 +77,19 @@ def parse_ulimit(value: str) -> Ulimit:
             raise ValueError("ulimit soft limit must be less than or equal to hard limit: "
                              f"{soft} > {hard}")
     return Ulimit(name, soft, hard)
+
+
+def parse_csv_kv(spec: str, what: str) -> dict[str, str]:
+    """``a=b,c=d`` (csv quoting allowed, as docker does) -> dict."""
+    try:
+        fields = next(csv.reader([spec]))
+    except (csv.Error, StopIteration):
+        raise UsageError(f"invalid {what} {spec!r}") from None
+    out: dict[str, str] = {}
+    for f in fields:
+        key, sep, value = f.partition("=")
+        key = key.strip().lower()
+        if not key:
+            raise UsageError(f"invalid {what} {spec!r}: empty key")
+        out[key] = value if sep else ""
+    return out

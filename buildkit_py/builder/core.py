@@ -12,40 +12,24 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from buildkit_py.api.outcome import BuildOutcome
+from buildkit_py.api.request import BuildRequest
 from buildkit_py.builder.entitlements import DeviceGrant, check_granted, check_llb
-from buildkit_py.client.request import BuildRequest, OutputSpec
 from buildkit_py.config import BuilderConfig
 from buildkit_py.errors import BuildError, SolveError, UsageError, UserError
 from buildkit_py.executor.cdi import CDIRegistry
-from buildkit_py.platforms import Platform, host_platform, parse_platform
+from buildkit_py.platforms import host_platform, parse_platform
 from buildkit_py.solver.cancel import CancelToken
-from buildkit_py.solver.progress import ProgressBus, ProgressEvent
+from buildkit_py.solver.progress import ProgressBus, ProgressSink
 from buildkit_py.worker.session import BuildSession
 
-ProgressSink = Callable[[ProgressEvent], None]
-
-
-@dataclass
-class PlatformResult:
-    platform: Platform
-    config: dict[str, Any]
-    snapshot_key: str | None
-    base_image: dict[str, Any] | None = None  # kept as is under rewrite-timestamp
-
-
-@dataclass
-class BuildOutcome:
-    image_id: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    ran: int = 0
-    cached: int = 0
-    warnings: list[str] = field(default_factory=list)
+if TYPE_CHECKING:
+    from buildkit_py.exporter.base import Exporter, PlatformResult
 
 
 def _source_date_epoch(req: BuildRequest) -> int | None:
@@ -145,11 +129,15 @@ class Builder:
               cancel: CancelToken | None = None) -> BuildOutcome:
         """Run one build. ``cancel`` stops it (e.g. its client went away); steps shared
         with other builds keep running for them."""
+        # (the exporters load the image and layer stores' code: only a build needs it)
+        from buildkit_py.exporter.base import PlatformResult
+        from buildkit_py.exporter.kinds import exporters_for
         from buildkit_py.frontend.dockerfile import load_dockerfile
         from buildkit_py.frontend.dockerfile.convert import ConvertOptions, convert
         from buildkit_py.frontend.dockerfile.dockerignore import find_ignore_file, read_ignore_file
         from buildkit_py.source.image import BuildResolver
 
+        exporters = exporters_for(req.outputs)
         session = session or self.session_for(req)
         session.device_aliases = DeviceGrant.of(req.entitlements).aliases
         build_id = uuid.uuid4().hex  # keeps this build's local sources its own
@@ -218,7 +206,7 @@ class Builder:
                 plat_results = [PlatformResult(c.platform, c.image_config, _snapshot_key(r),
                                                c.base_image)
                                 for c, r in zip(converted, results, strict=True)]
-                self._export(req, plat_results, bus, epoch, outcome)
+                self._export(req, exporters, plat_results, bus, epoch, outcome)
             finally:
                 for r in results:
                     r.release()
@@ -241,159 +229,36 @@ class Builder:
 
     # exports ------------------------------------------------------------------
 
-    def _store_or_push(self, o: OutputSpec, images: list[Any], names: list[str], top: Any,
-                       bus: ProgressBus) -> None:
-        """``type=image``: into the local image store; with push=true also to registries."""
-        from buildkit_py.registry.reference import parse_reference
-
-        if not names:
-            if o.attrs.get("push") == "true" or o.type == "registry":
-                raise UsageError("pushing needs an image name",
-                                 hint="add -t NAME or --output type=image,name=NAME,push=true")
-            return
-        for name in names:
-            ref = parse_reference(name)
-            self.images.put(str(ref), top.media_type, top.digest, top.size)
-        if o.attrs.get("push") == "true" or o.type == "registry":
-            for name in names:
-                ref = parse_reference(name)
-                with _vertex(bus, f"pushing {ref.familiar}"):
-                    self.registry.push(ref, self.store, top, tags=(ref.tag,) if ref.tag else ())
-
-    def _image_set(self, spec: OutputSpec, results: list[PlatformResult], epoch: int | None,
-                   default_compression: str) -> ImageSet:
-        """The images of ``results`` with the layer options of output ``spec``."""
-        from buildkit_py.exporter.image import make_image
-        from buildkit_py.exporter.layers import ExportOptions, export_chain
+    def _export(self, req: BuildRequest, exporters: list[Exporter],
+                results: list[PlatformResult], bus: ProgressBus, epoch: int | None,
+                outcome: BuildOutcome) -> None:
+        """Make the build's images once (when an output or the metadata needs one), then
+        hand the results to each exporter: image outputs first, then the files."""
+        from buildkit_py.exporter.base import Built, ExportEnv, image_names
+        from buildkit_py.exporter.image_sets import make_build_images
         from buildkit_py.worker.results import SnapshotResult
 
-        oci = spec.attrs.get("oci-mediatypes", "true" if spec.type != "docker" else
-                             "false") == "true"
-        rewrite = spec.attrs.get("rewrite-timestamp", "false") == "true"
-        level = spec.attrs.get("compression-level")
-        try:
-            level_n = int(level) if level is not None else None
-        except ValueError:
-            raise UsageError(f"compression-level={level!r} is not a number") from None
-        eopts = ExportOptions(
-            compression=spec.attrs.get("compression", default_compression),
-            level=level_n,
-            force_compression=spec.attrs.get("force-compression", "false") == "true",
-            oci_mediatypes=oci,
-            source_date_epoch=epoch if rewrite else None)
-        if eopts.compression not in ("gzip", "zstd", "uncompressed"):
-            raise UsageError(f"unknown compression {eopts.compression!r}",
-                             hint="use gzip, zstd or uncompressed")
-        images = []
-        for r in results:
-            keys = self.worker.snapshots.chain(SnapshotResult(r.snapshot_key)) \
-                if r.snapshot_key else []
-            base = r.base_image or {}
-            blobs = export_chain(self.worker.sn, self.store, self.layer_cache, keys, eopts,
-                                 base_diff_ids=(base.get("rootfs") or {}).get("diff_ids") or [])
-            # when each layer was made: a cached rebuild then keeps the image's timestamps
-            times = [self.worker.sn.stat(k).created for k in keys]
-            images.append(make_image(
-                self.store, r.config, blobs, os_=r.platform.os, arch=r.platform.architecture,
-                variant=r.platform.variant, oci=oci, source_date_epoch=epoch,
-                layer_times=times, base_history=base.get("history") or []))
-        top = images[0].manifest.descriptor
-        if len(images) > 1:
-            from buildkit_py.exporter.manifest import Descriptor, index_blob
-
-            idx = index_blob([Descriptor(i.manifest.descriptor.media_type,
-                                         i.manifest.descriptor.digest,
-                                         i.manifest.descriptor.size, platform=i.platform)
-                              for i in images], oci=oci)
-            self.store.write(idx.data, idx.descriptor.digest)
-            top = idx.descriptor
-        return ImageSet(images, top, oci)
-
-    def _export(self, req: BuildRequest, results: list[PlatformResult], bus: ProgressBus,
-                epoch: int | None, outcome: BuildOutcome) -> None:
-        worker = self.worker
-        from buildkit_py.exporter.filesystem import export_local, export_tar
-        from buildkit_py.exporter.oci_layout import write_layout
-        from buildkit_py.worker.results import SnapshotResult
-
-        outputs = req.outputs
-        image_outputs = [o for o in outputs if o.type in ("image", "registry", "oci", "docker")]
-        needs_image = bool(image_outputs) or req.iidfile is not None \
-            or req.metadata_file is not None
-        multi = len(results) > 1
-        if needs_image:
-            # The local image store keeps layers uncompressed (nothing to inflate on FROM,
-            # nothing to deflate on --load); blobs are compressed only for an image that
-            # leaves the builder. Both sets share diff IDs, so the image ID is the same.
-            leaving = [o for o in image_outputs if _leaves_builder(o)]
-            staying = [o for o in image_outputs if not _leaves_builder(o)]
-            dist: ImageSet | None = None
-            local: ImageSet | None = None
-            with _vertex(bus, "exporting to image"):
-                if leaving:
-                    dist = self._image_set(leaving[0], results, epoch, "gzip")
-                if staying or not leaving:
-                    local = self._image_set(staying[0] if staying else OutputSpec("image"),
-                                            results, epoch, "uncompressed")
-            main = dist or local
-            assert main is not None
-            names = [n for o in outputs for n in o.attrs.get("name", "").split(",") if n] \
-                or list(req.tags)
-            outcome.image_id = main.images[0].image_id
-            outcome.metadata = {
-                "containerimage.digest": main.top.digest,
-                "containerimage.descriptor": main.top.to_json(),
-                "containerimage.config.digest": main.images[0].image_id,
-            }
-            if names:
-                outcome.metadata["image.name"] = ",".join(names)
-            for o in outputs:
-                if o.type in ("oci", "docker"):
-                    assert dist is not None
-                    dest = o.dest or "-"
-                    with _vertex(bus, f"exporting to {o.type} image format"):
-                        write_layout(self.store, dist.images, dest, names=names,
-                                     tar=o.attrs.get("tar", "true") != "false",
-                                     oci=dist.oci, multi=multi, docker=o.type == "docker")
-                elif o.type in ("image", "registry"):
-                    chosen = dist if _leaves_builder(o) else local
-                    assert chosen is not None
-                    self._store_or_push(o, chosen.images, names, chosen.top, bus)
-        for o in outputs:
-            if o.type == "local":
-                local_dest = Path(o.dest or ".")
-                with _vertex(bus, f"copying files to {local_dest}"):
-                    for r in results:
-                        sub = local_dest / r.platform.for_path() if multi else local_dest
-                        with worker.snapshots.read(SnapshotResult(r.snapshot_key)) as root:
-                            export_local(root, sub)
-            elif o.type == "tar":
-                with _vertex(bus, "sending tarball"), contextlib.ExitStack() as stack:
-                    roots = {}
-                    for r in results:
-                        prefix = r.platform.for_path() if multi else ""
-                        roots[prefix] = stack.enter_context(
-                            worker.snapshots.read(SnapshotResult(r.snapshot_key)))
-                    export_tar(roots, o.dest or "-")
+        env = ExportEnv(
+            content=self.store, image_store=self.images, layer_cache=self.layer_cache,
+            snapshotter=self.worker.sn,
+            chain=lambda key: self.worker.snapshots.chain(SnapshotResult(key)),
+            mount=lambda key: self.worker.snapshots.read(SnapshotResult(key)),
+            registry=lambda: self.registry, step=lambda text: _vertex(bus, text))
+        image_specs = [e.spec for e in exporters if e.makes_image]
+        images = None
+        if image_specs or req.iidfile is not None or req.metadata_file is not None:
+            images = make_build_images(image_specs, results, epoch, env)
+        built = Built(results, image_names(req.outputs, req.tags), epoch, images)
+        if images is not None:
+            outcome.image_id = images.main.image_id
+            outcome.metadata = images.metadata(built.names)
+        for e in [*(e for e in exporters if e.makes_image),
+                  *(e for e in exporters if not e.makes_image)]:
+            e.export(built, env)
         if req.iidfile is not None and outcome.image_id:
             req.iidfile.write_text(outcome.image_id)
         if req.metadata_file is not None:
             req.metadata_file.write_text(json.dumps(outcome.metadata, indent=2) + "\n")
-
-
-@dataclass(frozen=True)
-class ImageSet:
-    """One export's images (one per platform) and the descriptor naming them all."""
-
-    images: list[Any]  # exporter.image.BuiltImage
-    top: Any  # exporter.manifest.Descriptor: the manifest, or the index when multi-platform
-    oci: bool
-
-
-def _leaves_builder(o: OutputSpec) -> bool:
-    """Outputs whose image goes elsewhere than the local store (and so is compressed)."""
-    return o.type in ("registry", "oci", "docker") or (
-        o.type == "image" and o.attrs.get("push") == "true")
 
 
 def _snapshot_key(result: Any) -> str | None:

@@ -1,4 +1,4 @@
-"""``bkpy build``: options as in ``docker buildx build`` (interface.md)."""
+"""``bkpy build``: options as in ``docker buildx build`` (the same flags and meanings)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,11 @@ from pathlib import Path
 
 import click
 
-from buildkit_py.client.request import (
-    BuildRequest,
-    OutputSpec,
-    parse_csv_kv,
-    parse_output,
-    parse_secret,
-    parse_ssh,
-)
+from buildkit_py.api.outputs import OutputSpec, parse_output
+from buildkit_py.api.request import BuildRequest, parse_secret, parse_ssh
 from buildkit_py.config import ENTITLEMENTS, check_entitlement
 from buildkit_py.errors import UsageError
+from buildkit_py.units import parse_csv_kv
 
 CALL_MODES = ("build", "outline", "targets")
 PROGRESS_MODES = ("auto", "tty", "plain", "rawjson", "quiet")
@@ -200,7 +195,7 @@ def build(context: str, file: str | None, tags: tuple[str, ...], target: str | N
     if load:
         output_specs.append(OutputSpec("image", {"load": "true"}))
     for spec in output_specs:
-        if spec.type in ("image", "registry") and "name" not in spec.attrs and tags:
+        if spec.kind.named and "name" not in spec.attrs and tags:
             spec.attrs["name"] = ",".join(tags)
     plat_list = [p.strip() for item in platforms for p in item.split(",") if p.strip()]
 

@@ -6,8 +6,8 @@ import sys
 
 import click
 
+from buildkit_py.api.request import BuildRequest
 from buildkit_py.cli.progress_display import Display, make_display
-from buildkit_py.client.request import BuildRequest
 from buildkit_py.solver.progress import (
     ProgressEvent,
     VertexCached,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from buildkit_py.client.base import WorkerInfo
+from buildkit_py.api.workers import WorkerInfo
 from buildkit_py.client.builders import (
     DEFAULT_BUILDER,
     DRIVER_OPTS,

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import click
 
-from buildkit_py.client.base import BuilderClient, PruneOptions, UsageItem
+from buildkit_py.api.usage import PruneOptions, UsageItem
+from buildkit_py.client.base import BuilderClient
 from buildkit_py.errors import UsageError, UserError
 
 

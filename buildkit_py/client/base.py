@@ -6,53 +6,15 @@ starts fast; implementations import what they need when used.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from buildkit_py.builder.core import BuildOutcome
-    from buildkit_py.client.request import BuildRequest
-    from buildkit_py.solver.progress import ProgressEvent
-
-    ProgressSink = Callable[[ProgressEvent], None]
-
-
-@dataclass(frozen=True)
-class UsageItem:
-    """One record of ``bkpy du``: a cache result, or the content store as a whole."""
-
-    id: str
-    size: int
-    created: float
-    last_used: float
-    description: str
-    usage_count: int
-    in_use: bool
-    # regular | content; corrupt: a blob whose bytes do not match its digest (``id``),
-    # ``description`` saying what they hash to; image: an image name dropped with one
-    record_type: str = "regular"
-
-    @property
-    def reclaimable(self) -> bool:
-        return not self.in_use
-
-
-@dataclass(frozen=True)
-class PruneOptions:
-    all: bool = False
-    keep_duration: float | None = None  # seconds: keep what was used more recently
-    keep_storage: int | None = None  # bytes: then drop least recently used above this
-    corrupt: bool = False  # only drop corrupted blobs and what refers to them
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    id: str
-    platforms: list[str]  # native first, then emulated
-    emulated: list[str] = field(default_factory=list)
-    labels: dict[str, str] = field(default_factory=dict)
-    version: str = ""
+    from buildkit_py.api.outcome import BuildOutcome
+    from buildkit_py.api.request import BuildRequest
+    from buildkit_py.api.usage import PruneOptions, UsageItem
+    from buildkit_py.api.workers import WorkerInfo
+    from buildkit_py.solver.progress import ProgressSink
 
 
 class BuilderClient(Protocol):

@@ -28,13 +28,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from buildkit_py.api.tls import TLSFiles
 from buildkit_py.config import client_config_dir, default_state_root
 from buildkit_py.errors import UsageError
 
 if TYPE_CHECKING:
     from buildkit_py.client.base import BuilderClient
     from buildkit_py.client.remote import RemoteClient
-    from buildkit_py.control.tls import TLSFiles
 
 DEFAULT_BUILDER = "default"
 DRIVERS = ("embedded", "daemon", "remote")
@@ -174,8 +174,6 @@ def node_endpoint(store: BuilderStore, rec: BuilderRecord, node: Node) -> str:
 
 
 def node_tls(node: Node) -> TLSFiles | None:
-    from buildkit_py.control.tls import TLSFiles
-
     opts = node.driver_opts
     if not any(k in opts for k in TLS_OPTS):
         return None
@@ -184,7 +182,7 @@ def node_tls(node: Node) -> TLSFiles | None:
 
 
 def remote_client(store: BuilderStore, rec: BuilderRecord, node: Node) -> RemoteClient:
-    from buildkit_py.client.remote import RemoteClient
+    from buildkit_py.client.remote import RemoteClient  # reason: grpc, only for remote builders
 
     return RemoteClient(node_endpoint(store, rec, node), node_tls(node))
 
@@ -295,7 +293,7 @@ def open_client(rec: BuilderRecord, store: BuilderStore | None = None) -> Builde
             start_daemon(store, rec, node)
     if len(rec.nodes) == 1:
         return remote_client(store, rec, rec.nodes[0])
-    from buildkit_py.client.remote import MultiNodeClient, NodeTarget
+    from buildkit_py.client.multinode import MultiNodeClient, NodeTarget  # reason: as above
 
     return MultiNodeClient([NodeTarget(n.name, remote_client(store, rec, n), list(n.platforms))
                             for n in rec.nodes])

@@ -11,10 +11,12 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from buildkit_py.builder.core import BuildOutcome, ProgressSink
-from buildkit_py.client.base import PruneOptions, UsageItem, WorkerInfo
-from buildkit_py.client.request import BuildRequest
+from buildkit_py.api.outcome import BuildOutcome
+from buildkit_py.api.request import BuildRequest
+from buildkit_py.api.usage import PruneOptions, UsageItem
+from buildkit_py.api.workers import WorkerInfo
 from buildkit_py.config import BuilderConfig
+from buildkit_py.solver.progress import ProgressSink
 
 if TYPE_CHECKING:
     from buildkit_py.builder.core import Builder
@@ -40,19 +42,20 @@ class EmbeddedClient:
             return builder.build(req, progress)
 
     def disk_usage(self, verify: bool = False) -> list[UsageItem]:
-        from buildkit_py.control.gc import disk_usage
+        from buildkit_py.builder.gc import disk_usage  # reason: only du needs it
 
         with open_builder(self.config) as builder:
             return disk_usage(builder, verify)
 
     def prune(self, opts: PruneOptions) -> Iterator[UsageItem]:
-        from buildkit_py.control.gc import prune
+        from buildkit_py.builder.gc import prune  # reason: only prune needs it
 
         with open_builder(self.config) as builder:
             yield from prune(builder, opts)
 
     def workers(self) -> list[WorkerInfo]:
-        from buildkit_py.control.gc import local_worker_info
+        # reason: binfmt probing, only for builder inspect
+        from buildkit_py.builder.worker_info import local_worker_info
 
         return [local_worker_info(self.config)]
 

@@ -7,7 +7,6 @@ tarballs, or folders) and can then be used by ``FROM`` without a registry.
 from __future__ import annotations
 
 import json
-import sqlite3
 import tarfile
 import threading
 import time
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from buildkit_py import sqlitedb
 from buildkit_py.content.store import ContentStore
 from buildkit_py.errors import UserError
 
@@ -22,6 +22,9 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+
+_MIGRATIONS = ("CREATE TABLE IF NOT EXISTS images (name TEXT PRIMARY KEY, media_type TEXT, "
+               "digest TEXT, size INTEGER, created REAL)",)
 
 
 class ImageNotFoundError(UserError):
@@ -41,11 +44,7 @@ class ImageStore:
     def __init__(self, root: Path, content: ContentStore) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.content = content
-        self._db = sqlite3.connect(str(root / "images.db"), check_same_thread=False,
-                                   isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS images (name TEXT PRIMARY KEY, "
-                         "media_type TEXT, digest TEXT, size INTEGER, created REAL)")
+        self._db = sqlitedb.open_db(root / "images.db", _MIGRATIONS)
         self._lock = threading.Lock()
 
     def close(self) -> None:

@@ -14,7 +14,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-_SCHEMA = """
+from buildkit_py import sqlitedb
+
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS labels (
     digest TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -32,6 +34,7 @@ CREATE TABLE IF NOT EXISTS lease_refs (
     PRIMARY KEY (lease_id, digest)
 );
 """
+_MIGRATIONS = (_SCHEMA_V1,)
 
 
 class ContentMetadata:
@@ -39,13 +42,7 @@ class ContentMetadata:
 
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            str(path), timeout=30.0, isolation_level=None, check_same_thread=False
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
+        self._db = sqlitedb.open_db(path, _MIGRATIONS, foreign_keys=True)
 
     def close(self) -> None:
         with self._lock:
@@ -53,14 +50,8 @@ class ContentMetadata:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, sqlitedb.write(self._db) as db:
+            yield db
 
     # labels -----------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from buildkit_py import __version__
+from buildkit_py.api.tls import TLSFiles
 from buildkit_py.errors import UsageError, UserError
 
 DEFAULT_ADDRESS = "unix:///run/bkpy/bkpyd.sock"
@@ -52,7 +53,7 @@ def _prepare_unix(path: Path) -> None:
             probe.close()
 
 
-def _bind(server: Any, addresses: list[str], tls: Any, insecure_tcp: bool) -> list[Path]:
+def _bind(server: Any, addresses: list[str], tls: TLSFiles, insecure_tcp: bool) -> list[Path]:
     sockets: list[Path] = []
     for addr in addresses:
         if addr.startswith("unix://"):
@@ -85,9 +86,10 @@ def _bind(server: Any, addresses: list[str], tls: Any, insecure_tcp: bool) -> li
     return sockets
 
 
-def serve(root: Path | None, config_path: Path | None, addresses: list[str], tls: Any,
+def serve(root: Path | None, config_path: Path | None, addresses: list[str], tls: TLSFiles,
           insecure_tcp: bool, ready: threading.Event | None = None,
           insecure_entitlements: tuple[str, ...] = ()) -> None:
+    # reason: the builder core and grpc load only when serving, not for --help/--version
     from buildkit_py.builder.ownership import open_owned_builder
     from buildkit_py.config import check_entitlement, load_config
     from buildkit_py.control.server import make_server
@@ -147,8 +149,6 @@ def cli(root: str | None, config: str | None, addresses: tuple[str, ...],
         tlscacert: str | None, tlscert: str | None, tlskey: str | None,
         insecure_tcp: bool, insecure_entitlements: tuple[str, ...], debug: bool) -> None:
     """Run the builder daemon."""
-    from buildkit_py.control.tls import TLSFiles
-
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)

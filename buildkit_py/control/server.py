@@ -14,15 +14,23 @@ from typing import Any, NoReturn
 import grpc
 
 from buildkit_py import __version__
+from buildkit_py.api import control_pb2 as pb
+from buildkit_py.api import control_pb2_grpc as pb_grpc
+from buildkit_py.api.usage import PruneOptions
+from buildkit_py.api.wire import (
+    SESSION_ID_KEY,
+    error_trailer,
+    event_to_pb,
+    prune_from_pb,
+    usage_to_pb,
+)
 from buildkit_py.builder.core import Builder
-from buildkit_py.client.base import PruneOptions, UsageItem
-from buildkit_py.control import control_pb2 as pb
-from buildkit_py.control import control_pb2_grpc as pb_grpc
-from buildkit_py.control.gc import BuildGate, disk_usage, local_worker_info, prune
-from buildkit_py.control.session_server import DaemonSession, SessionRegistry
-from buildkit_py.control.solve import ContextCache, run_remote_build
-from buildkit_py.control.wire import ERROR_TEXT_KEY, EXIT_CODE_KEY, SESSION_ID_KEY, event_to_pb
+from buildkit_py.builder.gc import BuildGate, disk_usage, prune
+from buildkit_py.builder.worker_info import local_worker_info
+from buildkit_py.control.contexts import ContextCache
+from buildkit_py.control.solve import run_remote_build
 from buildkit_py.errors import UserError
+from buildkit_py.session.daemon import DaemonSession, SessionRegistry
 from buildkit_py.solver.cancel import CancelToken
 from buildkit_py.solver.progress import ProgressEvent
 
@@ -87,13 +95,6 @@ class ProgressChannels:
             self._channels.pop(ref, None)
 
 
-def _usage_pb(item: UsageItem) -> pb.UsageRecord:
-    return pb.UsageRecord(id=item.id, size=item.size, created_at=item.created,
-                          last_used_at=item.last_used, description=item.description,
-                          usage_count=item.usage_count, in_use=item.in_use,
-                          record_type=item.record_type)
-
-
 class ControlService(pb_grpc.ControlServicer):
     def __init__(self, builder: Builder) -> None:
         self.builder = builder
@@ -137,10 +138,7 @@ class ControlService(pb_grpc.ControlServicer):
 
     @staticmethod
     def _abort(context: grpc.ServicerContext, text: str, code: int) -> NoReturn:
-        context.set_trailing_metadata((
-            (ERROR_TEXT_KEY + "-bin", text.encode("utf-8", "replace")),
-            (EXIT_CODE_KEY, str(code)),
-        ))
+        context.set_trailing_metadata(error_trailer(text, code))
         # the status detail is the ERROR line (hints may follow it)
         errors = [ln for ln in text.splitlines() if ln.startswith("ERROR: ")]
         context.abort(grpc.StatusCode.UNKNOWN, errors[-1] if errors else "build failed")
@@ -184,15 +182,11 @@ class ControlService(pb_grpc.ControlServicer):
         except Exception as err:
             _log.exception("disk usage failed")
             self._abort(context, f"ERROR: bkpyd could not compute disk usage: {err}", 1)
-        return pb.DiskUsageResponse(records=[_usage_pb(i) for i in items])
+        return pb.DiskUsageResponse(records=[usage_to_pb(i) for i in items])
 
     def Prune(self, request: pb.PruneRequest,
               context: grpc.ServicerContext) -> Iterator[pb.UsageRecord]:
-        opts = PruneOptions(
-            all=request.all,
-            keep_duration=request.keep_duration if request.HasField("keep_duration") else None,
-            keep_storage=request.keep_storage if request.HasField("keep_storage") else None,
-            corrupt=request.corrupt)
+        opts = prune_from_pb(request)
         try:
             with self.gate.prune():
                 items = list(prune(self.builder, opts))
@@ -204,7 +198,7 @@ class ControlService(pb_grpc.ControlServicer):
             _log.exception("prune failed")
             self._abort(context, f"ERROR: bkpyd could not prune: {err}", 1)
         for item in items:
-            yield _usage_pb(item)
+            yield usage_to_pb(item)
 
     def _maybe_gc(self) -> None:
         """The configured GC policy, at most once a minute, when no build runs."""

@@ -10,207 +10,33 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import os
-import queue
-import shutil
-import tarfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from buildkit_py.client.base import UsageItem
-from buildkit_py.client.request import BuildRequest, OutputSpec, SecretSpec, SSHSpec
-from buildkit_py.control import control_pb2 as pb
-from buildkit_py.control.filesync import SyncStats
-from buildkit_py.control.session_server import (
-    DaemonSession,
-    RemoteBuildSession,
-    SSHForwarder,
-)
-from buildkit_py.control.wire import CHUNK
+from buildkit_py.api import control_pb2 as pb
+from buildkit_py.api.outcome import BuildOutcome
+from buildkit_py.api.outputs import OutputSpec
+from buildkit_py.api.request import BuildRequest, SecretSpec, SSHSpec
+from buildkit_py.builder.core import Builder
+from buildkit_py.control.contexts import ContextCache
+from buildkit_py.control.deliveries import Delivery
 from buildkit_py.errors import UsageError
+from buildkit_py.session.daemon import DaemonSession, RemoteBuildSession, SSHForwarder
+from buildkit_py.session.filesync import SyncStats
 from buildkit_py.solver.progress import (
     ProgressEvent,
+    ProgressSink,
     VertexCompleted,
     VertexFailed,
     VertexLog,
     VertexStarted,
     VertexStatus,
 )
+from buildkit_py.units import parse_ulimit
 
 if TYPE_CHECKING:
     from buildkit_py.solver.cancel import CancelToken
-from buildkit_py.builder.core import Builder, BuildOutcome
-
-ProgressSink = Callable[[ProgressEvent], None]
-SLOTS = 8  # concurrent builds of one context each get their own synced copy
-
-
-class ContextCache:
-    """Per-client-context synced directories (``<root>/control/contexts``).
-
-    A context id gets slot 0 normally; builds running at the same time on the same
-    context take further slots, so one build never sees files change under it.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._lock = threading.Lock()
-        self._busy: set[str] = set()
-        self._named: dict[str, threading.Lock] = {}
-
-    def named_lock(self, name: str) -> threading.Lock:
-        """Builds lending a named context ``name`` take turns: the converter gives
-        every build's ``local://ctx-NAME`` source the same digest, so two at once would
-        share one client's files."""
-        with self._lock:
-            return self._named.setdefault(name, threading.Lock())
-
-    @contextlib.contextmanager
-    def acquire(self, context_id: str) -> Iterator[Path]:
-        base = hashlib.sha256(context_id.encode()).hexdigest()[:32]
-        slot = ""
-        while not slot:
-            with self._lock:
-                for n in range(SLOTS):
-                    name = f"{base}-{n}"
-                    if name not in self._busy:
-                        self._busy.add(name)
-                        slot = name
-                        break
-            if not slot:
-                time.sleep(0.2)
-        try:
-            path = self.root / slot
-            path.mkdir(parents=True, exist_ok=True)
-            os.utime(path)  # last use, for pruning
-            yield path
-        finally:
-            with self._lock:
-                self._busy.discard(slot)
-
-
-    def usage(self) -> list[UsageItem]:
-        """One record per synced context copy (``source.local`` in BuildKit's terms)."""
-        from buildkit_py.snapshot.base import disk_usage
-
-        out: list[UsageItem] = []
-        if not self.root.is_dir():
-            return out
-        for entry in sorted(self.root.iterdir()):
-            with self._lock:
-                busy = entry.name in self._busy
-            st = entry.stat()
-            out.append(UsageItem(f"context:{entry.name}", disk_usage(entry).size,
-                                 st.st_ctime, st.st_mtime, "local context copy", 1, busy,
-                                 "source.local"))
-        return out
-
-    def prune(self, keep_duration: float | None) -> list[UsageItem]:
-        """Drop copies not used within ``keep_duration`` seconds (None: all unused)."""
-        now = time.time()
-        removed: list[UsageItem] = []
-        for item in self.usage():
-            if item.in_use or (keep_duration is not None
-                               and item.last_used >= now - keep_duration):
-                continue
-            name = item.id.removeprefix("context:")
-            with self._lock:
-                if name in self._busy:
-                    continue
-                self._busy.add(name)
-            try:
-                shutil.rmtree(self.root / name, ignore_errors=True)
-            finally:
-                with self._lock:
-                    self._busy.discard(name)
-            removed.append(item)
-        return removed
-
-
-@dataclass
-class Delivery:
-    """An exporter output written on the daemon, to be sent to the client."""
-
-    index: int
-    kind: str  # file | tar
-    path: Path
-
-    def frames(self) -> Iterator[bytes]:
-        if self.kind == "file":
-            return _file_frames(self.path)
-        return _tar_frames(self.path)
-
-
-def _file_frames(path: Path) -> Iterator[bytes]:
-    import zstandard
-
-    comp = zstandard.ZstdCompressor(level=3)
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            yield comp.compress(block)
-
-
-class _QueueWriter:
-    """A write-only file for tarfile that hands CHUNK-sized pieces to a queue."""
-
-    def __init__(self, q: queue.Queue[bytes | BaseException | None]) -> None:
-        self._q = q
-        self._buf = bytearray()
-
-    def write(self, data: bytes) -> int:
-        self._buf += data
-        while len(self._buf) >= CHUNK:
-            self._q.put(bytes(self._buf[:CHUNK]))
-            del self._buf[:CHUNK]
-        return len(data)
-
-    def flush_rest(self) -> None:
-        if self._buf:
-            self._q.put(bytes(self._buf))
-            self._buf.clear()
-
-
-def _tar_frames(root: Path) -> Iterator[bytes]:
-    """``root`` as a tar stream (owners, modes, times, links kept), in zstd frames.
-
-    A producer thread writes the tar into a bounded queue, so memory stays small
-    however large the files are.
-    """
-    import zstandard
-
-    q: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
-
-    def produce() -> None:
-        writer = _QueueWriter(q)
-        try:
-            with tarfile.open(fileobj=writer, mode="w|",  # type: ignore[call-overload]
-                              format=tarfile.PAX_FORMAT) as tf:
-                for dirpath, dirnames, filenames in os.walk(root):
-                    dirnames.sort()
-                    rel_dir = os.path.relpath(dirpath, root)
-                    for name in sorted(dirnames) + sorted(filenames):
-                        full = os.path.join(dirpath, name)
-                        rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-                        tf.add(full, arcname=rel, recursive=False)
-            writer.flush_rest()
-            q.put(None)
-        except BaseException as err:
-            q.put(err)
-
-    threading.Thread(target=produce, daemon=True, name="tar-output").start()
-    comp = zstandard.ZstdCompressor(level=3)
-    while True:
-        item = q.get()
-        if item is None:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        yield comp.compress(item)
 
 
 def _safe_name(name: str) -> str:
@@ -220,8 +46,6 @@ def _safe_name(name: str) -> str:
 
 def _ulimit(text: str) -> tuple[str, int, int]:
     """A client's ``NAME=SOFT:HARD``, checked again: the daemon trusts no client."""
-    from buildkit_py.units import parse_ulimit
-
     try:
         u = parse_ulimit(text)
     except ValueError as err:
@@ -245,21 +69,14 @@ def to_build_request(req: pb.SolveRequest, workdir: Path, local_dirs: dict[str, 
     outputs: list[OutputSpec] = []
     deliveries: list[Delivery] = []
     for i, o in enumerate(req.outputs):
-        attrs = dict(o.attrs)
-        if o.type == "local":
-            dest = workdir / f"out-{i}"
-            deliveries.append(Delivery(i, "tar", dest))
-        elif o.type == "tar" or (o.type in ("oci", "docker") and attrs.get("tar") != "false"):
-            dest = workdir / f"out-{i}.tar"
-            deliveries.append(Delivery(i, "file", dest))
-        elif o.type in ("oci", "docker"):
-            dest = workdir / f"out-{i}"
-            deliveries.append(Delivery(i, "tar", dest))
-        else:
-            outputs.append(OutputSpec(o.type, attrs))
-            continue
-        attrs["dest"] = str(dest)
-        outputs.append(OutputSpec(o.type, attrs))
+        spec = OutputSpec(o.type, dict(o.attrs))
+        if spec.client_side:
+            # written in the build's workdir, then streamed to the client: a file as its
+            # bytes, a directory as a tar stream
+            dest = workdir / (f"out-{i}.tar" if spec.is_tar_file else f"out-{i}")
+            deliveries.append(Delivery(i, "file" if spec.is_tar_file else "tar", dest))
+            spec.attrs["dest"] = str(dest)
+        outputs.append(spec)
     breq = BuildRequest(
         context=local_dirs.get("context") if req.has_context else None,
         dockerfile=dockerfile,

@@ -4,13 +4,15 @@ A step for another architecture runs only if the kernel has a binfmt_misc handle
 magic/mask matches that architecture's ELF header. When none is registered but Debian's
 ``qemu-user-static`` emulator is installed and we are root, we register it with the ``F``
 flag (the kernel opens the interpreter at registration, so it works inside containers).
+
+Architecture names are spelled by :func:`buildkit_py.platforms.arch_of`; this module only
+maps canonical architectures to qemu's names and ELF magic (:data:`ARCHES`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import platform as _platform
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from buildkit_py.errors import BuildError
+from buildkit_py.platforms import arch_of, host_platform
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 INSTALL_HINT = "install an emulator: apt-get install qemu-user-static"
@@ -64,22 +67,12 @@ ARCHES: dict[str, ArchInfo] = {
     "riscv64": ArchInfo("riscv64", _hex("7f454c460201010000000000000000000200f300"), _ELF64_MASK),
 }
 
-_ARCH_ALIASES = {
-    "x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "armel": "arm",
-    "armv7l": "arm", "armv6l": "arm", "i386": "386", "i686": "386", "ppc64el": "ppc64le",
-}  # fmt: skip
-
 # Architectures a host runs without emulation.
 _NATIVE_EXTRA = {"amd64": ("386",)}
 
 
-def normalize_arch(arch: str) -> str:
-    arch = arch.lower()
-    return _ARCH_ALIASES.get(arch, arch)
-
-
 def host_arch() -> str:
-    return normalize_arch(_platform.machine())
+    return host_platform().architecture
 
 
 def parse_platform(value: Any) -> tuple[str, str, str]:
@@ -96,7 +89,7 @@ def parse_platform(value: Any) -> tuple[str, str, str]:
         os_name = getattr(value, "os", "linux")
         arch = getattr(value, "architecture", getattr(value, "arch", ""))
         variant = getattr(value, "variant", "") or ""
-    return str(os_name or "linux"), normalize_arch(str(arch)), str(variant or "")
+    return (str(os_name or "linux"), *arch_of(str(arch), str(variant or "")))
 
 
 def native_arches() -> tuple[str, ...]:
@@ -164,7 +157,7 @@ def read_entries(binfmt_dir: Path = BINFMT_DIR) -> list[BinfmtEntry]:
 
 
 def find_handler(arch: str, binfmt_dir: Path = BINFMT_DIR) -> BinfmtEntry | None:
-    info = ARCHES.get(normalize_arch(arch))
+    info = ARCHES.get(arch_of(arch)[0])
     if info is None:
         return None
     for entry in read_entries(binfmt_dir):
@@ -186,7 +179,7 @@ def register_handler(
     binfmt_dir: Path = BINFMT_DIR,
 ) -> str:
     """Register ``interpreter`` for ``arch``; returns the entry name."""
-    info = ARCHES[normalize_arch(arch)]
+    info = ARCHES[arch_of(arch)[0]]
     name = name or f"qemu-{info.qemu}"
     if not (binfmt_dir / "register").exists():
         subprocess.run(

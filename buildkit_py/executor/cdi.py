@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from buildkit_py.errors import BuildError
+from buildkit_py.gostrings import go_quote
 
 DEFAULT_SPEC_DIRS = (Path("/etc/cdi"), Path("/var/run/cdi"), Path("/etc/buildkit/cdi"))
 CLASS_ANNOTATION = "org.mobyproject.buildkit.device.class"
@@ -176,7 +177,7 @@ class CDIRegistry:
             out = [q for q in sorted(self._devices)
                    if self._devices[q].annotations.get(CLASS_ANNOTATION) == name]
         if not out and not optional:
-            raise CDIError(f"required device {json.dumps(name)} is not registered",
+            raise CDIError(f"required device {go_quote(name)} is not registered",
                            hint=f"the builder's CDI spec directories "
                                 f"({', '.join(map(str, self.spec_dirs))}) describe no such "
                                 "device")

@@ -38,6 +38,7 @@ from buildkit_py.executor.network_files import ResolvConfCache, hosts_content
 from buildkit_py.executor.spec import DEFAULT_HOSTNAME, SpecInput, build_spec, merge_env
 from buildkit_py.executor.stubs import MountStubs
 from buildkit_py.executor.user import Identity, resolve_user
+from buildkit_py.gostrings import go_quote
 
 KNOWN_RUNTIMES = ("bkpy-runc", "runc", "crun")
 _READ_CHUNK = 65536
@@ -420,12 +421,13 @@ class Executor:
             # `run` removes a container that exited on its own; otherwise delete it.
             if not clean_exit or (self._runtime_root / cid).exists():
                 self._runtime_cmd("delete", "--force", cid)
+        process = go_quote(" ".join(args))
         if cancelled:
-            raise ExecCancelledError(f"cancelled: process {_quote(args)} was killed")
+            raise ExecCancelledError(f"cancelled: process {process} was killed")
         if code != 0:
             message = _runtime_error(log)
             if message:
-                raise RuntimeStartError(f"process {_quote(args)} could not start: {message}")
+                raise RuntimeStartError(f"process {process} could not start: {message}")
         return code
 
     def _start(self, cmd: list[str], out_w: int, err_w: int) -> _Process:
@@ -483,10 +485,6 @@ class Executor:
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(proc.pid, signal.SIGKILL)
         return cancelled
-
-
-def _quote(args: list[str]) -> str:
-    return json.dumps(" ".join(args))
 
 
 def _runtime_error(log: Path) -> str:

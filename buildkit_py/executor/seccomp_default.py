@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from buildkit_py.platforms import host_platform
+
 EPERM = 1
 ENOSYS = 38
 AF_VSOCK = 40
@@ -80,12 +82,8 @@ ARCHITECTURES: dict[str, tuple[str, ...]] = {
     "s390x": ("SCMP_ARCH_S390X", "SCMP_ARCH_S390"),
     "riscv64": ("SCMP_ARCH_RISCV64",),
 }
-# uname machine -> the architecture names Docker's arch conditions use.
-_MACHINE_ARCH = {
-    "x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm", "i686": "x86",
-    "i386": "x86", "s390x": "s390x", "ppc64le": "ppc64le", "riscv64": "riscv64",
-    "mips64": "mips64",
-}  # fmt: skip
+# Where Docker's arch conditions name an architecture differently from the platform.
+_CONDITION_ARCH = {"386": "x86"}
 
 
 @dataclass(frozen=True)
@@ -167,9 +165,9 @@ RULES: tuple[Rule, ...] = (
 
 
 def host_arch() -> str:
-    """The host's architecture as Docker names it (``amd64``, ``arm64``, ...)."""
-    machine = os.uname().machine
-    return _MACHINE_ARCH.get(machine, machine)
+    """The host's architecture as Docker's arch conditions name it (``amd64``, ``x86``)."""
+    arch = host_platform().architecture
+    return _CONDITION_ARCH.get(arch, arch)
 
 
 def kernel_version(release: str | None = None) -> tuple[int, int]:

@@ -29,8 +29,10 @@ def rfc3339(ts: float) -> str:
 
 def reconcile_history(history: list[dict[str, Any]], n_layers: int,
                       created: str | None) -> list[dict[str, Any]]:
-    """Make non-empty history entries match the layers (reference §1.12); undated entries
-    get ``created`` (None: left undated, for :func:`stamp_history`)."""
+    """Make the non-empty history entries as many as the layers (the image spec pairs
+    them in order): surplus ones become empty from the bottom, missing ones are added
+    at the bottom. Undated entries get ``created`` (None: left undated, for
+    :func:`stamp_history`)."""
     out = [dict(h) for h in history]
     non_empty = [i for i, h in enumerate(out) if not h.get("empty_layer")]
     if len(non_empty) > n_layers:

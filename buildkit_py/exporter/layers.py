@@ -7,17 +7,19 @@ of an unchanged image compresses nothing.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from buildkit_py import sqlitedb
 from buildkit_py.content.store import ContentStore
 from buildkit_py.snapshot import Compression, DBSnapshotter
 
 # Bump when the bytes of exported layer tars change (tar_header, layer_tar, diff).
 TAR_FORMAT = "go1"
+_MIGRATIONS = ("CREATE TABLE IF NOT EXISTS layers (k TEXT PRIMARY KEY, digest TEXT, size INTEGER,"
+               " diff_id TEXT, compression TEXT)",)
 
 
 @dataclass(frozen=True)
@@ -48,12 +50,7 @@ class LayerCache:
     """snapshot key + export options -> blob, persisted beside the content store."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS layers (k TEXT PRIMARY KEY, digest TEXT, size INTEGER,"
-            " diff_id TEXT, compression TEXT)")
+        self._db = sqlitedb.open_db(path, _MIGRATIONS)
         self._lock = threading.Lock()
 
     @staticmethod

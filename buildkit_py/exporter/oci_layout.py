@@ -1,7 +1,4 @@
-"""``type=oci`` and ``type=docker`` outputs: an OCI image layout as a folder or a tar.
-
-The docker variant adds ``manifest.json`` (the ``docker load`` format) beside the
-OCI layout, which newer docker reads directly.
+"""An OCI image layout, written as a folder or a tar (``type=oci`` and ``type=docker``).
 
 Every blob is checked against its digest as it is read from the content store (read
 once: hashed while streamed into the tar, or while hardlinked/copied into the folder).
@@ -14,11 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import sys
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -30,7 +26,7 @@ from buildkit_py.exporter.manifest import Blob, Descriptor, canonical_json, inde
 LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 
 
-def _blob_path(digest: str) -> str:
+def blob_path(digest: str) -> str:
     alg, hexd = digest.split(":", 1)
     return f"blobs/{alg}/{hexd}"
 
@@ -72,25 +68,15 @@ def layout_index(images: list[BuiltImage], names: list[str], *, oci: bool,
     return canonical_json(index), top
 
 
-def docker_manifest_json(images: list[BuiltImage], names: list[str]) -> bytes:
-    img = images[0]
-    tags = [n.removeprefix("docker.io/library/").removeprefix("docker.io/") for n in names
-            if "@" not in n]
-    entry = {"Config": _blob_path(img.config.descriptor.digest), "RepoTags": tags,
-             "Layers": [_blob_path(layer.digest) for layer in img.layers]}
-    return json.dumps([entry], separators=(",", ":")).encode()
-
-
 def write_layout(store: ContentStore, images: list[BuiltImage], dest: str, *,
                  names: list[str], tar: bool = True, oci: bool = True, multi: bool = False,
-                 docker: bool = False) -> None:
-    """Write the layout to ``dest`` (``-`` = stdout when ``tar``)."""
+                 files: Sequence[tuple[str, bytes]] = ()) -> None:
+    """Write the layout to ``dest`` (``-`` = stdout when ``tar``), with ``files`` (name,
+    bytes) beside ``oci-layout`` and ``index.json``."""
     index, top = layout_index(images, names, oci=oci, multi=multi)
     if top is not None:
         store.write(top.data, top.descriptor.digest)
-    extra: list[tuple[str, bytes]] = [("oci-layout", LAYOUT), ("index.json", index)]
-    if docker:
-        extra.append(("manifest.json", docker_manifest_json(images, names)))
+    extra: list[tuple[str, bytes]] = [("oci-layout", LAYOUT), ("index.json", index), *files]
     digests = _digests(images, top)
     if not tar:
         _write_dir(store, Path(dest), digests, extra)
@@ -119,7 +105,7 @@ def _write_dir(store: ContentStore, root: Path, digests: Iterable[str],
     placed: list[Path] = []
     try:
         for digest in digests:
-            target = root / _blob_path(digest)
+            target = root / blob_path(digest)
             if target.exists():
                 continue
             _place_blob(store, digest, target)
@@ -170,7 +156,7 @@ def _write_tar(store: ContentStore, out: BinaryIO, digests: Iterable[str],
             tf.addfile(ti, io.BytesIO(data))
         for digest in digests:
             with store.open_verified(digest) as f:
-                ti = tarfile.TarInfo(_blob_path(digest))
+                ti = tarfile.TarInfo(blob_path(digest))
                 ti.size = f.size
                 ti.mode = 0o644
                 tf.addfile(ti, f)

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from buildkit_py.llb.digest import digest_bytes, digest_op, serialize_op
     from buildkit_py.llb.errors import InvalidDefinitionError, LLBError
     from buildkit_py.llb.exec import (
-        ExecState,
         Mount,
         SecretEnv,
         bind_mount,
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
     )
     from buildkit_py.llb.platform import format_platform, host_platform, parse_platform
     from buildkit_py.llb.source import git, http, image, local, normalize_image_ref
-    from buildkit_py.llb.state import State, scratch
+    from buildkit_py.llb.state import ExecState, State, scratch
 
 # Exported name -> defining module, imported on first access: importing one submodule
 # (e.g. ``ops_pb2``) must not pull in the whole package.
@@ -44,7 +43,7 @@ _LAZY: dict[str, str] = {
     "Chown": "buildkit_py.llb.fileop",
     "DOCKERFILE_COMMAND": "buildkit_py.llb.metadata",
     "Definition": "buildkit_py.llb.definition",
-    "ExecState": "buildkit_py.llb.exec",
+    "ExecState": "buildkit_py.llb.state",
     "FileAction": "buildkit_py.llb.fileop",
     "InvalidDefinitionError": "buildkit_py.llb.errors",
     "LLBError": "buildkit_py.llb.errors",

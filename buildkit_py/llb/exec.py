@@ -1,4 +1,7 @@
-"""Exec ops: run a command over a root filesystem plus extra mounts."""
+"""Exec ops: run a command over a root filesystem plus extra mounts.
+
+``State.run`` builds an ``ExecNode`` from the state's values; mount sources are any
+``FsRef`` (a ``State``), so this module does not depend on ``State``."""
 
 from __future__ import annotations
 
@@ -8,8 +11,8 @@ from dataclasses import dataclass, replace
 from buildkit_py.llb import ops_pb2
 from buildkit_py.llb.errors import LLBError
 from buildkit_py.llb.metadata import OpMeta
-from buildkit_py.llb.node import InputIndexer, OpNode, Output
-from buildkit_py.llb.state import State, join_path
+from buildkit_py.llb.node import FsRef, InputIndexer, OpNode, Output
+from buildkit_py.llb.paths import join_path
 
 _SHARING = {
     "shared": ops_pb2.CACHE_SHARING_SHARED,
@@ -25,7 +28,7 @@ class Mount:
 
     target: str
     kind: ops_pb2.MountType = ops_pb2.MOUNT_TYPE_BIND
-    source: State | None = None
+    source: FsRef | None = None
     selector: str = ""
     readonly: bool = False
     cache_id: str = ""
@@ -46,7 +49,7 @@ class Mount:
 
 
 def bind_mount(
-    target: str, source: State | None = None, *, selector: str = "", readonly: bool = False,
+    target: str, source: FsRef | None = None, *, selector: str = "", readonly: bool = False,
     no_output: bool = False,
 ) -> Mount:
     """Mount ``selector`` of ``source`` (None = empty dir) at ``target``; with
@@ -60,7 +63,7 @@ def cache_mount(
     cache_id: str,
     *,
     sharing: str = "shared",
-    source: State | None = None,
+    source: FsRef | None = None,
     selector: str = "",
 ) -> Mount:
     """A persistent cache dir shared across builds by ``cache_id`` (seeded from ``source``)."""
@@ -139,14 +142,22 @@ class SecretEnv:
 
 
 class ExecNode(OpNode):
-    """A command run over the state's filesystem (mounted at ``/``) and extra mounts."""
+    """A command run over ``root`` (mounted at ``/``, its dir the working dir) and extra
+    mounts; the other values are the running state's."""
 
     def __init__(
         self,
-        state: State,
+        root: FsRef,
         args: Sequence[str],
         mounts: Sequence[Mount],
         *,
+        platform: ops_pb2.Platform | None,
+        env: Sequence[str],
+        user: str,
+        hostname: str,
+        extra_hosts: Sequence[tuple[str, str]],
+        network: ops_pb2.NetMode,
+        security: ops_pb2.SecurityMode,
         secret_env: Sequence[SecretEnv] = (),
         proxy_env: Mapping[str, str] | None = None,
         valid_exit_codes: Sequence[int] = (),
@@ -154,15 +165,15 @@ class ExecNode(OpNode):
         cdi_devices: Sequence[tuple[str, bool]] = (),
         meta: OpMeta,
     ) -> None:
-        super().__init__(state.plat, meta)
+        super().__init__(platform, meta)
         self.args = list(args)
-        self.env = state.env_list()
-        self.cwd = state.cwd
-        self.user = state.username
-        self.hostname = state.host_name
-        self.extra_hosts = list(state.extra_hosts)
-        self.network = state.net
-        self.security = state.sec
+        self.env = list(env)
+        self.cwd = root.cwd
+        self.user = user
+        self.hostname = hostname
+        self.extra_hosts = list(extra_hosts)
+        self.network = network
+        self.security = security
         self.secret_env = list(secret_env)
         self.valid_exit_codes = list(valid_exit_codes)
         self.ulimits = list(ulimits)
@@ -171,11 +182,10 @@ class ExecNode(OpNode):
         bad = set(self.proxy_env) - set(_PROXY_KEYS)
         if bad:
             raise LLBError(f"unknown proxy variable(s): {', '.join(sorted(bad))}")
-        root = Mount("/", source=state)
-        resolved = [root]
+        resolved = [Mount("/", source=root)]
         seen = {"/"}
         for m in mounts:
-            target = _mount_target(self.cwd, m.target)
+            target = mount_target(self.cwd, m.target)
             if target in seen:
                 raise LLBError(f"two mounts at {target}")
             seen.add(target)
@@ -233,7 +243,8 @@ class ExecNode(OpNode):
                     id=m.secret_id, uid=m.uid, gid=m.gid, mode=m.mode, optional=m.optional))
 
 
-def _mount_target(cwd: str, target: str) -> str:
+def mount_target(cwd: str, target: str) -> str:
+    """A mount's target as an absolute path without a trailing slash."""
     if not target:
         raise LLBError("mount target must not be empty")
     return join_path(cwd, target).rstrip("/") or "/"
@@ -241,22 +252,3 @@ def _mount_target(cwd: str, target: str) -> str:
 
 def _retarget(m: Mount, target: str) -> Mount:
     return replace(m, target=target)
-
-
-class ExecState:
-    """The result of ``State.run``: the new root filesystem and writable mounts."""
-
-    def __init__(self, state: State, node: ExecNode) -> None:
-        self._state = state
-        self.node = node
-
-    def root(self) -> State:
-        """The root filesystem after the command, with the run's state values."""
-        return self._state.with_output(Output(self.node, self.node.outputs["/"]))
-
-    def get_mount(self, target: str) -> State:
-        """The contents of the writable bind mount at ``target`` after the command."""
-        resolved = _mount_target(self.node.cwd, target)
-        if resolved not in self.node.outputs:
-            raise LLBError(f"run has no writable mount at {resolved}")
-        return self._state.with_output(Output(self.node, self.node.outputs[resolved]))

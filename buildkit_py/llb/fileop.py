@@ -3,7 +3,8 @@
 ``mkdir("/a").copy(src, "x", "/a/")`` builds a chain; ``State.file(chain)`` applies it.
 Each action works on the previous action's result; only the last one is the op's output.
 Relative paths resolve against the working dir of the state the chain is applied to
-(for a copy source: the source state's working dir).
+(for a copy source: the source state's working dir). Sources and the base are any
+``FsRef`` (a ``State``): ``State.file`` builds the ``FileNode``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from buildkit_py.llb import ops_pb2
 from buildkit_py.llb.chmod import compile_symbolic
 from buildkit_py.llb.errors import LLBError
 from buildkit_py.llb.metadata import OpMeta
-from buildkit_py.llb.node import InputIndexer, OpNode, Output
-from buildkit_py.llb.state import State, join_path
+from buildkit_py.llb.node import FsRef, InputIndexer, OpNode, Output
+from buildkit_py.llb.paths import join_path
 
 _OCTAL = re.compile(r"^[0-7]{1,4}$")
 
@@ -115,7 +116,7 @@ class FileAction:
     __slots__ = ("body", "owner", "prev", "source")
 
     def __init__(self, prev: FileAction | None, body: ActionBody, owner: Chown | None = None,
-                 source: State | None = None) -> None:
+                 source: FsRef | None = None) -> None:
         self.prev = prev
         self.body = body
         self.owner = owner
@@ -153,7 +154,7 @@ class FileAction:
         """Then create symlink ``newpath`` -> ``oldpath``."""
         return symlink(oldpath, newpath, owner=owner, timestamp=timestamp, _prev=self)
 
-    def copy(self, src: State, src_path: str, dest: str, **opts: Any) -> FileAction:
+    def copy(self, src: FsRef, src_path: str, dest: str, **opts: Any) -> FileAction:
         """Then copy ``src_path`` of ``src`` to ``dest`` (options as for :func:`copy`)."""
         return copy(src, src_path, dest, _prev=self, **opts)
 
@@ -196,7 +197,7 @@ def symlink(oldpath: str, newpath: str, *, owner: Owner = None, timestamp: Times
 
 
 def copy(
-    src: State,
+    src: FsRef,
     src_path: str,
     dest: str,
     *,
@@ -259,8 +260,9 @@ class FileNode(OpNode):
 
     platform_specific = False  # file actions do not depend on the target platform
 
-    def __init__(self, base: State, action: FileAction, *, meta: OpMeta) -> None:
-        super().__init__(base.plat, meta)
+    def __init__(self, base: FsRef, action: FileAction, *, platform: ops_pb2.Platform | None,
+                 meta: OpMeta) -> None:
+        super().__init__(platform, meta)
         self.base = base.output
         self.actions = action.chain()
         # Resolve relative paths now, against the dir of the state the chain applies to.

@@ -1,4 +1,8 @@
-"""Graph nodes: an op under construction and a reference to one of its outputs."""
+"""Graph nodes: an op under construction, a reference to one of its outputs, and what
+an op builder reads of a state it takes as an input (``FsRef``).
+
+Op builders (exec, file, merge...) sit below ``State``: ``State.run``/``State.file``
+create their nodes, so the nodes see a state only through ``FsRef``."""
 
 from __future__ import annotations
 
@@ -15,6 +19,21 @@ class InputIndexer(Protocol):
 
     def input(self, output: Output | None) -> int:
         """Index of ``output`` in the op's inputs (added if new); -1 for scratch."""
+        ...
+
+
+class FsRef(Protocol):
+    """A filesystem result and the working dir relative paths in it resolve against
+    (what a mount source or a copy source is; a ``State`` is one)."""
+
+    @property
+    def output(self) -> Output | None:
+        """The op output holding the filesystem; None for scratch."""
+        ...
+
+    @property
+    def cwd(self) -> str:
+        """The working directory."""
         ...
 
 

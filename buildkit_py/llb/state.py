@@ -2,27 +2,28 @@
 stage carries (env, working dir, user, platform, network), like BuildKit's ``llb.State``.
 
 Every method returns a new State; graph-building calls (``run``, ``file``) add nodes.
+State sits above the op builders it calls (exec, fileop, marshal): those see a state
+only as an ``FsRef`` and never import this module.
 """
 
 from __future__ import annotations
 
-import posixpath
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from buildkit_py.llb import ops_pb2
+from buildkit_py.llb.definition import Definition
 from buildkit_py.llb.errors import LLBError
+from buildkit_py.llb.exec import ExecNode, Mount, SecretEnv, mount_target
+from buildkit_py.llb.fileop import FileAction, FileNode
+from buildkit_py.llb.marshal import marshal_output
 from buildkit_py.llb.metadata import Location, ProgressGroup, make_meta
 from buildkit_py.llb.node import Output
+from buildkit_py.llb.paths import join_path
 from buildkit_py.llb.platform import to_platform
 from buildkit_py.platforms import Platform
-
-if TYPE_CHECKING:
-    from buildkit_py.llb.definition import Definition
-    from buildkit_py.llb.exec import ExecState, Mount, SecretEnv
-    from buildkit_py.llb.fileop import FileAction
 
 _NETWORKS = {
     "default": ops_pb2.NET_MODE_UNSET,
@@ -55,14 +56,6 @@ def security_mode(mode: str | int) -> ops_pb2.SecurityMode:
         return _SECURITY[mode]
     except KeyError:
         raise LLBError(f"invalid security mode {mode!r}", hint="use sandbox or insecure") from None
-
-
-def join_path(base: str, path: str) -> str:
-    """Resolve ``path`` against directory ``base``; keeps a trailing slash."""
-    joined = posixpath.normpath(posixpath.join("/", base, path))
-    if path.endswith("/") and joined != "/":
-        joined += "/"
-    return joined
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,8 +206,6 @@ class State:
         limits (``nofile``, ``stack``...; -1 unlimited) replacing the runtime's defaults;
         ``cdi_devices`` are ``(name, optional)`` CDI devices the process gets.
         """
-        from buildkit_py.llb.exec import ExecNode, ExecState
-
         argv = shlex.split(args) if isinstance(args, str) else list(args)
         if not argv:
             raise LLBError("run needs a command")
@@ -238,6 +229,13 @@ class State:
             st,
             argv,
             mounts,
+            platform=st.plat,
+            env=st.env_list(),
+            user=st.username,
+            hostname=st.host_name,
+            extra_hosts=st.extra_hosts,
+            network=st.net,
+            security=st.sec,
             secret_env=secret_env,
             proxy_env=proxy_env,
             valid_exit_codes=valid_exit_codes,
@@ -257,11 +255,8 @@ class State:
         location: Location | Sequence[Location] | None = None,
     ) -> State:
         """Apply a chain of file actions (``mkdir(...).copy(...)``) to this filesystem."""
-        from buildkit_py.llb.fileop import FileNode
-
-        node = FileNode(
-            self, action, meta=make_meta(description, ignore_cache, progress_group, location)
-        )
+        node = FileNode(self, action, platform=self.plat,
+                        meta=make_meta(description, ignore_cache, progress_group, location))
         return self.with_output(Output(node, 0))
 
     def marshal(self, platform: str | Platform | ops_pb2.Platform | None = None) -> Definition:
@@ -269,13 +264,30 @@ class State:
 
         Ops built without a platform get ``platform``, else this state's, else the host's.
         """
-        from buildkit_py.llb.marshal import marshal_output
-
         if platform is None:
             plat = self.plat
         else:
             plat = to_platform(platform)
         return marshal_output(self.output, plat)
+
+
+class ExecState:
+    """The result of ``State.run``: the new root filesystem and writable mounts."""
+
+    def __init__(self, state: State, node: ExecNode) -> None:
+        self._state = state
+        self.node = node
+
+    def root(self) -> State:
+        """The root filesystem after the command, with the run's state values."""
+        return self._state.with_output(Output(self.node, self.node.outputs["/"]))
+
+    def get_mount(self, target: str) -> State:
+        """The contents of the writable bind mount at ``target`` after the command."""
+        resolved = mount_target(self.node.cwd, target)
+        if resolved not in self.node.outputs:
+            raise LLBError(f"run has no writable mount at {resolved}")
+        return self._state.with_output(Output(self.node, self.node.outputs[resolved]))
 
 
 def scratch() -> State:

@@ -1,14 +1,14 @@
 """Serialise layer entries as an OCI layer tar (PAX), streaming.
 
-Rules (reference §5.4): relative names, directories end in ``/``, mtimes in whole
-seconds, empty uname/gname, the first path of an inode is a regular entry and
-later ones are hardlink entries, whiteouts are empty ``.wh.<name>`` files dated
-1970-01-01 (containerd 2.0), opaque directories get ``.wh..wh..opq`` (the differs
-in ``diff`` list whiteouts instead, as BuildKit does), sockets are skipped, and
-only the ``security.capability`` xattr is kept (as BuildKit's differ does). The
-same entries over the same tree give the same bytes, and the bytes of BuildKit's
-layer (Go's archive/tar headers, see ``tar_header``). The archive ends with two
-zero blocks and no record padding (like Go's archive/tar).
+Rules (the OCI image-layer format as containerd writes it): relative names, directories end
+in ``/``, mtimes in whole seconds, empty uname/gname, the first path of an inode is a
+regular entry and later ones are hardlink entries, whiteouts are empty ``.wh.<name>`` files
+dated 1970-01-01 (containerd 2.0), opaque directories get ``.wh..wh..opq`` (the differs in
+``diff`` list whiteouts instead, as BuildKit does), sockets are skipped, and only the
+``security.capability`` xattr is kept (as BuildKit's differ does). The same entries over the
+same tree give the same bytes, and the bytes of BuildKit's layer (Go's archive/tar headers,
+see ``tar_header``). The archive ends with two zero blocks and no record padding (like Go's
+archive/tar).
 
 Exporting is per-entry Python work, so the hot path avoids repeats: headers come
 from ``tar_header`` (one format for the common case), the change

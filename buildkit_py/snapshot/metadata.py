@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from buildkit_py import sqlitedb
 from buildkit_py.snapshot.errors import (
     SnapshotError,
     SnapshotExistsError,
@@ -22,7 +23,7 @@ from buildkit_py.snapshot.errors import (
 )
 from buildkit_py.snapshot.types import Info, Kind
 
-_SCHEMA = """
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS snapshots (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL UNIQUE,
@@ -35,6 +36,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
 );
 CREATE INDEX IF NOT EXISTS snapshots_parent ON snapshots(parent_id);
 """
+_MIGRATIONS = (_SCHEMA_V1,)
 
 
 @dataclass(frozen=True)
@@ -60,12 +62,7 @@ _COLUMNS = "id, key, parent_id, kind, created, labels, size, inodes"
 class SnapshotDB:
     def __init__(self, path: Path) -> None:
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            str(path), timeout=30.0, isolation_level=None, check_same_thread=False
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = sqlitedb.open_db(path, _MIGRATIONS)
         # Committed snapshots never change parents, so chains can be cached.
         self._chains: dict[int, tuple[int, ...]] = {}
 
@@ -75,14 +72,8 @@ class SnapshotDB:
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, sqlitedb.write(self._db) as db:
+            yield db
 
     def find(self, key: str) -> Record | None:
         with self._lock:

@@ -17,18 +17,18 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
+from buildkit_py import sqlitedb
 from buildkit_py.solver.cache_key import KeyInput
 from buildkit_py.solver.worker import Result
 
 DB_NAME = "cache.db"
 TOUCH_INTERVAL = 60.0  # seconds; how stale last_used may get before a hit refreshes it
-_SCHEMA_VERSION = 1
-_SCHEMA = """
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS results (
     id TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS links (
     PRIMARY KEY (key, input)
 );
 """
+_MIGRATIONS = (_SCHEMA_V1,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,13 +136,8 @@ class CacheManager:
         self._in_use_lock = threading.Lock()
         self._closed = False
         conn = self._conn()
-        _enable_wal(conn)
-        with self._write() as c:
-            if c.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
-                for stmt in _SCHEMA.split(";"):
-                    if stmt.strip():
-                        c.execute(stmt)
-                c.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        sqlitedb.enable_wal(conn)
+        sqlitedb.migrate(conn, _MIGRATIONS)
 
     # ------------------------------------------------------------ connections
 
@@ -150,26 +146,14 @@ class CacheManager:
         if conn is None:
             if self._closed:
                 raise RuntimeError("cache manager is closed")
-            conn = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn = sqlitedb.connect(self.path)
             self._local.conn = conn
             with self._conns_lock:
                 self._conns.append(conn)
         return conn
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return sqlitedb.write(self._conn())
 
     def close(self) -> None:
         """Close every thread's connection (the manager is unusable afterwards)."""
@@ -358,16 +342,3 @@ class CacheManager:
             c.execute("DELETE FROM keys WHERE key NOT IN (SELECT key FROM records)")
         return doomed
 
-
-def _enable_wal(conn: sqlite3.Connection) -> None:
-    """WAL is persistent in the file; switching to it needs no other connection writing.
-    SQLite may answer "database is locked" at once, without its busy handler, while another
-    process opens the same fresh database, so the switch is retried for a while."""
-    for attempt in range(300):
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as err:
-            if "locked" not in str(err) or attempt == 299:
-                raise
-            time.sleep(0.1)

@@ -6,7 +6,7 @@ executed once and both await the same asyncio task. All job state is touched onl
 solver's event-loop thread; blocking worker calls run on the thread pool via
 :meth:`JobRuntime.call`, and only those calls (plus progress emission) happen off-loop.
 
-Per vertex the steps are (reference §4.4): cache map -> input keys (content digests of
+Per vertex the steps are: cache map -> input keys (content digests of
 input results where the map asks for them) -> key; then, for each requested output,
 cache lookup -> load, or on a miss: input results (in parallel) -> exec -> save.
 """

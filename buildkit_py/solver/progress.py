@@ -86,6 +86,8 @@ class VertexStatus:
 ProgressEvent = (
     VertexStarted | VertexCached | VertexCompleted | VertexFailed | VertexLog | VertexStatus
 )
+# Where a build's progress goes: a display, a gRPC stream, a test's list.
+ProgressSink = Callable[[ProgressEvent], None]
 
 _CLOSED = object()
 

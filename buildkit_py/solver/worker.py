@@ -103,7 +103,7 @@ class OpHandler(Protocol):
     def cache_map(self, ctx: OpContext) -> CacheMap:
         """Describe the op's key (may block, e.g. resolve an image tag or sync a context).
 
-        Rules for implementers (reference §4.3): a local-context source keys on content
+        Rules for implementers: a local-context source keys on content
         checksums of exactly the paths it selects (include patterns / follow paths), an
         image on its layers' ChainID; secret values, proxy env and other non-semantic
         fields never enter ``digest``.

@@ -39,7 +39,7 @@ from buildkit_py.worker.results import SnapshotResult
 if TYPE_CHECKING:
     from buildkit_py.llb import ops_pb2
     from buildkit_py.registry.client import RegistryClient
-    from buildkit_py.worker.worker import BuilderWorker
+    from buildkit_py.worker.ops.base import OpWorker
 
 _COMPRESSIONS = {
     mt.OCI_LAYER: "uncompressed", mt.DOCKER_LAYER: "uncompressed",
@@ -279,7 +279,7 @@ class ImageSources:
 
     # layers -----------------------------------------------------------------------------
 
-    def unpack(self, worker: BuilderWorker, info: ImageInfo, ctx: OpContext) -> SnapshotResult:
+    def unpack(self, worker: OpWorker, info: ImageInfo, ctx: OpContext) -> SnapshotResult:
         diff_ids = (info.config.get("rootfs") or {}).get("diff_ids") or []
         layers = info.manifest.get("layers", [])
         if len(diff_ids) != len(layers):
@@ -288,7 +288,7 @@ class ImageSources:
         self._fetch_missing(info, diff_ids, layers, worker.sn, ctx)
         return self._unpack_layers(worker, info, layers, diff_ids)
 
-    def unpack_local(self, worker: BuilderWorker, ref_text: str) -> bool:
+    def unpack_local(self, worker: OpWorker, ref_text: str) -> bool:
         """Unpack the host platform's variant of local image ``ref_text`` now, as
         ``docker load`` extracts layers at load time, so a first FROM finds them ready.
         False when the store has no such variant (a FROM then unpacks on demand)."""
@@ -306,7 +306,7 @@ class ImageSources:
         self._unpack_layers(worker, info, layers, diff_ids)
         return True
 
-    def _unpack_layers(self, worker: BuilderWorker, info: ImageInfo, layers: list[Any],
+    def _unpack_layers(self, worker: OpWorker, info: ImageInfo, layers: list[Any],
                        diff_ids: list[str]) -> SnapshotResult:
         sn = worker.sn
         parent: str | None = None
@@ -349,7 +349,7 @@ class ImageSources:
 
         self.registry.pull(info.ref, self.content, progress=report)
 
-    def _unpack_one(self, worker: BuilderWorker, layer: dict[str, Any], name: str,
+    def _unpack_one(self, worker: OpWorker, layer: dict[str, Any], name: str,
                     parent: str | None, diff_id: str) -> None:
         digest = layer["digest"]
         key = f"unpack-{name}"
@@ -442,7 +442,7 @@ class _Desc:
 class ImageSourceHandler:
     """``docker-image://REF@DIGEST`` vertex: keyed by the image's ChainID."""
 
-    def __init__(self, worker: BuilderWorker, op: ops_pb2.Op, sources: ImageSources) -> None:
+    def __init__(self, worker: OpWorker, op: ops_pb2.Op, sources: ImageSources) -> None:
         self.worker = worker
         self.op = op
         self.sources = sources

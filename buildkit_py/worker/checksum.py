@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 import stat
 import threading
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from buildkit_py import rootpath
+from buildkit_py import rootpath, sqlitedb
 
 Keep = Callable[[str], bool]
 _KEPT_XATTR_PREFIXES = ("user.", "trusted.")
@@ -38,12 +37,13 @@ _HASH_WORKERS = 2  # sha256 and read() release the GIL; more only contends for d
 DIGEST_VERSION = "1"
 _SWEEP_ROWS = 4096  # selection memo rows past which rows of removed snapshots are dropped
 
-_SCHEMA = """
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, ident TEXT, sha TEXT);
 CREATE TABLE IF NOT EXISTS selections (
     snapshot TEXT NOT NULL, spec TEXT NOT NULL, ident TEXT NOT NULL, digest TEXT NOT NULL,
     PRIMARY KEY (snapshot, spec));
 """
+_MIGRATIONS = (_SCHEMA_V1,)
 
 
 def file_sha256(path: str) -> str:
@@ -83,11 +83,7 @@ class ChecksumCache:
     committed snapshots by snapshot identity, persisted under the state root."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = sqlitedb.open_db(path, _MIGRATIONS)
         self._lock = threading.Lock()
         self._mem: dict[str, tuple[str, str]] = {}
         self._loaded: set[str] = set()

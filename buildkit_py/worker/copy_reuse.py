@@ -212,11 +212,11 @@ class LinkPlan:
         the layer is no longer mounted. Returns once every file is in place."""
         if not self._pending:
             return
-        data = fileops._DataCopier()
+        data = fileops.DataCopier()
         lock = threading.Lock()
         pending = self._pending
         batches = [pending[i:i + _BATCH] for i in range(0, len(pending), _BATCH)]
-        with ThreadPoolExecutor(fileops._workers(), thread_name_prefix="relink") as pool:
+        with ThreadPoolExecutor(fileops.copy_workers(), thread_name_prefix="relink") as pool:
             for linked in pool.map(lambda b: self._place(b, data, lock), batches):
                 self.linked += linked
         parents = {rel.rpartition("/")[0] for rel, _, _, _ in pending}
@@ -227,7 +227,7 @@ class LinkPlan:
             os.utime(path, ns=times, follow_symlinks=False)
 
     def _place(self, batch: list[tuple[str, str, os.stat_result, fileops.CopyOptions]],
-               data: fileops._DataCopier, lock: threading.Lock) -> int:
+               data: fileops.DataCopier, lock: threading.Lock) -> int:
         linked = 0
         for rel, src, st, opts in batch:
             old = f"{self.old}/{rel}"
@@ -239,11 +239,7 @@ class LinkPlan:
                     continue
                 except OSError:
                     pass  # e.g. EMLINK after very many rebuilds: a copy is always right
-            fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            try:
-                fileops._copy_file_fd(fd, st, new, -1, new, opts, data)
-            finally:
-                os.close(fd)
+            fileops.copy_regular_file(src, st, new, opts, data)
         return linked
 
     def _same(self, old: str, src: str, st: os.stat_result, opts: fileops.CopyOptions,
@@ -254,11 +250,11 @@ class LinkPlan:
             ost = os.lstat(old)
         except OSError:
             return False
-        uid, gid = fileops._owner_of(st, opts)
+        meta = fileops.copied_meta(st, opts)
         if not (stat.S_ISREG(ost.st_mode) and ost.st_size == st.st_size
-                and stat.S_IMODE(ost.st_mode) == fileops._perm(st, opts, False)
-                and ost.st_uid == uid and ost.st_gid == gid
-                and ost.st_mtime_ns == fileops._times(st, opts)[1]
+                and stat.S_IMODE(ost.st_mode) == meta.perm
+                and ost.st_uid == meta.uid and ost.st_gid == meta.gid
+                and ost.st_mtime_ns == meta.mtime_ns
                 and not _has_xattrs(src) and not _has_xattrs(old)):
             return False
         with lock:

@@ -16,14 +16,11 @@ import stat
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import NamedTuple, Protocol
 
 from buildkit_py import rootpath
 from buildkit_py.errors import BuildError
 from buildkit_py.llb.chmod import ModeFunc
-
-if TYPE_CHECKING:
-    from buildkit_py.worker.copy_reuse import LinkPlan
 
 PathFilter = Callable[[str], bool]
 """Takes a path relative to the copy source (``a/b.txt``); True keeps it."""
@@ -57,6 +54,21 @@ class CopyStats:
     bytes: int = 0
 
 
+class CopyReuse(Protocol):
+    """A tree copy's hook for taking regular files from elsewhere instead of copying them
+    (``copy_reuse.LinkPlan`` links them from an earlier layer)."""
+
+    def offer(self, src: str, st: os.stat_result, dst: str, fresh: bool,
+              opts: CopyOptions) -> bool:
+        """True: the hook places regular file ``src`` (lstat ``st``) at ``dst`` later;
+        ``fresh``: the copy created ``dst``'s directory."""
+        ...
+
+    def note_dir_times(self, dirs: list[tuple[str, tuple[int, int]]]) -> None:
+        """The (atime, mtime) ns the copy gave the directories it created."""
+        ...
+
+
 @dataclass
 class CopyOptions:
     owner: Owner | None = None
@@ -75,7 +87,7 @@ class CopyOptions:
     always_replace_existing_dest_paths: bool = False
     wildcard_match: WildcardMatch | None = None
     stats: CopyStats = field(default_factory=CopyStats)
-    reuse: LinkPlan | None = None  # may take unchanged files of a tree copy (see copy_reuse)
+    reuse: CopyReuse | None = None  # may take unchanged files of a tree copy
     _links: dict[tuple[int, int], str] = field(default_factory=dict)
 
 
@@ -83,7 +95,7 @@ def has_wildcard(path: str) -> bool:
     return any(c in _WILDCARD_CHARS for c in path)
 
 
-def _glob(root: str, pattern: str, match: WildcardMatch) -> list[str]:
+def glob(root: str, pattern: str, match: WildcardMatch) -> list[str]:
     """Container paths under ``root`` matching ``pattern`` component by component."""
     comps = [c for c in rootpath.clean(pattern).split("/") if c]
     found = ["/"]
@@ -186,11 +198,7 @@ def _copy_entry(src: str, src_st: os.stat_result, dst: str, opts: CopyOptions,
             return
         opts._links[key] = dst
     if stat.S_ISREG(mode):
-        fd = os.open(src, _SRC_FLAGS)
-        try:
-            _copy_file_fd(fd, src_st, dst, -1, dst, opts, _DataCopier())
-        finally:
-            os.close(fd)
+        copy_regular_file(src, src_st, dst, opts, DataCopier())
         return
     if stat.S_ISLNK(mode):
         os.symlink(os.readlink(src), dst)
@@ -209,7 +217,7 @@ _CFR_FALLBACK = frozenset({errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOT
                            errno.EBADF, errno.EPERM})
 
 
-class _DataCopier:
+class DataCopier:
     """In-kernel data copy: copy_file_range, else sendfile (e.g. across filesystems)."""
 
     def __init__(self) -> None:
@@ -236,8 +244,8 @@ class _DataCopier:
             done += n
 
 
-def _copy_file_fd(src_fd: int, src_st: os.stat_result, name: str, dir_fd: int, dst: str,
-                  opts: CopyOptions, data: _DataCopier) -> None:
+def copy_file_fd(src_fd: int, src_st: os.stat_result, name: str, dir_fd: int, dst: str,
+                  opts: CopyOptions, data: DataCopier) -> None:
     """Create ``name`` (in ``dir_fd``, or a path when it is -1) as a copy of ``src_fd``.
 
     ``dst`` is the destination's host path, used when something is already there.
@@ -259,10 +267,35 @@ def _copy_file_fd(src_fd: int, src_st: os.stat_result, name: str, dir_fd: int, d
         os.close(out)
 
 
+def copy_regular_file(src: str, src_st: os.stat_result, dst: str, opts: CopyOptions,
+                      data: DataCopier) -> None:
+    """Copy regular file ``src`` (lstat ``src_st``) to the path ``dst``."""
+    fd = os.open(src, _SRC_FLAGS)
+    try:
+        copy_file_fd(fd, src_st, dst, -1, dst, opts, data)
+    finally:
+        os.close(fd)
+
+
+class CopiedMeta(NamedTuple):
+    """What a copied non-directory ends up with besides its content."""
+
+    uid: int
+    gid: int
+    perm: int
+    mtime_ns: int
+
+
+def copied_meta(src_st: os.stat_result, opts: CopyOptions) -> CopiedMeta:
+    """The owner, permission bits and mtime ``opts`` give a copy of a file ``src_st``."""
+    uid, gid = _owner_of(src_st, opts)
+    return CopiedMeta(uid, gid, _perm(src_st, opts, False), _times(src_st, opts)[1])
+
+
 _BATCH = 2048  # files per pool task; creates in one directory serialize in the kernel
 
 
-def _workers() -> int:
+def copy_workers() -> int:
     # More threads than cores only add lock contention inside the filesystem.
     return max(2, min(4, os.cpu_count() or 1))
 
@@ -279,7 +312,7 @@ class _TreeCopy:
 
     def __init__(self, opts: CopyOptions) -> None:
         self.opts = opts
-        self.data = _DataCopier()
+        self.data = DataCopier()
         self.dirs: list[tuple[str, os.stat_result]] = []
         self.links: list[tuple[str, str]] = []
         self.pool: ThreadPoolExecutor | None = None
@@ -380,7 +413,7 @@ class _TreeCopy:
     def _submit(self, src_dir: str, dst_dir: str, files: list[tuple[str, os.stat_result]]
                 ) -> None:
         if self.pool is None:
-            self.pool = ThreadPoolExecutor(_workers(), thread_name_prefix="copy")
+            self.pool = ThreadPoolExecutor(copy_workers(), thread_name_prefix="copy")
         self.futures.append(self.pool.submit(self._copy_files, src_dir, dst_dir, files))
 
     def _copy_files(self, src_dir: str, dst_dir: str,
@@ -398,7 +431,7 @@ class _TreeCopy:
                 for name, st in files:
                     fd = os.open(name, _SRC_FLAGS, dir_fd=sdir)
                     try:
-                        _copy_file_fd(fd, st, name, ddir, os.path.join(dst_dir, name),
+                        copy_file_fd(fd, st, name, ddir, os.path.join(dst_dir, name),
                                       self.opts, self.data)
                     finally:
                         os.close(fd)
@@ -446,7 +479,7 @@ def copy(src_root: str, src: str, dest_root: str, dest: str, opts: CopyOptions) 
     if wildcard:
         if opts.wildcard_match is None:
             raise BuildError("internal: wildcard copy needs a matcher")
-        matches = _glob(src_root, src, opts.wildcard_match)
+        matches = glob(src_root, src, opts.wildcard_match)
         if not matches:
             if opts.allow_empty_wildcard:
                 return
@@ -577,7 +610,7 @@ def mkfile(root: str, path: str, mode: int, data: bytes, *, owner: Owner | None,
 def rm(root: str, path: str, *, allow_not_found: bool, allow_wildcard: bool,
        wildcard_match: WildcardMatch | None = None) -> None:
     if allow_wildcard and has_wildcard(path) and wildcard_match is not None:
-        targets = _glob(root, path, wildcard_match)
+        targets = glob(root, path, wildcard_match)
     else:
         targets = [rootpath.clean(path)]
     if not targets and not allow_not_found:

@@ -1,23 +1,21 @@
 """The builder's worker: turns LLB vertices into op handlers over real snapshots.
 
 It owns the snapshotter, the executor (containers through the OCI runtime), the
-content-checksum memo and, for image sources, the content store and registry
-access. The solver only sees :class:`~buildkit_py.solver.worker.OpHandler`\\ s.
+content-checksum memo and what the client lent the build. The solver only sees
+:class:`~buildkit_py.solver.worker.OpHandler`\\ s; the handlers see the worker only
+through :class:`~buildkit_py.worker.ops.base.OpWorker`, and which handler serves an op
+is the table below (the image source, which needs the content store and registry
+access, is handed in by the builder).
 """
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from buildkit_py import rootpath
 from buildkit_py.errors import BuildError
-from buildkit_py.frontend.dockerfile.dockerignore import filepath_match
 from buildkit_py.llb import ops_pb2
 from buildkit_py.snapshot import (
     DBSnapshotter,
@@ -26,26 +24,38 @@ from buildkit_py.snapshot import (
 )
 from buildkit_py.solver.vertex import Vertex
 from buildkit_py.solver.worker import OpContext, OpHandler, Result
-from buildkit_py.worker import fileops, untar
 from buildkit_py.worker.checksum import ChecksumCache
-from buildkit_py.worker.ops.common import scoped_keep
+from buildkit_py.worker.ops.base import HandlerFactory
 from buildkit_py.worker.ops.exec_op import ExecHandler
 from buildkit_py.worker.ops.file_op import FileHandler
 from buildkit_py.worker.ops.merge_diff import DiffHandler, MergeHandler
 from buildkit_py.worker.ops.source_local import LocalSourceHandler
-from buildkit_py.worker.results import SCRATCH_ID, LocalResult, SnapshotResult
+from buildkit_py.worker.results import SCRATCH_ID, SnapshotResult
 from buildkit_py.worker.session import BuildSession
 from buildkit_py.worker.snapshots import Snapshots
 
 if TYPE_CHECKING:
-    from buildkit_py.executor import Executor
     from buildkit_py.executor.cdi import CDIRegistry
+    from buildkit_py.executor.executor import Executor
+
+# Op kind (the Op body's oneof) -> its handler; a source is routed by its identifier's
+# scheme instead (``local://``, and the image schemes when an image source is given).
+_OPS: dict[str, HandlerFactory] = {
+    "exec": ExecHandler,
+    "file": FileHandler,
+    "merge": MergeHandler,
+    "diff": DiffHandler,
+}
+_SOURCES: dict[str, HandlerFactory] = {"local": LocalSourceHandler}
+_IMAGE_SCHEMES = ("docker-image", "oci-layout")
 
 
 class BuilderWorker:
+    """Implements ``worker.ops.base.OpWorker`` for the handlers it makes."""
+
     def __init__(self, root: Path, *, runtime: str = "bkpy-runc",
                  session: BuildSession | None = None,
-                 image_source: Callable[[BuilderWorker, ops_pb2.Op], OpHandler] | None = None,
+                 image_source: HandlerFactory | None = None,
                  cdi: CDIRegistry | None = None) -> None:
         self.root = Path(root)
         self.sn: DBSnapshotter = open_snapshotter(self.root / "snapshots")
@@ -55,7 +65,9 @@ class BuilderWorker:
         self._executor_lock = threading.Lock()
         self.checksums = ChecksumCache(self.root / "checksums.db")
         self.session = session or BuildSession()
-        self._image_source = image_source
+        self._sources = dict(_SOURCES)
+        if image_source is not None:
+            self._sources.update(dict.fromkeys(_IMAGE_SCHEMES, image_source))
         self.cdi = cdi  # RUN --device; None: CDI disabled
 
     @property
@@ -63,7 +75,7 @@ class BuilderWorker:
         """Created when the first step runs: a fully cached build never needs it."""
         with self._executor_lock:
             if self._executor is None:
-                from buildkit_py.executor import Executor
+                from buildkit_py.executor.executor import Executor  # only when a step runs
 
                 self._executor = Executor(self._runtime, self.root / "executor")
             return self._executor
@@ -81,24 +93,17 @@ class BuilderWorker:
     def resolve_op(self, vertex: Vertex) -> OpHandler:
         op: ops_pb2.Op = vertex.op
         kind = op.WhichOneof("op")
-        if kind == "exec":
-            return ExecHandler(self, op)
-        if kind == "file":
-            return FileHandler(self, op)
-        if kind == "merge":
-            return MergeHandler(self, op)
-        if kind == "diff":
-            return DiffHandler(self, op)
         if kind == "source":
             ident = op.source.identifier
-            scheme = ident.split("://", 1)[0]
-            if scheme == "local":
-                return LocalSourceHandler(self, op)
-            if scheme in ("docker-image", "oci-layout") and self._image_source is not None:
-                return self._image_source(self, op)
-            raise BuildError(f"source {ident!r} is not supported by this builder yet",
-                             hint="use FROM scratch, a stage, or a local context")
-        raise BuildError(f"unknown op kind {kind!r} in the build definition")
+            source = self._sources.get(ident.split("://", 1)[0])
+            if source is None:
+                raise BuildError(f"source {ident!r} is not supported by this builder yet",
+                                 hint="use FROM scratch, a stage, or a local context")
+            return source(self, op)
+        handler = _OPS.get(kind or "")
+        if handler is None:
+            raise BuildError(f"unknown op kind {kind!r} in the build definition")
+        return handler(self, op)
 
     def load_result(self, result_id: str) -> Result | None:
         if result_id == SCRATCH_ID:
@@ -149,41 +154,6 @@ class BuilderWorker:
             if sid in s.ssh_sockets:
                 return s.ssh_sockets[sid]
         return None
-
-    # helpers for handlers -------------------------------------------------------
-
-    @staticmethod
-    def match(pattern: str, name: str) -> bool:
-        return filepath_match(pattern, name)
-
-    def glob(self, root: str, pattern: str) -> list[str]:
-        return fileops._glob(root, pattern, filepath_match)
-
-    @contextlib.contextmanager
-    def filtered_copy(self, src: LocalResult, selector: str) -> Iterator[Path]:
-        """A temporary copy of what a filtered local source exposes under ``selector``."""
-        tmp = Path(tempfile.mkdtemp(prefix="ctx-", dir=self.snapshots.tmp_root))
-        try:
-            opts = fileops.CopyOptions(keep=scoped_keep(src.keep, selector or "/", None),
-                                       allow_wildcard=False)
-            fileops.copy(str(src.path), selector or "/", str(tmp), "/", opts)
-            yield tmp
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    def copy_local_into(self, src: LocalResult, dest: Path) -> None:
-        opts = fileops.CopyOptions(keep=src.keep, allow_wildcard=False)
-        fileops.copy(str(src.path), "/", str(dest), "/", opts)
-
-    def try_unpack(self, src_root: str, src: str, *, root: str, dest: str,
-                   opts: fileops.CopyOptions) -> bool:
-        """ADD's archive auto-extraction: a local tar (any compression) is unpacked."""
-        host = rootpath.resolve(src_root, src)
-        if not untar.is_archive(host):
-            return False
-        owner = (opts.owner.uid, opts.owner.gid) if opts.owner else None
-        untar.untar(host, root, dest, owner=owner, timestamp=opts.timestamp)
-        return True
 
     def info(self) -> dict[str, Any]:
         return {"snapshotter": self.sn.name, "runtime": self._runtime}

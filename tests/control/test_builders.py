@@ -6,8 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from buildkit_py.client.base import WorkerInfo
-from buildkit_py.client.remote import NodeTarget, RemoteClient, route_platforms
+from buildkit_py.api.workers import WorkerInfo
+from buildkit_py.client.multinode import NodeTarget, route_platforms
+from buildkit_py.client.remote import RemoteClient
 from tests.control.conftest import MakeDaemon, client_env, run_bkpy
 
 SCRATCH = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY note.txt /note.txt\n"

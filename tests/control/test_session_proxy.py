@@ -10,9 +10,9 @@ import socket
 import threading
 from pathlib import Path
 
-from buildkit_py.client.remote import ClientSession
-from buildkit_py.client.request import BuildRequest, SecretSpec, SSHSpec
-from buildkit_py.control.session_server import DaemonSession, SSHForwarder
+from buildkit_py.api.request import BuildRequest, SecretSpec, SSHSpec
+from buildkit_py.session.client import ClientSession
+from buildkit_py.session.daemon import DaemonSession, SSHForwarder
 
 
 def _echo_agent(path: Path) -> socket.socket:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from buildkit_py.api.tls import TLSFiles
 from buildkit_py.client.remote import RemoteClient
-from buildkit_py.control.tls import TLSFiles
 from buildkit_py.errors import UserError
 from tests.control.conftest import MakeDaemon, free_port, run_bkpy
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import platform as host
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from buildkit_py import platforms
 from buildkit_py.executor import ExecRequest, Executor
 from buildkit_py.executor.seccomp_default import default_profile, host_arch, kernel_version
 from buildkit_py.executor.spec import DEFAULT_CAPS, SpecInput, build_spec
@@ -87,6 +89,18 @@ def test_host_arch_and_kernel_version_parsing() -> None:
     assert kernel_version("6.1.0-18-amd64") == (6, 1)
     assert kernel_version("4.19rc1") == (4, 19)
     assert kernel_version("weird") == (0, 0)
+
+
+@pytest.mark.parametrize(("machine", "arch"), [("i686", "x86"), ("armv7l", "arm"),
+                                               ("aarch64", "arm64"), ("x86_64", "amd64")])
+def test_host_arch_names_the_machine_as_docker_conditions_do(
+        monkeypatch: pytest.MonkeyPatch, machine: str, arch: str) -> None:
+    monkeypatch.setattr(host, "machine", lambda: machine)
+    platforms.host_platform.cache_clear()
+    try:
+        assert host_arch() == arch
+    finally:
+        platforms.host_platform.cache_clear()
 
 
 def test_each_profile_is_a_fresh_object() -> None:

@@ -23,6 +23,7 @@ from buildkit_py.executor.spec import (
 )
 from buildkit_py.executor.stubs import MountStubs
 from buildkit_py.executor.user import Identity, resolve_user
+from buildkit_py.platforms import parse_platform
 from tests.executor.conftest import GROUP, PASSWD
 
 
@@ -209,10 +210,34 @@ def test_unsupported_platforms_error() -> None:
         ("aarch64", ("linux", "arm64", "")),
         (("linux", "x86_64", ""), ("linux", "amd64", "")),
         ("linux/ppc64el", ("linux", "ppc64le", "")),
+        ("linux/i686", ("linux", "386", "")),
+        ("armv7l", ("linux", "arm", "v7")),
+        # where binfmt's own alias table used to drop the variant
+        ("linux/armhf", ("linux", "arm", "v7")),
+        ("linux/armel", ("linux", "arm", "v6")),
+        ("linux/arm", ("linux", "arm", "v7")),
+        (("linux", "aarch64", "v8"), ("linux", "arm64", "")),
     ],
 )
 def test_parse_platform(value: object, expected: tuple[str, str, str]) -> None:
     assert binfmt.parse_platform(value) == expected
+
+
+@pytest.mark.parametrize("spec", ["linux/armhf", "linux/armel", "linux/arm", "linux/arm/7",
+                                  "linux/aarch64", "linux/arm64/v8", "linux/x86_64",
+                                  "linux/x86-64/v1", "linux/i386", "linux/amd64/v3"])
+def test_binfmt_and_platforms_normalise_alike(spec: str) -> None:
+    p = parse_platform(spec)
+    assert binfmt.parse_platform(spec) == (p.os, p.architecture, p.variant)
+
+
+def test_armhf_and_armel_find_the_arm_emulator(tmp_path: Path) -> None:
+    arm = _ARM64_ENTRY.replace("qemu-aarch64", "qemu-arm").replace(
+        "7f454c460201010000000000000000000200b700", "7f454c4601010100000000000000000002002800")
+    d = _fake_binfmt(tmp_path, {"qemu-arm": arm})
+    assert binfmt.find_handler("armhf", d) is not None
+    assert binfmt.find_handler("armel", d) is not None
+    assert binfmt.find_handler("arm64", d) is None
 
 
 def test_register_handler_writes_an_f_flag_entry_to_the_kernel() -> None:

@@ -150,6 +150,35 @@ def test_host_platform_from_machine_name(
         platforms.host_platform.cache_clear()
 
 
+# (name, variant, canonical arch and variant): containerd's spellings first, then
+# machine names containerd leaves alone
+ARCH_CASES = [
+    ("armhf", "", ("arm", "v7")),
+    ("armel", "", ("arm", "v6")),
+    ("arm", "", ("arm", "v7")),
+    ("ARM", "6", ("arm", "v6")),
+    ("aarch64", "v8", ("arm64", "")),
+    ("arm64", "v8.2", ("arm64", "v8.2")),
+    ("x86_64", "", ("amd64", "")),
+    ("x86-64", "v1", ("amd64", "")),
+    ("i386", "", ("386", "")),
+    ("i686", "", ("386", "")),
+    ("armv7l", "", ("arm", "v7")),
+    ("armv6l", "", ("arm", "v6")),
+    ("ppc64el", "", ("ppc64le", "")),
+    ("loongarch64", "", ("loong64", "")),
+    ("mips64le", "", ("mips64le", "")),
+    ("sparcv9", "x", ("sparcv9", "x")),
+]
+
+
+@pytest.mark.parametrize(("name", "variant", "expected"), ARCH_CASES)
+def test_arch_of_spells_every_architecture_name_canonically(
+    name: str, variant: str, expected: tuple[str, str]
+) -> None:
+    assert platforms.arch_of(name, variant) == expected
+
+
 # (spec, candidate, rank or None)
 RANK_CASES = [
     ("linux/amd64", "linux/amd64", 0),

@@ -6,7 +6,8 @@ import pytest
 
 from buildkit_py.errors import DockerfileError
 from buildkit_py.frontend.dockerfile import dump_ast, parse_dockerfile
-from buildkit_py.frontend.dockerfile.parser import detect_syntax, go_quote, parse_check_directive
+from buildkit_py.frontend.dockerfile.parser import detect_syntax, parse_check_directive
+from buildkit_py.gostrings import go_quote
 
 
 def dump(text: str | bytes) -> str:

@@ -1,4 +1,4 @@
-"""The daemon side of a context re-transfer (control/filesync): what it keeps, deletes and
+"""The daemon side of a context re-transfer (session/filesync): what it keeps, deletes and
 asks for, against a real previous copy on disk."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from buildkit_py.control import control_pb2 as pb
-from buildkit_py.control.filesync import ContextReceiver, ContextSender
+from buildkit_py.api import control_pb2 as pb
 from buildkit_py.errors import BuildError
+from buildkit_py.session.filesync import ContextReceiver, ContextSender
 
 
 def _sync(src: Path, dest: Path, incoming: Path) -> tuple[ContextReceiver, list[str]]:

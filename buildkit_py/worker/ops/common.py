@@ -1,25 +1,29 @@
-"""Pieces every op handler uses: the op's own cache digest, content digests of inputs."""
+"""Pieces every op handler uses: the op's own cache digest, content digests of inputs,
+globbing and copying out of a local context."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
+from buildkit_py.frontend.dockerfile.dockerignore import filepath_match
 from buildkit_py.llb import ops_pb2
 from buildkit_py.snapshot import SnapshotNotFoundError
 from buildkit_py.solver.worker import ContentDigestFunc, Result
+from buildkit_py.worker import fileops
 from buildkit_py.worker.checksum import (
     DIGEST_VERSION,
     Checksummer,
     FileDigests,
     UnmemoizedDigests,
 )
+from buildkit_py.worker.ops.base import OpWorker
 from buildkit_py.worker.results import LocalResult, SnapshotResult
-
-if TYPE_CHECKING:
-    from buildkit_py.worker.worker import BuilderWorker
 
 
 def op_cache_digest(op: ops_pb2.Op, extra: bytes = b"") -> str:
@@ -42,7 +46,7 @@ def unwrap(result: Result) -> SnapshotResult | LocalResult:
     return inner
 
 
-def memoized_snapshot_digest(worker: BuilderWorker, res: SnapshotResult, spec: str,
+def memoized_snapshot_digest(worker: OpWorker, res: SnapshotResult, spec: str,
                              compute: Callable[[], str]) -> str:
     """``compute()`` (a content digest of a selection of ``res``), memoized per snapshot.
 
@@ -71,7 +75,7 @@ def memoized_snapshot_digest(worker: BuilderWorker, res: SnapshotResult, spec: s
     return digest
 
 
-def content_digest(worker: BuilderWorker, *, follow: bool = True,
+def content_digest(worker: OpWorker, *, follow: bool = True,
                    keep: Callable[[str], bool] | None = None,
                    wildcard: bool = False) -> ContentDigestFunc:
     """A ``compute_digest`` for a content-keyed input (COPY source, read-only mount)."""
@@ -95,7 +99,7 @@ def content_digest(worker: BuilderWorker, *, follow: bool = True,
         with worker.snapshots.read(res) as root:
             for sel in selectors or ("/",):
                 if wildcard:
-                    matches = worker.glob(str(root), sel)
+                    matches = glob(str(root), sel)
                 else:
                     matches = [sel]
                 for m in matches:
@@ -123,3 +127,28 @@ def scoped_keep(root_keep: Callable[[str], bool] | None, selected: str,
     if rel_keep is None:
         return lambda p: root_keep(f"{base}/{p}" if base else p)
     return lambda p: root_keep(f"{base}/{p}" if base else p) and rel_keep(p)
+
+
+def glob(root: str, pattern: str) -> list[str]:
+    """Container paths under ``root`` matching ``pattern`` (Go filepath.Match per part)."""
+    return fileops.glob(root, pattern, filepath_match)
+
+
+@contextlib.contextmanager
+def filtered_copy(tmp_root: Path, src: LocalResult, selector: str) -> Iterator[Path]:
+    """A temporary copy (below ``tmp_root``) of what a filtered local source exposes
+    under ``selector``."""
+    tmp = Path(tempfile.mkdtemp(prefix="ctx-", dir=tmp_root))
+    try:
+        opts = fileops.CopyOptions(keep=scoped_keep(src.keep, selector or "/", None),
+                                   allow_wildcard=False)
+        fileops.copy(str(src.path), selector or "/", str(tmp), "/", opts)
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def copy_local_into(src: LocalResult, dest: Path) -> None:
+    """What a local source selects, copied into directory ``dest``."""
+    opts = fileops.CopyOptions(keep=src.keep, allow_wildcard=False)
+    fileops.copy(str(src.path), "/", str(dest), "/", opts)

@@ -13,13 +13,19 @@ from buildkit_py.errors import BuildError
 from buildkit_py.gostrings import go_quote
 from buildkit_py.llb import ops_pb2
 from buildkit_py.solver.worker import CacheMap, CacheMapDep, OpContext, Result
-from buildkit_py.worker.ops.common import content_digest, op_cache_digest, unwrap
+from buildkit_py.worker.ops.base import OpWorker
+from buildkit_py.worker.ops.common import (
+    content_digest,
+    copy_local_into,
+    filtered_copy,
+    op_cache_digest,
+    unwrap,
+)
 from buildkit_py.worker.results import LocalResult, SnapshotResult
 
 if TYPE_CHECKING:
     from buildkit_py.executor.cdi import ContainerEdits
     from buildkit_py.executor.mounts import Mount
-    from buildkit_py.worker.worker import BuilderWorker
 
 _NETWORK = {ops_pb2.NET_MODE_UNSET: "default", ops_pb2.NET_MODE_HOST: "host",
             ops_pb2.NET_MODE_NONE: "none"}
@@ -37,7 +43,7 @@ def _platform(op: ops_pb2.Op) -> str | None:
 class ExecHandler:
     cache_map_is_cheap = True  # pure hashing: no thread-pool trip for the key
 
-    def __init__(self, worker: BuilderWorker, op: ops_pb2.Op) -> None:
+    def __init__(self, worker: OpWorker, op: ops_pb2.Op) -> None:
         self.worker = worker
         self.op = op
         self._cancel = threading.Event()
@@ -188,7 +194,8 @@ class ExecHandler:
             if m.readonly:
                 if isinstance(src, LocalResult) and src.keep is not None:
                     # the mount must not expose what .dockerignore excludes
-                    path = stack.enter_context(self.worker.filtered_copy(src, m.selector))
+                    path = stack.enter_context(
+                        filtered_copy(self.worker.snapshots.tmp_root, src, m.selector))
                     return BindMount(target=m.dest, source=path, readonly=True)
                 path = stack.enter_context(self.worker.snapshots.read(src))
                 return BindMount(target=m.dest, source=path, selector=m.selector,
@@ -196,7 +203,7 @@ class ExecHandler:
             base = src if isinstance(src, SnapshotResult) else None
             layer = stack.enter_context(self.worker.snapshots.write(base, commit=m.output >= 0))
             if isinstance(src, LocalResult):
-                self.worker.copy_local_into(src, Path(layer.path))
+                copy_local_into(src, Path(layer.path))
             layers.append((m.output, layer))
             return BindMount(target=m.dest, source=layer.path, selector=m.selector,
                              readonly=False)

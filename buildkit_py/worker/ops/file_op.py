@@ -9,24 +9,27 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from buildkit_py import rootpath
 from buildkit_py.errors import BuildError
 from buildkit_py.executor.user import lookup_group, lookup_user
+from buildkit_py.frontend.dockerfile.dockerignore import filepath_match
 from buildkit_py.gostrings import go_quote
 from buildkit_py.llb import chmod, ops_pb2
 from buildkit_py.snapshot import mounted
 from buildkit_py.solver.progress import ProgressWriter
 from buildkit_py.solver.worker import CacheMap, CacheMapDep, OpContext, Result
-from buildkit_py.worker import copy_reuse, fileops
+from buildkit_py.worker import copy_reuse, fileops, untar
 from buildkit_py.worker.checksum import (
     DIGEST_VERSION,
     Checksummer,
     FileDigests,
     UnmemoizedDigests,
 )
+from buildkit_py.worker.ops.base import OpWorker
 from buildkit_py.worker.ops.common import (
+    copy_local_into,
+    glob,
     memoized_snapshot_digest,
     op_cache_digest,
     scoped_keep,
@@ -35,9 +38,6 @@ from buildkit_py.worker.ops.common import (
 from buildkit_py.worker.ops.source_local import make_keep
 from buildkit_py.worker.results import LocalResult, SnapshotResult
 from buildkit_py.worker.snapshots import ActiveLayer, new_key
-
-if TYPE_CHECKING:
-    from buildkit_py.worker.worker import BuilderWorker
 
 _NS = 1_000_000_000
 _LOG_COPIES_FROM = 100  # entries: below that a COPY's time split is not worth a log line
@@ -100,10 +100,21 @@ def _copy_keep(c: ops_pb2.FileActionCopy) -> Callable[[str], bool] | None:
     return make_keep(list(c.include_patterns), list(c.exclude_patterns))
 
 
+def _try_unpack(src_root: str, src: str, *, root: str, dest: str,
+                opts: fileops.CopyOptions) -> bool:
+    """ADD's archive auto-extraction: a local tar (any compression) is unpacked."""
+    host = rootpath.resolve(src_root, src)
+    if not untar.is_archive(host):
+        return False
+    owner = (opts.owner.uid, opts.owner.gid) if opts.owner else None
+    untar.untar(host, root, dest, owner=owner, timestamp=opts.timestamp)
+    return True
+
+
 class FileHandler:
     cache_map_is_cheap = True  # pure hashing: no thread-pool trip for the key
 
-    def __init__(self, worker: BuilderWorker, op: ops_pb2.Op) -> None:
+    def __init__(self, worker: OpWorker, op: ops_pb2.Op) -> None:
         self.worker = worker
         self.op = op
         self._checksum_note = ""
@@ -175,7 +186,7 @@ class FileHandler:
                  local_keep: Callable[[str], bool] | None) -> list[str]:
         """Source paths a copy reads: wildcard matches, minus what the context excludes."""
         if c.allow_wildcard and fileops.has_wildcard(c.src):
-            found = self.worker.glob(root, c.src)
+            found = glob(root, c.src)
         else:
             found = [rootpath.clean(c.src)]
         if local_keep is None:
@@ -229,7 +240,7 @@ class FileHandler:
 
     def _local_layer(self, local: LocalResult) -> SnapshotResult:
         with self.worker.snapshots.write(None) as seed:
-            self.worker.copy_local_into(local, Path(seed.path))
+            copy_local_into(local, Path(seed.path))
         assert seed.result is not None
         return seed.result
 
@@ -325,7 +336,7 @@ class FileHandler:
         elif kind == "rm":
             r = a.rm
             fileops.rm(root, r.path, allow_not_found=r.allow_not_found,
-                       allow_wildcard=r.allow_wildcard, wildcard_match=self.worker.match)
+                       allow_wildcard=r.allow_wildcard, wildcard_match=filepath_match)
         elif kind == "symlink":
             s = a.symlink
             host = rootpath.resolve(root, s.newpath, follow_final=False)
@@ -391,12 +402,12 @@ class FileHandler:
                 keep=scoped_keep(local_keep, m, _copy_keep(c)),
                 parents=c.parents,
                 always_replace_existing_dest_paths=c.always_replace_existing_dest_paths,
-                wildcard_match=self.worker.match,
+                wildcard_match=filepath_match,
                 stats=stats,
                 reuse=reuse if len(sources) == 1 else None,
             )
             dest = c.dest  # several matches go to the same dest, as in BuildKit
-            if c.attempt_unpack_docker_compatibility and self.worker.try_unpack(
+            if c.attempt_unpack_docker_compatibility and _try_unpack(
                     str(src_root), m, root=str(layer.path), dest=dest, opts=opts):
                 continue
             try:

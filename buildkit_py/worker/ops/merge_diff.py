@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from buildkit_py.errors import BuildError
 from buildkit_py.llb import ops_pb2
 from buildkit_py.snapshot import diff as tree_diff
 from buildkit_py.snapshot import write_layer_tar
 from buildkit_py.solver.worker import CacheMap, OpContext, Result
+from buildkit_py.worker.ops.base import OpWorker
 from buildkit_py.worker.ops.common import op_cache_digest, unwrap
 from buildkit_py.worker.results import SnapshotResult
-
-if TYPE_CHECKING:
-    from buildkit_py.worker.worker import BuilderWorker
 
 
 def _snapshot(res: object, what: str) -> SnapshotResult:
@@ -33,7 +30,7 @@ def _snapshot(res: object, what: str) -> SnapshotResult:
 class MergeHandler:
     cache_map_is_cheap = True  # pure hashing: no thread-pool trip for the key
 
-    def __init__(self, worker: BuilderWorker, op: ops_pb2.Op) -> None:
+    def __init__(self, worker: OpWorker, op: ops_pb2.Op) -> None:
         self.worker = worker
         self.op = op
 
@@ -62,7 +59,7 @@ class MergeHandler:
 class DiffHandler:
     cache_map_is_cheap = True  # pure hashing: no thread-pool trip for the key
 
-    def __init__(self, worker: BuilderWorker, op: ops_pb2.Op) -> None:
+    def __init__(self, worker: OpWorker, op: ops_pb2.Op) -> None:
         self.worker = worker
         self.op = op
 

@@ -11,15 +11,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 from buildkit_py.frontend.dockerfile.dockerignore import IgnoreMatcher
 from buildkit_py.llb import ops_pb2
 from buildkit_py.solver.worker import CacheMap, OpContext, Result
+from buildkit_py.worker.ops.base import OpWorker
 from buildkit_py.worker.results import LocalResult
-
-if TYPE_CHECKING:
-    from buildkit_py.worker.worker import BuilderWorker
 
 
 def _patterns(attrs: dict[str, str], key: str) -> list[str]:
@@ -43,7 +40,7 @@ def make_keep(include: list[str], exclude: list[str]) -> Callable[[str], bool] |
 
 
 class LocalSourceHandler:
-    def __init__(self, worker: BuilderWorker, op: ops_pb2.Op) -> None:
+    def __init__(self, worker: OpWorker, op: ops_pb2.Op) -> None:
         self.worker = worker
         src = op.source
         self.name = src.identifier.removeprefix("local://")

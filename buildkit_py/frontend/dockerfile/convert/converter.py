@@ -27,9 +27,9 @@ from buildkit_py.frontend.dockerfile.convert.stage_state import StageState
 from buildkit_py.frontend.dockerfile.convert.stages import StageGraph, check_cycles, reachable
 from buildkit_py.frontend.dockerfile.instructions.model import Dockerfile, Onbuild, Stage
 from buildkit_py.frontend.dockerfile.parser.directives import names_labs_frontend
-from buildkit_py.frontend.dockerfile.parser.dump import go_quote
 from buildkit_py.frontend.dockerfile.shell_lex import ShellLex
 from buildkit_py.frontend.dockerfile.suggest import suggest
+from buildkit_py.gostrings import go_quote
 from buildkit_py.llb import ops_pb2
 from buildkit_py.platforms import Platform, host_platform, parse_platform
 

@@ -16,8 +16,8 @@ from buildkit_py.frontend.dockerfile.convert.sources import (
 )
 from buildkit_py.frontend.dockerfile.convert.stage_state import StageState
 from buildkit_py.frontend.dockerfile.instructions.model import Add, Copy
-from buildkit_py.frontend.dockerfile.parser.dump import go_quote
 from buildkit_py.frontend.dockerfile.shell_lex import expand_heredoc_body
+from buildkit_py.gostrings import go_quote
 from buildkit_py.llb.chmod import compile_symbolic
 
 

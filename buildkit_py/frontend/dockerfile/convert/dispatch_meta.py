@@ -16,7 +16,7 @@ from buildkit_py.frontend.dockerfile.convert.values import parse_port_specs, val
 from buildkit_py.frontend.dockerfile.dockerignore import go_clean
 from buildkit_py.frontend.dockerfile.instructions import model as m
 from buildkit_py.frontend.dockerfile.lint import SECRETS_USED_IN_ARG_OR_ENV, secrets_used
-from buildkit_py.frontend.dockerfile.parser.dump import go_quote
+from buildkit_py.gostrings import go_quote_list
 
 
 def go_duration(ns: int) -> str:
@@ -46,11 +46,6 @@ def go_duration(ns: int) -> str:
     if minutes:
         return f"{sign}{minutes}m{seconds}s"
     return f"{sign}{seconds}s"
-
-
-def _go_quote_list(items: list[str]) -> str:
-    """Go's ``%q`` of a string slice: ``["a" "b"]``."""
-    return "[" + " ".join(go_quote(i) for i in items) + "]"
 
 
 def default_shell(os_name: str) -> list[str]:
@@ -161,7 +156,7 @@ def dispatch_cmd(d: StageState, c: m.Cmd, cx: ConvertContext) -> None:
     img.set_field("Cmd", args or None)  # CMD [] clears it (Go's omitempty)
     img.set_field("ArgsEscaped", True)  # BuildKit sets it on every CMD, whatever the OS
     d.cmd_set = True
-    img.commit(f"CMD {_go_quote_list(args)}", layer=False, buildkit=False, epoch=cx.epoch)
+    img.commit(f"CMD {go_quote_list(args)}", layer=False, buildkit=False, epoch=cx.epoch)
 
 
 def dispatch_entrypoint(d: StageState, c: m.Entrypoint, cx: ConvertContext) -> None:
@@ -170,7 +165,7 @@ def dispatch_entrypoint(d: StageState, c: m.Entrypoint, cx: ConvertContext) -> N
     img.set_field("Entrypoint", args or None)  # ENTRYPOINT [] clears it
     if not d.cmd_set:
         img.set_field("Cmd", None)  # an inherited CMD does not survive a new ENTRYPOINT
-    img.commit(f"ENTRYPOINT {_go_quote_list(args)}", layer=False, buildkit=False,
+    img.commit(f"ENTRYPOINT {go_quote_list(args)}", layer=False, buildkit=False,
                epoch=cx.epoch)
 
 

@@ -1,4 +1,4 @@
-"""``RUN --mount`` of every type -> llb mounts (reference §2.1)."""
+"""``RUN --mount`` of every type -> llb mounts: bind, cache, tmpfs, secret, ssh."""
 
 from __future__ import annotations
 

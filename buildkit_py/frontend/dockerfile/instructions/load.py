@@ -38,11 +38,11 @@ from buildkit_py.frontend.dockerfile.instructions.model import (
 )
 from buildkit_py.frontend.dockerfile.instructions.mounts import MountError, parse_mount
 from buildkit_py.frontend.dockerfile.parser.directives import CheckConfig, parse_check_directive
-from buildkit_py.frontend.dockerfile.parser.dump import go_quote
 from buildkit_py.frontend.dockerfile.parser.nodes import Heredoc, Node, ParseResult
 from buildkit_py.frontend.dockerfile.parser.parse import gc_paused, parse_dockerfile
 from buildkit_py.frontend.dockerfile.parser.words import shell_unquote
 from buildkit_py.frontend.dockerfile.suggest import suggest
+from buildkit_py.gostrings import go_quote
 
 S, B, L = FlagKind.STRING, FlagKind.BOOL, FlagKind.STRINGS
 FLAGS: dict[str, dict[str, FlagKind]] = {

@@ -3,7 +3,7 @@
 
 Values are kept as written, *unexpanded*: ARG/ENV values are only known while the
 converter walks a stage, so it expands at that point. Each class lists in ``EXPANDABLE``
-the fields the converter must run through word expansion (reference §1.7); everything else
+the fields the converter must run through word expansion ($VAR, ${VAR:-x} ...); everything else
 is used literally (exec-form commands, SHELL, HEALTHCHECK, ``COPY --from``, ...).
 """
 

@@ -1,4 +1,4 @@
-"""``RUN --mount=<csv>``: the five mount types and their keys (reference §2.1).
+"""``RUN --mount=<csv>``: the five mount types and their keys (bind, cache, tmpfs, secret, ssh).
 
 A mount is read in two steps, as in BuildKit: when the Dockerfile is loaded, the CSV is
 split and ``from`` checked not to use ``$``; :meth:`MountSpec.resolve` then expands the
@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from buildkit_py.frontend.dockerfile.suggest import suggest
+from buildkit_py.gostrings import go_quote
 from buildkit_py.units import ram_in_bytes
 
 MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
@@ -144,12 +145,6 @@ def split_csv(line: str) -> list[str]:
             return fields
 
 
-def _q(s: str) -> str:
-    from buildkit_py.frontend.dockerfile.parser.dump import go_quote
-
-    return go_quote(s)
-
-
 def _bool(key: str, value: str) -> bool:
     parsed = GO_BOOLS.get(value)
     if parsed is None:
@@ -188,7 +183,7 @@ def _resolve(spec: MountSpec, expand: Callable[[str], str]) -> Mount:
         if key == "type":
             if value.lower() not in MOUNT_TYPES:
                 raise MountError(
-                    suggest(f"unsupported mount type {_q(value)}", value, MOUNT_TYPES,
+                    suggest(f"unsupported mount type {go_quote(value)}", value, MOUNT_TYPES,
                             case_sensitive=True),
                     f"use one of {', '.join(MOUNT_TYPES)}")
             continue
@@ -223,7 +218,7 @@ def _resolve(spec: MountSpec, expand: Callable[[str], str]) -> Mount:
                 raise MountError(f"invalid cache sharing set for {mtype} mount")
             sharing = value.lower()
             if sharing not in SHARING_MODES:
-                raise MountError(suggest(f"unsupported sharing value {_q(value)}", value,
+                raise MountError(suggest(f"unsupported sharing value {go_quote(value)}", value,
                                          SHARING_MODES, case_sensitive=True))
             values["sharing"] = sharing
         elif key == "mode":
@@ -237,7 +232,7 @@ def _resolve(spec: MountSpec, expand: Callable[[str], str]) -> Mount:
     if mtype not in ("secret", "ssh", "cache"):
         for key in ("mode", "uid", "gid"):
             if key in values:
-                raise MountError(f"{key} not allowed for {_q(mtype)} type mounts")
+                raise MountError(f"{key} not allowed for {go_quote(mtype)} type mounts")
     if read_only is None:
         read_only = mtype not in ("cache", "tmpfs")
     mount = Mount(type=mtype, read_only=read_only, **values)  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ from buildkit_py.frontend.dockerfile.parser.directives import (
     detect_syntax,
     parse_check_directive,
 )
-from buildkit_py.frontend.dockerfile.parser.dump import dump_ast, dump_node, go_quote
+from buildkit_py.frontend.dockerfile.parser.dump import dump_ast, dump_node
 from buildkit_py.frontend.dockerfile.parser.nodes import (
     Directive,
     Heredoc,
@@ -30,7 +30,6 @@ __all__ = [
     "detect_syntax",
     "dump_ast",
     "dump_node",
-    "go_quote",
     "parse_check_directive",
     "parse_dockerfile",
 ]

@@ -6,6 +6,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from buildkit_py.gostrings import go_quote
+
 KNOWN_DIRECTIVES = ("syntax", "escape", "check")
 
 # Go's `\s` (ASCII space, \t, \n, \f, \r) around the key, `=` and the value.
@@ -128,7 +130,7 @@ def parse_check_directive(value: str) -> CheckConfig:
     for part in value.split(";", 1):
         key, eq, val = part.partition("=")
         if not eq:
-            raise ValueError(f"invalid check option {json.dumps(part)}")
+            raise ValueError(f"invalid check option {go_quote(part)}")
         key = key.strip()
         if key == "skip":
             val = val.strip()
@@ -139,8 +141,8 @@ def parse_check_directive(value: str) -> CheckConfig:
         elif key == "error":
             parsed = parse_go_bool(val.strip())
             if parsed is None:
-                raise ValueError(f"failed to parse check option {json.dumps(part)}: invalid syntax")
+                raise ValueError(f"failed to parse check option {go_quote(part)}: invalid syntax")
             error = parsed
         else:
-            raise ValueError(f"invalid check option {json.dumps(key)}")
+            raise ValueError(f"invalid check option {go_quote(key)}")
     return CheckConfig(skip=skip, skip_all=skip_all, error=error)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from buildkit_py.gostrings import go_quote
+from buildkit_py.gostrings import go_quote, go_quote_list
 
 if TYPE_CHECKING:
     from buildkit_py.frontend.dockerfile.parser.nodes import Node, ParseResult
@@ -14,7 +14,7 @@ def dump_node(node: Node) -> str:
     """One instruction, without the surrounding parentheses."""
     parts = [node.name]
     if node.flags:
-        parts.append("[" + " ".join(go_quote(f) for f in node.flags) + "]")
+        parts.append(go_quote_list(node.flags))
     parts.extend(go_quote(a) for a in node.args)
     if node.sub is not None:
         parts.append("(" + dump_node(node.sub) + ")")

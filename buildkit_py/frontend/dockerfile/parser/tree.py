@@ -9,7 +9,6 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
-from buildkit_py.frontend.dockerfile.parser.dump import go_quote
 from buildkit_py.frontend.dockerfile.parser.lalr import LINE, POS, TYPE, VALUE, Tok
 from buildkit_py.frontend.dockerfile.parser.nodes import Node
 from buildkit_py.frontend.dockerfile.parser.words import (
@@ -18,6 +17,7 @@ from buildkit_py.frontend.dockerfile.parser.words import (
     is_non_string_json_array,
     unquote_flag,
 )
+from buildkit_py.gostrings import go_quote
 
 # The text being parsed, for the rare callbacks that need raw characters between tokens.
 # A context variable keeps concurrent parses in different threads apart.

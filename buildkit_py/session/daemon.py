@@ -1,10 +1,9 @@
 """The daemon's end of a client session: context sync, secrets, ssh agents, outputs.
 
 A client opens one ``Session`` stream per build. Messages from the client are routed
-by a reader thread (file listings and data to the running sync, secret values and ssh
-traffic to their waiters, output acknowledgements to the exporter); the daemon's
-messages leave through one bounded queue, so a slow client slows the sender down
-instead of filling memory.
+by a reader thread, by kind (file listings and data to the running sync, secret values
+and output acknowledgements to their waiters, ssh traffic to the relay); the daemon's
+messages leave through one bounded :class:`~buildkit_py.session.stream.Outbox`.
 """
 
 from __future__ import annotations
@@ -14,26 +13,26 @@ import logging
 import queue
 import socket
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from buildkit_py.control import control_pb2 as pb
-from buildkit_py.control.filesync import ContextReceiver, SyncStats
+from buildkit_py.api import control_pb2 as pb
 from buildkit_py.errors import BuildError
+from buildkit_py.session.filesync import ContextReceiver, SyncStats
+from buildkit_py.session.stream import (
+    POLL,
+    Outbox,
+    SessionClosedError,
+    SSHRelay,
+    close_socket,
+)
 from buildkit_py.worker.session import BuildSession
 
 _log = logging.getLogger(__name__)
 
 SECRET_TIMEOUT = 60.0
 SYNC_TIMEOUT = 300.0
-_POLL = 0.5
-
-
-class SessionClosedError(BuildError):
-    def __init__(self, what: str) -> None:
-        super().__init__(f"the client session closed while {what}",
-                         hint="the client went away (interrupted?); run the build again")
 
 
 class _Waiter:
@@ -49,10 +48,10 @@ class _Waiter:
 
     def wait(self, closed: threading.Event, timeout: float, what: str) -> pb.SessionMessage:
         waited = 0.0
-        while not self._event.wait(_POLL):
+        while not self._event.wait(POLL):
             if closed.is_set():
                 raise SessionClosedError(what)
-            waited += _POLL
+            waited += POLL
             if waited >= timeout:
                 raise BuildError(f"the client did not answer in {timeout:.0f}s while {what}")
         assert self.value is not None
@@ -60,15 +59,26 @@ class _Waiter:
 
 
 class DaemonSession:
+    """The daemon's end of one client's session."""
+
     def __init__(self, session_id: str) -> None:
         self.id = session_id
-        self.closed = threading.Event()
-        self._out: queue.Queue[pb.SessionMessage] = queue.Queue(maxsize=256)
+        self._outbox = Outbox(maxsize=256)
+        self.closed = self._outbox.closed
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._channels: dict[str, queue.Queue[pb.SessionMessage]] = {}
         self._waiters: dict[tuple[str, int], _Waiter] = {}
-        self._ssh: dict[int, socket.socket] = {}
+        self._ssh = SSHRelay(self.send)
+        self._handlers: dict[str, Callable[[pb.SessionMessage], None]] = {
+            "sync_stats": self._to_sync,
+            "file_hashes": self._to_sync,
+            "file_data": self._to_sync,
+            "secret_value": lambda m: self._fill("secret", m.secret_value.req_id, m),
+            "output_ack": lambda m: self._fill("output", m.output_ack.index, m),
+            "ssh_data": lambda m: self._ssh.deliver(m.ssh_data),
+            "ssh_close": lambda m: self._ssh.drop(m.ssh_close.conn_id, notify=False),
+        }
 
     # ---------------------------------------------------------------- plumbing
 
@@ -77,22 +87,11 @@ class DaemonSession:
             return next(self._ids)
 
     def send(self, msg: pb.SessionMessage) -> None:
-        while True:
-            if self.closed.is_set():
-                raise SessionClosedError("sending to it")
-            try:
-                self._out.put(msg, timeout=_POLL)
-                return
-            except queue.Full:
-                continue
+        self._outbox.send(msg)
 
     def outgoing(self) -> Iterator[pb.SessionMessage]:
         """The daemon's messages, for the gRPC response stream."""
-        while not self.closed.is_set():
-            try:
-                yield self._out.get(timeout=_POLL)
-            except queue.Empty:
-                continue
+        return self._outbox.messages()
 
     def consume(self, incoming: Iterable[pb.SessionMessage]) -> None:
         """Route the client's messages until its stream ends (run on a reader thread)."""
@@ -105,11 +104,8 @@ class DaemonSession:
             self.close()
 
     def close(self) -> None:
-        self.closed.set()
-        with self._lock:
-            conns, self._ssh = list(self._ssh.values()), {}
-        for conn in conns:
-            _close_socket(conn)
+        self._outbox.close()
+        self._ssh.close_all()
 
     def _waiter(self, kind: str, key: int) -> _Waiter:
         w = _Waiter()
@@ -124,27 +120,17 @@ class DaemonSession:
             w.set(msg)
 
     def _dispatch(self, msg: pb.SessionMessage) -> None:
-        kind = msg.WhichOneof("msg")
-        if kind in ("sync_stats", "file_hashes", "file_data"):
-            name = getattr(msg, kind).name
-            with self._lock:
-                chan = self._channels.get(name)
-            if chan is not None:
-                chan.put(msg)
-        elif kind == "secret_value":
-            self._fill("secret", msg.secret_value.req_id, msg)
-        elif kind == "output_ack":
-            self._fill("output", msg.output_ack.index, msg)
-        elif kind == "ssh_data":
-            with self._lock:
-                conn = self._ssh.get(msg.ssh_data.conn_id)
-            if conn is not None:
-                try:
-                    conn.sendall(msg.ssh_data.data)
-                except OSError:
-                    self._drop_ssh(msg.ssh_data.conn_id, notify=True)
-        elif kind == "ssh_close":
-            self._drop_ssh(msg.ssh_close.conn_id, notify=False)
+        handler = self._handlers.get(msg.WhichOneof("msg") or "")
+        if handler is not None:
+            handler(msg)
+
+    def _to_sync(self, msg: pb.SessionMessage) -> None:
+        """File listings, hashes and data go to the running sync of their directory."""
+        name = getattr(msg, msg.WhichOneof("msg") or "").name
+        with self._lock:
+            chan = self._channels.get(name)
+        if chan is not None:
+            chan.put(msg)
 
     # ---------------------------------------------------------------- context sync
 
@@ -152,11 +138,11 @@ class DaemonSession:
         waited = 0.0
         while True:
             try:
-                return chan.get(timeout=_POLL)
+                return chan.get(timeout=POLL)
             except queue.Empty:
                 if self.closed.is_set():
                     raise SessionClosedError(what) from None
-                waited += _POLL
+                waited += POLL
                 if waited >= SYNC_TIMEOUT:
                     raise BuildError(f"the client sent nothing for {SYNC_TIMEOUT:.0f}s "
                                      f"while {what}") from None
@@ -240,43 +226,13 @@ class DaemonSession:
     def open_ssh(self, conn: socket.socket, ssh_id: str) -> None:
         """Proxy one agent connection on the daemon to the client's agent ``ssh_id``."""
         conn_id = self.next_id()
-        with self._lock:
-            self._ssh[conn_id] = conn
+        self._ssh.add(conn_id, conn)
         try:
             self.send(pb.SessionMessage(ssh_open=pb.SSHOpen(conn_id=conn_id, ssh_id=ssh_id)))
         except SessionClosedError:
-            self._drop_ssh(conn_id, notify=False)
+            self._ssh.drop(conn_id, notify=False)
             return
-        threading.Thread(target=self._pump_ssh, args=(conn_id, conn), daemon=True,
-                         name=f"ssh-{conn_id}").start()
-
-    def _pump_ssh(self, conn_id: int, conn: socket.socket) -> None:
-        try:
-            while data := conn.recv(65536):
-                self.send(pb.SessionMessage(ssh_data=pb.SSHData(conn_id=conn_id, data=data)))
-        except (OSError, SessionClosedError):
-            pass
-        self._drop_ssh(conn_id, notify=True)
-
-    def _drop_ssh(self, conn_id: int, *, notify: bool) -> None:
-        with self._lock:
-            conn = self._ssh.pop(conn_id, None)
-        if conn is None:
-            return
-        _close_socket(conn)
-        if notify and not self.closed.is_set():
-            try:
-                self.send(pb.SessionMessage(ssh_close=pb.SSHClose(conn_id=conn_id)))
-            except SessionClosedError:
-                pass
-
-
-def _close_socket(conn: socket.socket) -> None:
-    try:
-        conn.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    conn.close()
+        self._ssh.start(conn_id, conn)
 
 
 class SessionRegistry:
@@ -344,7 +300,7 @@ class SSHForwarder:
 
     def close(self) -> None:
         for lsock in self._listeners:
-            _close_socket(lsock)
+            close_socket(lsock)
         self._listeners.clear()
 
 

@@ -1,14 +1,31 @@
-"""``type=local`` and ``type=tar`` outputs: the result's files themselves."""
+"""``type=local`` outputs: the result's files copied into a folder (one sub-folder per
+platform when several), keeping modes, owners (when permitted), mtimes and links."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import stat
-import sys
-import tarfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import ClassVar
+
+from buildkit_py.api.outputs import OutputSpec
+from buildkit_py.exporter.base import Built, ExportEnv
+
+
+class LocalExporter:
+    makes_image: ClassVar[bool] = False
+
+    def __init__(self, spec: OutputSpec) -> None:
+        self.spec = spec
+
+    def export(self, built: Built, env: ExportEnv) -> None:
+        dest = Path(self.spec.dest or ".")
+        with env.step(f"copying files to {dest}"):
+            for r in built.results:
+                sub = dest / r.platform.for_path() if built.multi else dest
+                with env.mount(r.snapshot_key) as root:
+                    export_local(root, sub)
 
 
 def _copy_meta(src: str, dst: str) -> None:
@@ -76,31 +93,3 @@ def export_local(root: Path, dest: Path) -> None:
                 _copy_meta(src, str(dest / rel))
             else:
                 os.chmod(dest / rel, stat.S_IMODE(os.lstat(src).st_mode))
-
-
-def export_tar(roots: dict[str, Path], dest: str) -> None:
-    """Tar of the tree(s); with several platforms each goes under its own directory."""
-    if dest == "-":
-        _write(roots, sys.stdout.buffer)
-        sys.stdout.buffer.flush()
-        return
-    tmp = dest + ".tmp"
-    try:
-        with open(tmp, "wb") as f:
-            _write(roots, f)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _write(roots: dict[str, Path], out: BinaryIO) -> None:
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
-        for prefix, root in roots.items():
-            for dirpath, dirnames, filenames in os.walk(root):
-                dirnames.sort()
-                for name in [*sorted(dirnames), *sorted(filenames)]:
-                    full = os.path.join(dirpath, name)
-                    rel = os.path.relpath(full, root)
-                    arc = f"{prefix}/{rel}" if prefix else rel
-                    tf.add(full, arcname=arc, recursive=False)

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from buildkit_py.control import control_pb2 as buildkit__py_dot_control_dot_control__pb2
+from buildkit_py.api import control_pb2 as buildkit__py_dot_api_dot_control__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in buildkit_py/control/control_pb2_grpc.py depends on'
+        + ' but the generated code in buildkit_py/api/control_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,38 +36,38 @@ class ControlStub:
         """
         self.Solve = channel.unary_unary(
                 '/bkpy.control.v1.Control/Solve',
-                request_serializer=buildkit__py_dot_control_dot_control__pb2.SolveRequest.SerializeToString,
-                response_deserializer=buildkit__py_dot_control_dot_control__pb2.SolveResponse.FromString,
+                request_serializer=buildkit__py_dot_api_dot_control__pb2.SolveRequest.SerializeToString,
+                response_deserializer=buildkit__py_dot_api_dot_control__pb2.SolveResponse.FromString,
                 _registered_method=True)
         self.Status = channel.unary_stream(
                 '/bkpy.control.v1.Control/Status',
-                request_serializer=buildkit__py_dot_control_dot_control__pb2.StatusRequest.SerializeToString,
-                response_deserializer=buildkit__py_dot_control_dot_control__pb2.StatusResponse.FromString,
+                request_serializer=buildkit__py_dot_api_dot_control__pb2.StatusRequest.SerializeToString,
+                response_deserializer=buildkit__py_dot_api_dot_control__pb2.StatusResponse.FromString,
                 _registered_method=True)
         self.DiskUsage = channel.unary_unary(
                 '/bkpy.control.v1.Control/DiskUsage',
-                request_serializer=buildkit__py_dot_control_dot_control__pb2.DiskUsageRequest.SerializeToString,
-                response_deserializer=buildkit__py_dot_control_dot_control__pb2.DiskUsageResponse.FromString,
+                request_serializer=buildkit__py_dot_api_dot_control__pb2.DiskUsageRequest.SerializeToString,
+                response_deserializer=buildkit__py_dot_api_dot_control__pb2.DiskUsageResponse.FromString,
                 _registered_method=True)
         self.Prune = channel.unary_stream(
                 '/bkpy.control.v1.Control/Prune',
-                request_serializer=buildkit__py_dot_control_dot_control__pb2.PruneRequest.SerializeToString,
-                response_deserializer=buildkit__py_dot_control_dot_control__pb2.UsageRecord.FromString,
+                request_serializer=buildkit__py_dot_api_dot_control__pb2.PruneRequest.SerializeToString,
+                response_deserializer=buildkit__py_dot_api_dot_control__pb2.UsageRecord.FromString,
                 _registered_method=True)
         self.ListWorkers = channel.unary_unary(
                 '/bkpy.control.v1.Control/ListWorkers',
-                request_serializer=buildkit__py_dot_control_dot_control__pb2.ListWorkersRequest.SerializeToString,
-                response_deserializer=buildkit__py_dot_control_dot_control__pb2.ListWorkersResponse.FromString,
+                request_serializer=buildkit__py_dot_api_dot_control__pb2.ListWorkersRequest.SerializeToString,
+                response_deserializer=buildkit__py_dot_api_dot_control__pb2.ListWorkersResponse.FromString,
                 _registered_method=True)
         self.Info = channel.unary_unary(
                 '/bkpy.control.v1.Control/Info',
-                request_serializer=buildkit__py_dot_control_dot_control__pb2.InfoRequest.SerializeToString,
-                response_deserializer=buildkit__py_dot_control_dot_control__pb2.InfoResponse.FromString,
+                request_serializer=buildkit__py_dot_api_dot_control__pb2.InfoRequest.SerializeToString,
+                response_deserializer=buildkit__py_dot_api_dot_control__pb2.InfoResponse.FromString,
                 _registered_method=True)
         self.Session = channel.stream_stream(
                 '/bkpy.control.v1.Control/Session',
-                request_serializer=buildkit__py_dot_control_dot_control__pb2.SessionMessage.SerializeToString,
-                response_deserializer=buildkit__py_dot_control_dot_control__pb2.SessionMessage.FromString,
+                request_serializer=buildkit__py_dot_api_dot_control__pb2.SessionMessage.SerializeToString,
+                response_deserializer=buildkit__py_dot_api_dot_control__pb2.SessionMessage.FromString,
                 _registered_method=True)
 
 
@@ -127,38 +127,38 @@ def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Solve': grpc.unary_unary_rpc_method_handler(
                     servicer.Solve,
-                    request_deserializer=buildkit__py_dot_control_dot_control__pb2.SolveRequest.FromString,
-                    response_serializer=buildkit__py_dot_control_dot_control__pb2.SolveResponse.SerializeToString,
+                    request_deserializer=buildkit__py_dot_api_dot_control__pb2.SolveRequest.FromString,
+                    response_serializer=buildkit__py_dot_api_dot_control__pb2.SolveResponse.SerializeToString,
             ),
             'Status': grpc.unary_stream_rpc_method_handler(
                     servicer.Status,
-                    request_deserializer=buildkit__py_dot_control_dot_control__pb2.StatusRequest.FromString,
-                    response_serializer=buildkit__py_dot_control_dot_control__pb2.StatusResponse.SerializeToString,
+                    request_deserializer=buildkit__py_dot_api_dot_control__pb2.StatusRequest.FromString,
+                    response_serializer=buildkit__py_dot_api_dot_control__pb2.StatusResponse.SerializeToString,
             ),
             'DiskUsage': grpc.unary_unary_rpc_method_handler(
                     servicer.DiskUsage,
-                    request_deserializer=buildkit__py_dot_control_dot_control__pb2.DiskUsageRequest.FromString,
-                    response_serializer=buildkit__py_dot_control_dot_control__pb2.DiskUsageResponse.SerializeToString,
+                    request_deserializer=buildkit__py_dot_api_dot_control__pb2.DiskUsageRequest.FromString,
+                    response_serializer=buildkit__py_dot_api_dot_control__pb2.DiskUsageResponse.SerializeToString,
             ),
             'Prune': grpc.unary_stream_rpc_method_handler(
                     servicer.Prune,
-                    request_deserializer=buildkit__py_dot_control_dot_control__pb2.PruneRequest.FromString,
-                    response_serializer=buildkit__py_dot_control_dot_control__pb2.UsageRecord.SerializeToString,
+                    request_deserializer=buildkit__py_dot_api_dot_control__pb2.PruneRequest.FromString,
+                    response_serializer=buildkit__py_dot_api_dot_control__pb2.UsageRecord.SerializeToString,
             ),
             'ListWorkers': grpc.unary_unary_rpc_method_handler(
                     servicer.ListWorkers,
-                    request_deserializer=buildkit__py_dot_control_dot_control__pb2.ListWorkersRequest.FromString,
-                    response_serializer=buildkit__py_dot_control_dot_control__pb2.ListWorkersResponse.SerializeToString,
+                    request_deserializer=buildkit__py_dot_api_dot_control__pb2.ListWorkersRequest.FromString,
+                    response_serializer=buildkit__py_dot_api_dot_control__pb2.ListWorkersResponse.SerializeToString,
             ),
             'Info': grpc.unary_unary_rpc_method_handler(
                     servicer.Info,
-                    request_deserializer=buildkit__py_dot_control_dot_control__pb2.InfoRequest.FromString,
-                    response_serializer=buildkit__py_dot_control_dot_control__pb2.InfoResponse.SerializeToString,
+                    request_deserializer=buildkit__py_dot_api_dot_control__pb2.InfoRequest.FromString,
+                    response_serializer=buildkit__py_dot_api_dot_control__pb2.InfoResponse.SerializeToString,
             ),
             'Session': grpc.stream_stream_rpc_method_handler(
                     servicer.Session,
-                    request_deserializer=buildkit__py_dot_control_dot_control__pb2.SessionMessage.FromString,
-                    response_serializer=buildkit__py_dot_control_dot_control__pb2.SessionMessage.SerializeToString,
+                    request_deserializer=buildkit__py_dot_api_dot_control__pb2.SessionMessage.FromString,
+                    response_serializer=buildkit__py_dot_api_dot_control__pb2.SessionMessage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -186,8 +186,8 @@ class Control:
             request,
             target,
             '/bkpy.control.v1.Control/Solve',
-            buildkit__py_dot_control_dot_control__pb2.SolveRequest.SerializeToString,
-            buildkit__py_dot_control_dot_control__pb2.SolveResponse.FromString,
+            buildkit__py_dot_api_dot_control__pb2.SolveRequest.SerializeToString,
+            buildkit__py_dot_api_dot_control__pb2.SolveResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -213,8 +213,8 @@ class Control:
             request,
             target,
             '/bkpy.control.v1.Control/Status',
-            buildkit__py_dot_control_dot_control__pb2.StatusRequest.SerializeToString,
-            buildkit__py_dot_control_dot_control__pb2.StatusResponse.FromString,
+            buildkit__py_dot_api_dot_control__pb2.StatusRequest.SerializeToString,
+            buildkit__py_dot_api_dot_control__pb2.StatusResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -240,8 +240,8 @@ class Control:
             request,
             target,
             '/bkpy.control.v1.Control/DiskUsage',
-            buildkit__py_dot_control_dot_control__pb2.DiskUsageRequest.SerializeToString,
-            buildkit__py_dot_control_dot_control__pb2.DiskUsageResponse.FromString,
+            buildkit__py_dot_api_dot_control__pb2.DiskUsageRequest.SerializeToString,
+            buildkit__py_dot_api_dot_control__pb2.DiskUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -267,8 +267,8 @@ class Control:
             request,
             target,
             '/bkpy.control.v1.Control/Prune',
-            buildkit__py_dot_control_dot_control__pb2.PruneRequest.SerializeToString,
-            buildkit__py_dot_control_dot_control__pb2.UsageRecord.FromString,
+            buildkit__py_dot_api_dot_control__pb2.PruneRequest.SerializeToString,
+            buildkit__py_dot_api_dot_control__pb2.UsageRecord.FromString,
             options,
             channel_credentials,
             insecure,
@@ -294,8 +294,8 @@ class Control:
             request,
             target,
             '/bkpy.control.v1.Control/ListWorkers',
-            buildkit__py_dot_control_dot_control__pb2.ListWorkersRequest.SerializeToString,
-            buildkit__py_dot_control_dot_control__pb2.ListWorkersResponse.FromString,
+            buildkit__py_dot_api_dot_control__pb2.ListWorkersRequest.SerializeToString,
+            buildkit__py_dot_api_dot_control__pb2.ListWorkersResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -321,8 +321,8 @@ class Control:
             request,
             target,
             '/bkpy.control.v1.Control/Info',
-            buildkit__py_dot_control_dot_control__pb2.InfoRequest.SerializeToString,
-            buildkit__py_dot_control_dot_control__pb2.InfoResponse.FromString,
+            buildkit__py_dot_api_dot_control__pb2.InfoRequest.SerializeToString,
+            buildkit__py_dot_api_dot_control__pb2.InfoResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -348,8 +348,8 @@ class Control:
             request_iterator,
             target,
             '/bkpy.control.v1.Control/Session',
-            buildkit__py_dot_control_dot_control__pb2.SessionMessage.SerializeToString,
-            buildkit__py_dot_control_dot_control__pb2.SessionMessage.FromString,
+            buildkit__py_dot_api_dot_control__pb2.SessionMessage.SerializeToString,
+            buildkit__py_dot_api_dot_control__pb2.SessionMessage.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,7 +3,8 @@
 Pruning removes cache results (and their snapshots) as :class:`CacheManager` decides,
 then blobs of the content store that no stored image and no surviving layer export
 refer to. ``du --verify`` and ``prune --corrupt`` find and drop corrupted blobs instead
-(:mod:`buildkit_py.content.integrity`). No grpc here: the embedded CLI path uses it too.
+(:mod:`buildkit_py.content.integrity`). Builds share the state; a prune runs alone
+(:class:`BuildGate`). No grpc here: the embedded CLI path uses it too.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from buildkit_py.api.usage import PruneOptions, UsageItem
 from buildkit_py.builder.snapshot_sweep import sweep_unneeded_snapshots
-from buildkit_py.client.base import PruneOptions, UsageItem, WorkerInfo
 from buildkit_py.snapshot import SnapshotNotFoundError
 
 if TYPE_CHECKING:
     from buildkit_py.builder.core import Builder
-    from buildkit_py.config import BuilderConfig
 
 
 def disk_usage(builder: Builder, verify: bool = False) -> list[UsageItem]:
@@ -149,25 +149,3 @@ class BuildGate:
     def idle(self) -> bool:
         with self._cond:
             return self._builds == 0 and not self._pruning
-
-
-def local_worker_info(config: BuilderConfig) -> WorkerInfo:
-    """This machine as a worker: native platforms first, then binfmt-emulated ones."""
-    import socket
-
-    from buildkit_py import __version__
-    from buildkit_py.executor.binfmt import emulated_platforms, native_arches
-    from buildkit_py.platforms import host_platform
-
-    host = host_platform().format()
-    native = [host, *(f"linux/{a}" for a in native_arches()[1:])]
-    emulated = [p for p in emulated_platforms() if p not in native]
-    hostname = socket.gethostname()
-    return WorkerInfo(
-        id=hostname, platforms=native + emulated, emulated=emulated,
-        labels={"org.mobyproject.buildkit.worker.executor": "oci",
-                "org.mobyproject.buildkit.worker.oci.runtime": config.oci_runtime,
-                "org.mobyproject.buildkit.worker.snapshotter": "overlayfs",
-                "org.mobyproject.buildkit.worker.hostname": hostname,
-                "org.mobyproject.buildkit.worker.network": "host"},
-        version=__version__)

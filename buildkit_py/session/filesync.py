@@ -1,6 +1,6 @@
 """Context transfer over the session: the client's sender and the daemon's receiver.
 
-The protocol (after BuildKit's filesync, reference §8.3, over typed messages):
+The protocol (after BuildKit's filesync, over typed messages):
 
 1. the daemon asks for a lent directory (``SyncStart``);
 2. the client lists it with ``.dockerignore`` applied (ignored entries never leave the
@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from buildkit_py.control import control_pb2 as pb
-from buildkit_py.control.wire import CHUNK
+from buildkit_py.api import control_pb2 as pb
+from buildkit_py.api.wire import CHUNK, file_frames
 from buildkit_py.errors import BuildError
+from buildkit_py.frontend.dockerfile.dockerignore import IgnoreMatcher
 
 if TYPE_CHECKING:
     import zstandard
@@ -57,8 +58,6 @@ class ContextSender:
 
     def listing(self) -> Iterator[list[pb.Stat]]:
         """The filtered tree as batches of Stat (ids count from 0 across batches)."""
-        from buildkit_py.frontend.dockerfile.dockerignore import IgnoreMatcher
-
         matcher = IgnoreMatcher(self.ignore_patterns)
         self._paths = []
         batch: list[pb.Stat] = []
@@ -86,12 +85,7 @@ class ContextSender:
 
     def chunks(self, file_id: int) -> Iterator[bytes]:
         """The file's content as independent zstd frames of at most CHUNK raw bytes."""
-        import zstandard
-
-        comp = zstandard.ZstdCompressor(level=3)
-        with open(self._paths[file_id], "rb") as f:
-            while block := f.read(CHUNK):
-                yield comp.compress(block)
+        return file_frames(self._paths[file_id])
 
 
 # ---------------------------------------------------------------- daemon side
@@ -242,7 +236,7 @@ class ContextReceiver:
         return fetch
 
     def write(self, file_id: int, frame: bytes) -> None:
-        import zstandard
+        import zstandard  # reason: loaded by the first file that arrives
 
         if self._decomp is None:
             self._decomp = zstandard.ZstdDecompressor()

@@ -2,60 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from buildkit_py.api.outputs import OutputSpec
 from buildkit_py.errors import UsageError
-
-OUTPUT_TYPES = ("image", "registry", "oci", "docker", "local", "tar")
-
-
-def parse_csv_kv(spec: str, what: str) -> dict[str, str]:
-    """``a=b,c=d`` (csv quoting allowed, as docker does) -> dict."""
-    try:
-        fields = next(csv.reader([spec]))
-    except (csv.Error, StopIteration):
-        raise UsageError(f"invalid {what} {spec!r}") from None
-    out: dict[str, str] = {}
-    for f in fields:
-        key, sep, value = f.partition("=")
-        key = key.strip().lower()
-        if not key:
-            raise UsageError(f"invalid {what} {spec!r}: empty key")
-        out[key] = value if sep else ""
-    return out
-
-
-@dataclass
-class OutputSpec:
-    type: str
-    attrs: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def dest(self) -> str | None:
-        return self.attrs.get("dest")
-
-
-def parse_output(spec: str) -> OutputSpec:
-    """``-o`` value: ``type=local,dest=DIR`` or a bare path (= local)."""
-    if "=" not in spec:
-        return OutputSpec("local", {"dest": spec})
-    attrs = parse_csv_kv(spec, "--output")
-    kind = attrs.pop("type", "")
-    if not kind:
-        if "dest" in attrs:
-            kind = "local"
-        else:
-            raise UsageError(f"--output {spec!r}: missing type=",
-                             hint=f"types: {', '.join(OUTPUT_TYPES)}")
-    if kind not in OUTPUT_TYPES:
-        raise UsageError(f"--output {spec!r}: unknown type {kind!r}",
-                         hint=f"types: {', '.join(OUTPUT_TYPES)}")
-    if kind in ("local", "tar", "oci", "docker") and "dest" not in attrs and kind != "docker":
-        raise UsageError(f"--output type={kind} needs dest=PATH")
-    return OutputSpec(kind, attrs)
+from buildkit_py.units import parse_csv_kv
 
 
 @dataclass

@@ -1,0 +1,85 @@
+"""A build's images, made once for all its image outputs.
+
+The local image store keeps layers uncompressed (nothing to inflate on FROM, nothing
+to deflate on --load); blobs are compressed only for an image that leaves the builder
+(a push, an OCI or docker layout). So a build makes at most two sets: one with the
+layer options of its first output that leaves the builder (gzip unless told), one
+with those of its first output that stays (uncompressed unless told). Each layer blob
+is compressed once and remembered (``exporter.layers``).
+"""
+
+from __future__ import annotations
+
+from buildkit_py.api.outputs import OutputSpec
+from buildkit_py.errors import UsageError
+from buildkit_py.exporter.base import BuildImages, ExportEnv, ImageSet, PlatformResult
+from buildkit_py.exporter.image import make_image
+from buildkit_py.exporter.layers import ExportOptions, export_chain
+from buildkit_py.exporter.manifest import Descriptor, index_blob
+
+COMPRESSIONS = ("gzip", "zstd", "uncompressed")
+
+
+def make_build_images(specs: list[OutputSpec], results: list[PlatformResult],
+                      epoch: int | None, env: ExportEnv) -> BuildImages:
+    """The image sets ``specs`` (the build's image outputs) need; with none, the local
+    store's (an image for ``--iidfile`` or ``--metadata-file``)."""
+    leaving = [o for o in specs if o.leaves_builder]
+    staying = [o for o in specs if not o.leaves_builder]
+    shipped: ImageSet | None = None
+    stored: ImageSet | None = None
+    with env.step("exporting to image"):
+        if leaving:
+            shipped = make_image_set(leaving[0], results, epoch, env, "gzip")
+        if staying or not leaving:
+            stored = make_image_set(staying[0] if staying else OutputSpec("image"),
+                                    results, epoch, env, "uncompressed")
+    return BuildImages(shipped, stored)
+
+
+def layer_options(spec: OutputSpec, epoch: int | None,
+                  default_compression: str) -> ExportOptions:
+    """The layer options of output ``spec``'s attributes."""
+    level = spec.attrs.get("compression-level")
+    try:
+        level_n = int(level) if level is not None else None
+    except ValueError:
+        raise UsageError(f"compression-level={level!r} is not a number") from None
+    rewrite = spec.attrs.get("rewrite-timestamp", "false") == "true"
+    opts = ExportOptions(
+        compression=spec.attrs.get("compression", default_compression),
+        level=level_n,
+        force_compression=spec.attrs.get("force-compression", "false") == "true",
+        oci_mediatypes=spec.oci_mediatypes,
+        source_date_epoch=epoch if rewrite else None)
+    if opts.compression not in COMPRESSIONS:
+        raise UsageError(f"unknown compression {opts.compression!r}",
+                         hint="use gzip, zstd or uncompressed")
+    return opts
+
+
+def make_image_set(spec: OutputSpec, results: list[PlatformResult], epoch: int | None,
+                   env: ExportEnv, default_compression: str) -> ImageSet:
+    """The images of ``results`` with the layer options of output ``spec``."""
+    opts = layer_options(spec, epoch, default_compression)
+    images = []
+    for r in results:
+        keys = env.chain(r.snapshot_key) if r.snapshot_key else []
+        base = r.base_image or {}
+        blobs = export_chain(env.snapshotter, env.content, env.layer_cache, keys, opts,
+                             base_diff_ids=(base.get("rootfs") or {}).get("diff_ids") or [])
+        # when each layer was made: a cached rebuild then keeps the image's timestamps
+        times = [env.snapshotter.stat(k).created for k in keys]
+        images.append(make_image(
+            env.content, r.config, blobs, os_=r.platform.os, arch=r.platform.architecture,
+            variant=r.platform.variant, oci=opts.oci_mediatypes, source_date_epoch=epoch,
+            layer_times=times, base_history=base.get("history") or []))
+    top = images[0].manifest.descriptor
+    if len(images) > 1:
+        idx = index_blob([Descriptor(i.manifest.descriptor.media_type,
+                                     i.manifest.descriptor.digest,
+                                     i.manifest.descriptor.size, platform=i.platform)
+                          for i in images], oci=opts.oci_mediatypes)
+        env.content.write(idx.data, idx.descriptor.digest)
+        top = idx.descriptor
+    return ImageSet(images, top, opts.oci_mediatypes)
