@@ -79,10 +79,14 @@ def check_llb(definition: Any, entitlements: list[str], cdi: CDIRegistry | None)
                               ex.security == ops_pb2.SECURITY_MODE_INSECURE)):
             if used and needed not in entitlements:
                 raise BuildError(f"failed to load LLB: {needed} is not allowed")
-        if ex.cdi_devices and not grant.everything:
-            if cdi is not None and not refreshed:
-                cdi.refresh()  # the host's spec files as they are now
-                refreshed = True
+        if not ex.cdi_devices:
+            continue
+        if cdi is not None and not refreshed:
+            # the host's spec files as they are now, read once per build: the steps'
+            # devices are resolved against this reading
+            cdi.refresh()
+            refreshed = True
+        if not grant.everything:
             _check_devices(list(ex.cdi_devices), grant, cdi)
 
 

@@ -1,4 +1,5 @@
-"""Content checksums of selected paths, for content-based cache keys (reference §4.3).
+"""Content checksums of selected paths, for content-based cache keys: a context source
+keys on the checksums of exactly the paths it selects.
 
 A file's digest covers its mode, owner, size, type, link target, kept xattrs and
 bytes, but not its mtime, so touching a file does not invalidate the cache. A

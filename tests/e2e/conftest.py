@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.images import write_busybox_layout
+from tests.registry.fixtures import RegistryServer
 
 
 @dataclass
@@ -68,3 +69,11 @@ def fresh_bkpy(tmp_path: Path, busybox_layout: Path) -> Bkpy:
     run = make_runner(tmp_path / "state")
     run("image", "import", str(busybox_layout), "busybox:latest")
     return run
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """A real distribution registry on loopback, one per test module."""
+    server = RegistryServer(tmp_path_factory.mktemp("registry"))
+    yield server
+    server.stop()

@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,13 +36,6 @@ def ctx(tmp_path: Path) -> Path:
     (c / "Dockerfile").write_text(DOCKERFILE)
     (c / "app.txt").write_text("app\n" * 1000)
     return c
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    server = RegistryServer(tmp_path_factory.mktemp("registry"))
-    yield server
-    server.stop()
 
 
 def _blob_file(root: Path, digest: str) -> Path:

@@ -27,13 +27,6 @@ ENV ARCH=$TARGETARCH
 ELF_MACHINE = {"amd64": 0x3E, "arm64": 0xB7}
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    server = RegistryServer(tmp_path_factory.mktemp("registry"))
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def proxy(registry: RegistryServer) -> Iterator[Proxy]:
     p = Proxy(registry.host)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,13 +28,6 @@ def ctx(tmp_path: Path) -> Path:
     (c / "Dockerfile").write_text(DOCKERFILE)
     (c / "app.txt").write_text("app\n")
     return c
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    server = RegistryServer(tmp_path_factory.mktemp("registry"))
-    yield server
-    server.stop()
 
 
 def _skopeo(*args: str) -> str:

@@ -72,13 +72,13 @@ class ExecHandler:
         self._cancel.set()
 
     def _devices(self, ctx: OpContext, op: ops_pb2.ExecOp) -> ContainerEdits | None:
-        """The container edits of the step's CDI devices (granted when the LLB loaded)."""
+        """The container edits of the step's CDI devices (granted, and the specs read, when
+        the LLB loaded)."""
         if not op.cdi_devices:
             return None
         cdi = self.worker.cdi
         if cdi is None:
             raise BuildError("this builder has CDI devices disabled")
-        cdi.refresh()
         names: list[str] = []
         for d in op.cdi_devices:
             names += cdi.find(self.worker.device_alias(ctx, d.name), optional=d.optional)
