@@ -172,7 +172,7 @@ def load_config(path: Path | None = None) -> BuilderConfig:
         if explicit:
             raise UsageError(f"config file {path} does not exist")
         return cfg
-    import tomllib  # only when a config file exists: ~10 ms off every CLI start
+    import tomllib  # reason: ~2 ms on every CLI start, needed only when a config file exists
 
     try:
         data = tomllib.loads(path.read_text())

@@ -25,6 +25,7 @@ LAYERS: list[set[str]] = [
     {"frontend", "exporter"},
     {"worker"},
     {"source", "imagetools"},
+    {"remotecache"},
     {"builder"},
     {"session"},
     {"client", "control"},

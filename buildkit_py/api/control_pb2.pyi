@@ -153,6 +153,18 @@ class VertexStarted(_message.Message):
     started: float
     def __init__(self, digest: _Optional[str] = ..., name: _Optional[str] = ..., started: _Optional[float] = ...) -> None: ...
 
+class VertexCacheMiss(_message.Message):
+    __slots__ = ("digest", "name", "reason", "timestamp")
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    digest: str
+    name: str
+    reason: str
+    timestamp: float
+    def __init__(self, digest: _Optional[str] = ..., name: _Optional[str] = ..., reason: _Optional[str] = ..., timestamp: _Optional[float] = ...) -> None: ...
+
 class VertexCached(_message.Message):
     __slots__ = ("digest", "name", "timestamp")
     DIGEST_FIELD_NUMBER: _ClassVar[int]
@@ -224,20 +236,22 @@ class VertexStatus(_message.Message):
     def __init__(self, id: _Optional[str] = ..., digest: _Optional[str] = ..., name: _Optional[str] = ..., current: _Optional[int] = ..., total: _Optional[int] = ..., timestamp: _Optional[float] = ..., started: _Optional[float] = ..., completed: _Optional[float] = ...) -> None: ...
 
 class ProgressEvent(_message.Message):
-    __slots__ = ("started", "cached", "completed", "failed", "log", "status")
+    __slots__ = ("started", "cached", "completed", "failed", "log", "status", "cache_miss")
     STARTED_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
     LOG_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_MISS_FIELD_NUMBER: _ClassVar[int]
     started: VertexStarted
     cached: VertexCached
     completed: VertexCompleted
     failed: VertexFailed
     log: VertexLog
     status: VertexStatus
-    def __init__(self, started: _Optional[_Union[VertexStarted, _Mapping]] = ..., cached: _Optional[_Union[VertexCached, _Mapping]] = ..., completed: _Optional[_Union[VertexCompleted, _Mapping]] = ..., failed: _Optional[_Union[VertexFailed, _Mapping]] = ..., log: _Optional[_Union[VertexLog, _Mapping]] = ..., status: _Optional[_Union[VertexStatus, _Mapping]] = ...) -> None: ...
+    cache_miss: VertexCacheMiss
+    def __init__(self, started: _Optional[_Union[VertexStarted, _Mapping]] = ..., cached: _Optional[_Union[VertexCached, _Mapping]] = ..., completed: _Optional[_Union[VertexCompleted, _Mapping]] = ..., failed: _Optional[_Union[VertexFailed, _Mapping]] = ..., log: _Optional[_Union[VertexLog, _Mapping]] = ..., status: _Optional[_Union[VertexStatus, _Mapping]] = ..., cache_miss: _Optional[_Union[VertexCacheMiss, _Mapping]] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
     __slots__ = ("events",)

@@ -31,7 +31,7 @@ class TLSFiles:
 
     def server_credentials(self) -> Any:
         """Server side: cert+key required; a CA makes client certificates mandatory."""
-        import grpc
+        import grpc  # reason: grpc (~50 ms) only to serve or dial TLS; --help imports this module
 
         cert, key = _read(self.cert, "--tlscert"), _read(self.key, "--tlskey")
         if cert is None or key is None:
@@ -41,7 +41,7 @@ class TLSFiles:
                                            require_client_auth=ca is not None)
 
     def channel_credentials(self) -> Any:
-        import grpc
+        import grpc  # reason: grpc (~50 ms) only to serve or dial TLS; --help imports this module
 
         if bool(self.cert) != bool(self.key):
             raise UsageError("a client certificate needs both cert and key")

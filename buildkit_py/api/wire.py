@@ -16,6 +16,7 @@ from buildkit_py.api.usage import PruneOptions, UsageItem
 from buildkit_py.solver.progress import (
     ProgressEvent,
     VertexCached,
+    VertexCacheMiss,
     VertexCompleted,
     VertexFailed,
     VertexLog,
@@ -75,6 +76,9 @@ def event_to_pb(ev: ProgressEvent) -> pb.ProgressEvent:
         return pb.ProgressEvent(failed=pb.VertexFailed(
             digest=ev.digest, name=ev.name, started=ev.started, completed=ev.completed,
             error=ev.error, cancelled=ev.cancelled))
+    if isinstance(ev, VertexCacheMiss):
+        return pb.ProgressEvent(cache_miss=pb.VertexCacheMiss(
+            digest=ev.digest, name=ev.name, reason=ev.reason, timestamp=ev.timestamp))
     if isinstance(ev, VertexLog):
         return pb.ProgressEvent(log=pb.VertexLog(
             digest=ev.digest, stream=ev.stream, data=ev.data, timestamp=ev.timestamp))
@@ -101,6 +105,9 @@ def event_from_pb(msg: pb.ProgressEvent) -> ProgressEvent | None:
     if kind == "failed":
         f = msg.failed
         return VertexFailed(f.digest, f.name, f.started, f.completed, f.error, f.cancelled)
+    if kind == "cache_miss":
+        cm = msg.cache_miss
+        return VertexCacheMiss(cm.digest, cm.name, cm.reason, cm.timestamp)
     if kind == "log":
         lg = msg.log
         return VertexLog(lg.digest, lg.stream, lg.data, lg.timestamp)

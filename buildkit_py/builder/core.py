@@ -7,6 +7,7 @@ lock); ``bkpyd`` runs one for its lifetime and serves every client's builds with
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import threading
@@ -21,12 +22,35 @@ from buildkit_py.api.outcome import BuildOutcome
 from buildkit_py.api.request import BuildRequest
 from buildkit_py.builder.entitlements import DeviceGrant, check_granted, check_llb
 from buildkit_py.config import BuilderConfig
+from buildkit_py.content.images import ImageStore
+from buildkit_py.content.store import ContentStore
 from buildkit_py.errors import BuildError, SolveError, UsageError, UserError
 from buildkit_py.executor.cdi import CDIRegistry
+from buildkit_py.exporter.layers import LayerCache
+from buildkit_py.frontend.dockerfile.dockerignore import find_ignore_file, read_ignore_file
+from buildkit_py.llb.cachemounts import portable_cache_ids
 from buildkit_py.platforms import host_platform, parse_platform
-from buildkit_py.solver.cancel import CancelToken
-from buildkit_py.solver.progress import ProgressBus, ProgressSink
+from buildkit_py.remotecache.config import INLINE_KEY
+from buildkit_py.remotecache.export import collect, export_cache, inline_values
+from buildkit_py.remotecache.importer import open_imports
+from buildkit_py.remotecache.mounts import export_mounts
+from buildkit_py.remotecache.spec import CacheExport, export_spec, import_spec
+from buildkit_py.solver.cache import CacheManager
+from buildkit_py.solver.cancel import Cancelled, CancelToken
+from buildkit_py.solver.explain import miss_metadata
+from buildkit_py.solver.progress import (
+    ProgressBus,
+    ProgressSink,
+    VertexCompleted,
+    VertexFailed,
+    VertexStarted,
+)
+from buildkit_py.solver.solver import Solver
+from buildkit_py.source.image import BuildResolver, ImageSourceHandler, ImageSources
+from buildkit_py.worker.ops.common import unwrap
+from buildkit_py.worker.results import SnapshotResult
 from buildkit_py.worker.session import BuildSession
+from buildkit_py.worker.worker import BuilderWorker
 
 if TYPE_CHECKING:
     from buildkit_py.exporter.base import Exporter, PlatformResult
@@ -47,14 +71,6 @@ class Builder:
     so concurrent builds share identical steps. ``build`` is thread-safe."""
 
     def __init__(self, config: BuilderConfig) -> None:
-        from buildkit_py.content.images import ImageStore
-        from buildkit_py.content.store import ContentStore
-        from buildkit_py.exporter.layers import LayerCache
-        from buildkit_py.solver.cache import CacheManager
-        from buildkit_py.solver.solver import Solver
-        from buildkit_py.source.image import ImageSourceHandler, ImageSources
-        from buildkit_py.worker.worker import BuilderWorker
-
         self.config = config
         self.root = config.root
         self.root.mkdir(parents=True, exist_ok=True)
@@ -98,6 +114,7 @@ class Builder:
             return self._registry
 
     def _registry_client(self) -> Any:
+        # reason: the registry client imports httpx (~70 ms): only pulls and pushes need it
         from buildkit_py.registry import RegistryClient, RegistryHostConfig
 
         hosts = {h: RegistryHostConfig(http=c.http or None, insecure=c.insecure,
@@ -129,15 +146,16 @@ class Builder:
               cancel: CancelToken | None = None) -> BuildOutcome:
         """Run one build. ``cancel`` stops it (e.g. its client went away); steps shared
         with other builds keep running for them."""
-        # (the exporters load the image and layer stores' code: only a build needs it)
+        # reason: the Dockerfile frontend and the exporters (~50 ms) are for builds only,
+        # not for du, prune or image import, which open a Builder too
         from buildkit_py.exporter.base import PlatformResult
         from buildkit_py.exporter.kinds import exporters_for
         from buildkit_py.frontend.dockerfile import load_dockerfile
         from buildkit_py.frontend.dockerfile.convert import ConvertOptions, convert
-        from buildkit_py.frontend.dockerfile.dockerignore import find_ignore_file, read_ignore_file
-        from buildkit_py.source.image import BuildResolver
 
         exporters = exporters_for(req.outputs)
+        cache_to = _cache_exports(req)
+        cache_from = [import_spec(attrs) for attrs in req.cache_from]
         session = session or self.session_for(req)
         session.device_aliases = DeviceGrant.of(req.entitlements).aliases
         build_id = uuid.uuid4().hex  # keeps this build's local sources its own
@@ -198,7 +216,19 @@ class Builder:
                 check_granted(req.entitlements, self.config.insecure_entitlements)
                 for c in converted:
                     check_llb(c.definition, req.entitlements, self.worker.cdi)
-                results = self._solve_all(converted, bus, req, session, cancel)
+                imports = open_imports(
+                    cache_from, registry=lambda: self.registry, sources=self.sources,
+                    sn=self.worker.sn, platforms=[str(c.platform) for c in converted],
+                    step=lambda text: _vertex(bus, text), warn=outcome.warnings.append)
+                mount_ids = [i for c in converted for i in portable_cache_ids(c.definition)]
+                for imp in imports:
+                    imp.fill_cache_mounts(mount_ids, self.worker.cache_mounts,
+                                          lambda text: _vertex(bus, text))
+                # Nothing reads the results when there is no output, image metadata or
+                # cache export: an imported head then stays in the import.
+                need = bool(exporters or cache_to or req.iidfile or req.metadata_file)
+                results = self._solve_all(converted, bus, req, session, cancel, imports,
+                                          need)
             for r in results:
                 outcome.ran += len(r.ran)
                 outcome.cached += len(r.cached)
@@ -206,7 +236,14 @@ class Builder:
                 plat_results = [PlatformResult(c.platform, c.image_config, _snapshot_key(r),
                                                c.base_image)
                                 for c, r in zip(converted, results, strict=True)]
+                outcome.metadata.update(miss_metadata(results))  # bkpy.cache.misses
+                if any(spec.type == "inline" for spec in cache_to):
+                    plat_results = self._with_inline_cache(plat_results, results)
                 self._export(req, exporters, plat_results, bus, epoch, outcome)
+                for spec in cache_to:
+                    if spec.type != "inline":
+                        self._export_cache(spec, results, plat_results, bus, outcome,
+                                           mount_ids)
             finally:
                 for r in results:
                     r.release()
@@ -216,16 +253,52 @@ class Builder:
         return outcome
 
     def _solve_all(self, converted: list[Any], bus: ProgressBus, req: BuildRequest,
-                   session: BuildSession, cancel: CancelToken | None) -> list[Any]:
+                   session: BuildSession, cancel: CancelToken | None,
+                   imports: list[Any], need_head: bool) -> list[Any]:
         def solve(c: Any) -> Any:
             return self.solver.solve(c.definition, progress=bus, no_cache=req.no_cache,
-                                     session=session, cancel=cancel)
+                                     session=session, cancel=cancel, imports=imports,
+                                     need_head=need_head)
 
         if len(converted) == 1:
             return [solve(converted[0])]
         with ThreadPoolExecutor(max_workers=len(converted)) as pool:
             futures = [pool.submit(solve, c) for c in converted]
             return [f.result() for f in futures]
+
+    # cache export -------------------------------------------------------------
+
+    def _chain(self, key: str) -> list[str]:
+        return self.worker.snapshots.chain(SnapshotResult(key))
+
+    def _with_inline_cache(self, plat_results: list[PlatformResult],
+                           results: list[Any]) -> list[PlatformResult]:
+        """Each platform's image config with its inline cache (``--cache-to type=inline``)."""
+        values = inline_values(results, [p.snapshot_key for p in plat_results], self.cache,
+                               self._chain)
+        return [dataclasses.replace(p, config={**p.config, INLINE_KEY: v})
+                for p, v in zip(plat_results, values, strict=True)]
+
+    def _export_cache(self, spec: CacheExport, results: list[Any],
+                      plat_results: list[PlatformResult], bus: ProgressBus,
+                      outcome: BuildOutcome, mount_ids: list[str]) -> None:
+        """One ``--cache-to`` (every platform's records in one cache, and with
+        ``cache-mounts=true`` the build's cache mounts); with ``ignore-error=true`` a
+        failure is a warning."""
+        try:
+            entries = collect(results, [p.snapshot_key for p in plat_results], self.cache,
+                              self._chain, spec.mode)
+            export_cache(spec, entries, cache=self.cache, sn=self.worker.sn,
+                         store=self.store, layer_cache=self.layer_cache,
+                         registry=lambda: self.registry, step=lambda text: _vertex(bus, text),
+                         mount_blobs=lambda opts: export_mounts(
+                             list(dict.fromkeys(mount_ids)), self.worker.cache_mounts,
+                             self.store, opts))
+        except (UserError, OSError) as err:
+            if not spec.ignore_error:
+                raise
+            text = err.message if isinstance(err, UserError) else str(err)
+            outcome.warnings.append(f"failed to export cache to {spec.where}: {text}")
 
     # exports ------------------------------------------------------------------
 
@@ -234,9 +307,9 @@ class Builder:
                 outcome: BuildOutcome) -> None:
         """Make the build's images once (when an output or the metadata needs one), then
         hand the results to each exporter: image outputs first, then the files."""
+        # reason: as in build(): the exporters are for builds only, not du, prune or import
         from buildkit_py.exporter.base import Built, ExportEnv, image_names
         from buildkit_py.exporter.image_sets import make_build_images
-        from buildkit_py.worker.results import SnapshotResult
 
         env = ExportEnv(
             content=self.store, image_store=self.images, layer_cache=self.layer_cache,
@@ -251,7 +324,7 @@ class Builder:
         built = Built(results, image_names(req.outputs, req.tags), epoch, images)
         if images is not None:
             outcome.image_id = images.main.image_id
-            outcome.metadata = images.metadata(built.names)
+            outcome.metadata = {**images.metadata(built.names), **outcome.metadata}
         for e in [*(e for e in exporters if e.makes_image),
                   *(e for e in exporters if not e.makes_image)]:
             e.export(built, env)
@@ -261,10 +334,17 @@ class Builder:
             req.metadata_file.write_text(json.dumps(outcome.metadata, indent=2) + "\n")
 
 
-def _snapshot_key(result: Any) -> str | None:
-    from buildkit_py.worker.ops.common import unwrap
-    from buildkit_py.worker.results import SnapshotResult
+def _cache_exports(req: BuildRequest) -> list[CacheExport]:
+    """The build's ``--cache-to`` specs (checked again: the daemon trusts no client);
+    ``--build-arg BUILDKIT_INLINE_CACHE=1`` asks for inline cache, as with BuildKit."""
+    specs = [export_spec(attrs) for attrs in req.cache_to]
+    inline = req.build_args.get("BUILDKIT_INLINE_CACHE", "").lower() in ("1", "true")
+    if inline and not any(s.type == "inline" for s in specs):
+        specs.append(export_spec({"type": "inline"}))
+    return specs
 
+
+def _snapshot_key(result: Any) -> str | None:
     if result.ref is None:
         return None
     inner = unwrap(result.ref)
@@ -281,8 +361,6 @@ _counter_lock = threading.Lock()
 @contextlib.contextmanager
 def _vertex(bus: ProgressBus, name: str) -> Iterator[None]:
     """Report an export step as a pseudo-vertex, as BuildKit does."""
-    from buildkit_py.solver.progress import VertexCompleted, VertexFailed, VertexStarted
-
     with _counter_lock:
         digest = f"export:{next(_export_counter)}"
     started = time.time()
@@ -299,8 +377,6 @@ def _vertex(bus: ProgressBus, name: str) -> Iterator[None]:
 def _solving() -> Iterator[None]:
     """Word errors of the frontend and the solver as BuildKit does (``failed to solve: ...``,
     a build failure); usage errors and cancellations pass unchanged."""
-    from buildkit_py.solver.cancel import Cancelled
-
     try:
         yield
     except (UsageError, SolveError, Cancelled):

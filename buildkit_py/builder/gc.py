@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from buildkit_py.api.usage import PruneOptions, UsageItem
 from buildkit_py.builder.snapshot_sweep import sweep_unneeded_snapshots
+from buildkit_py.content.integrity import drop_corrupt, find_corrupt
 from buildkit_py.snapshot import SnapshotNotFoundError
 
 if TYPE_CHECKING:
@@ -38,8 +39,6 @@ def disk_usage(builder: Builder, verify: bool = False) -> list[UsageItem]:
             f"content store: {len(blobs)} blobs, {len(referenced)} held by images",
             len(blobs), False, "content"))
     if verify:
-        from buildkit_py.content.integrity import find_corrupt
-
         items += [UsageItem(c.digest, c.size, 0.0, 0.0, f"hashes to {c.actual}", 0, False,
                             "corrupt") for c in find_corrupt(builder.store)]
     return items
@@ -88,8 +87,6 @@ def prune(builder: Builder, opts: PruneOptions) -> Iterator[UsageItem]:
 def _prune_corrupt(builder: Builder) -> Iterator[UsageItem]:
     """``prune --corrupt``: corrupted blobs, the manifests naming them and the image names
     of images that lost one (see :mod:`buildkit_py.content.integrity`); nothing else."""
-    from buildkit_py.content.integrity import drop_corrupt
-
     result = drop_corrupt(builder.store, builder.images)
     builder.layer_cache.forget({c.digest for c in result.corrupt}
                                | {d for d, _ in result.dependents})

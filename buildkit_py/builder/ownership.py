@@ -29,10 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from buildkit_py.builder.core import Builder
+from buildkit_py.builder.recovery import recover_after_open, recover_before_open
 from buildkit_py.errors import UsageError, UserError
 
 if TYPE_CHECKING:
-    from buildkit_py.builder.core import Builder
     from buildkit_py.config import BuilderConfig
 
 LOCK_NAME = "embedded.lock"  # the name predates bkpyd, which takes the same lock
@@ -111,9 +112,6 @@ def open_owned_builder(config: BuilderConfig, program: str, *, wait: bool
                        ) -> Iterator[Builder]:
     """The builder core over ``config.root``, owned (see :func:`own_root`) for the block,
     after cleaning up what a previous owner that died left behind."""
-    from buildkit_py.builder.core import Builder
-    from buildkit_py.builder.recovery import recover_after_open, recover_before_open
-
     with own_root(config.root, program, wait=wait) as owner:
         if owner.stale:
             _log.warning("%s: its previous owner (%s) did not exit cleanly; cleaning up "

@@ -29,6 +29,11 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from buildkit_py.builder.snapshot_sweep import sweep_unneeded_snapshots
+from buildkit_py.snapshot.mount import MountError, unmount
+from buildkit_py.snapshot.types import Kind
+from buildkit_py.worker.snapshots import is_step_layer
+
 if TYPE_CHECKING:
     from buildkit_py.builder.core import Builder
 
@@ -74,6 +79,7 @@ def stale_containers(root: Path) -> list[str]:
 
 def delete_containers(root: Path, runtime: str, ids: list[str]) -> None:
     """Kill and delete containers ``ids`` through ``runtime``."""
+    # reason: the OCI executor (~10 ms) loads only to clean up after a dead owner
     from buildkit_py.executor.executor import resolve_runtime, runtime_command
 
     argv = [*runtime_command(runtime, resolve_runtime(runtime)),
@@ -87,6 +93,7 @@ def stale_bundles(root: Path) -> list[Path]:
     """Bundles of containers whose rootfs was mounted under ``root``: the executor removes
     a bundle after its container, so any found belonged to a dead owner. (The tmpfs bundle
     directory is shared by every root: a bundle is told apart by its spec's rootfs.)"""
+    # reason: the OCI executor (~10 ms) loads only to clean up after a dead owner
     from buildkit_py.executor.executor import bundle_roots
 
     tmp = str(root.absolute() / "worker" / "tmp") + "/"
@@ -108,8 +115,6 @@ def stale_bundles(root: Path) -> list[Path]:
 
 
 def unmount_all(points: list[str]) -> None:
-    from buildkit_py.snapshot.mount import MountError, unmount
-
     for point in points:
         with contextlib.suppress(MountError):
             unmount(point)  # lazily detached when still busy
@@ -139,8 +144,6 @@ def recover_before_open(root: Path, runtime: str) -> None:
 
 
 def remove_uncommitted_snapshots(builder: Builder) -> int:
-    from buildkit_py.snapshot.types import Kind
-
     stale = [info.key for info in builder.worker.sn.walk() if info.kind is not Kind.COMMITTED]
     for key in stale:
         with contextlib.suppress(Exception):
@@ -150,9 +153,6 @@ def remove_uncommitted_snapshots(builder: Builder) -> int:
 
 def recover_after_open(builder: Builder) -> None:
     """What needs the opened builder: the snapshots no build will finish or use."""
-    from buildkit_py.builder.snapshot_sweep import sweep_unneeded_snapshots
-    from buildkit_py.worker.snapshots import is_step_layer
-
     n = remove_uncommitted_snapshots(builder)
     if n:
         _log.warning("removed %d unfinished snapshot(s)", n)

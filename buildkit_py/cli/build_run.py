@@ -8,9 +8,11 @@ import click
 
 from buildkit_py.api.request import BuildRequest
 from buildkit_py.cli.progress_display import Display, make_display
+from buildkit_py.client.builders import BuilderStore, open_client
 from buildkit_py.solver.progress import (
     ProgressEvent,
     VertexCached,
+    VertexCacheMiss,
     VertexCompleted,
     VertexFailed,
     VertexLog,
@@ -35,6 +37,8 @@ def feed(display: Display, event: ProgressEvent) -> None:
                            completed=event.completed, error=event.error)
     elif isinstance(event, VertexLog):
         display.log(event.digest, event.stream, event.data, event.timestamp)
+    elif isinstance(event, VertexCacheMiss):
+        display.cache_miss(event.digest, event.name, event.reason)
     elif isinstance(event, VertexStatus):
         display.status(event.digest, event.id, event.current, event.total,
                        event.completed is not None)
@@ -54,8 +58,6 @@ def print_warnings(warnings: list[str]) -> None:
 
 def run_build(request: BuildRequest, *, progress: str, call: str, quiet: bool,
               builder: str | None) -> None:
-    from buildkit_py.client.builders import BuilderStore, open_client
-
     store = BuilderStore()
     client = open_client(store.selected(builder or None), store)
     display = make_display(progress, sys.stderr)

@@ -31,12 +31,14 @@ import time
 import traceback
 from typing import Any
 
+import buildkit_py
 from buildkit_py.cli.launch import (
     EXIT_FRAME,
     FRAME,
     RETRY_FRAME,
     SIGNAL_FRAME,
 )
+from buildkit_py.cli.main import main as cli_main
 
 _UCRED = struct.Struct("3i")
 # In a forked worker: the server's log and when the command arrived.
@@ -74,8 +76,6 @@ def log_path(sock_path: str) -> str:
 
 def warm_up() -> None:
     """Import every module of the package and load the Dockerfile parser tables."""
-    import buildkit_py
-
     for info in pkgutil.walk_packages(buildkit_py.__path__, "buildkit_py."):
         if info.name.endswith(_SKIP_SUFFIXES):
             continue
@@ -85,12 +85,13 @@ def warm_up() -> None:
             print(f"warm-up: {info.name}: {err}", file=sys.stderr)
     # Imported on first use by libraries, not by our modules: httpx loads its transport
     # stack (httpcore, h11, and trio/anyio when installed) when a client is created.
-    import httpx
+    import httpx  # reason: only the server warms it up (~90 ms); --help imports this module
 
     httpx.Client().close()
     for name in _LAZY_STDLIB:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    # reason: the Dockerfile parser (~35 ms) stays off --help, which imports this module
     from buildkit_py.frontend.dockerfile.instructions.load import load_dockerfile
     from buildkit_py.frontend.dockerfile.parser.grammar import compile_loaded_parsers
 
@@ -321,8 +322,6 @@ def run_child(conn: socket.socket) -> int:
         return _finish(conn, 1)
     sys.argv = ["bkpy", *argv]
     threading.Thread(target=_watch_caller, args=(conn,), daemon=True).start()
-    from buildkit_py.cli.main import main as cli_main
-
     status = 0
     try:
         cli_main(argv)

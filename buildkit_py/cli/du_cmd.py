@@ -9,6 +9,8 @@ import click
 
 from buildkit_py.api.usage import PruneOptions, UsageItem
 from buildkit_py.client.base import BuilderClient
+from buildkit_py.client.builders import BuilderStore, open_client
+from buildkit_py.config import parse_duration, parse_size
 from buildkit_py.errors import UsageError, UserError
 
 
@@ -33,8 +35,6 @@ def _ago(ts: float) -> str:
 
 
 def _client(builder: str | None) -> BuilderClient:
-    from buildkit_py.client.builders import BuilderStore, open_client
-
     store = BuilderStore()
     return open_client(store.selected(builder or None), store)
 
@@ -103,8 +103,6 @@ def _filters(values: tuple[str, ...]) -> float | None:
     for f in values:
         key, sep, value = f.partition("=")
         if key == "until" and sep:
-            from buildkit_py.config import parse_duration
-
             keep = parse_duration(value)
         else:
             raise UsageError(f"--filter {f!r}: unsupported", hint="use until=DURATION (e.g. 24h)")
@@ -126,8 +124,6 @@ def _filters(values: tuple[str, ...]) -> float | None:
 def prune(all_: bool, keep_storage: str | None, filters: tuple[str, ...], corrupt: bool,
           force: bool, verbose: bool, builder: str | None) -> None:
     """Remove build cache."""
-    from buildkit_py.config import parse_size
-
     if corrupt and (all_ or keep_storage or filters):
         raise UsageError("--corrupt cannot be combined with --all, --keep-storage or --filter",
                          hint="run `bkpy prune --corrupt` on its own")

@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from buildkit_py.errors import UsageError
+
 
 @click.group("imagetools")
 def imagetools() -> None:
@@ -22,7 +24,7 @@ def imagetools() -> None:
               help="Read the builder's local image store instead of the registry.")
 def inspect_cmd(ref: str, raw: bool, fmt: str | None, local: bool) -> None:
     """Show the manifest or index REF points at."""
-    from buildkit_py.errors import UsageError
+    # reason: imagetools and the stores (~20 ms) stay off --help, which imports every command
     from buildkit_py.imagetools.access import Access
     from buildkit_py.imagetools.inspect import inspect
     from buildkit_py.imagetools.sources import LocalSource, ManifestSource, RegistrySource
@@ -58,7 +60,7 @@ def create_cmd(sources: tuple[str, ...], tags: tuple[str, ...], dry_run: bool,
 
     SOURCES are references by tag or digest; a bare sha256:... names a digest in the
     first -t repository."""
-    from buildkit_py.errors import UsageError
+    # reason: imagetools and the stores (~20 ms) stay off --help, which imports every command
     from buildkit_py.imagetools.access import Access
     from buildkit_py.imagetools.create import combine, parse_sources, parse_targets, push
     from buildkit_py.imagetools.sources import RegistrySource

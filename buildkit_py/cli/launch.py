@@ -147,6 +147,7 @@ def run_via_server(sock: socket.socket, argv: list[str]) -> int | None:
 
 
 def _run_here() -> None:
+    # reason: this module stays standard-library only; click and the CLI load only here
     from buildkit_py.cli.main import main as cli_main
 
     cli_main()

@@ -14,6 +14,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
+# The plain display's own line for why a step ran: "#7 cache miss: build arg V changed".
+CACHE_MISS_PREFIX = "cache miss: "
+
 
 @dataclass
 class VertexView:
@@ -28,6 +31,7 @@ class VertexView:
     partial: dict[int, bytes] = field(default_factory=dict)
     statuses: dict[str, tuple[int, int | None, bool]] = field(default_factory=dict)
     printed_header: bool = False
+    miss: str | None = None  # why it ran (bkpy's own; BuildKit has no such line)
 
 
 class Display:
@@ -80,6 +84,15 @@ class Display:
             v.statuses[sid] = (current, total, completed)
             self.on_status(v, sid)
 
+    def cache_miss(self, digest: str, name: str, reason: str) -> None:
+        """Why a step runs (once per step, after it started)."""
+        with self.lock:
+            v = self._view(digest, name)
+            if v.miss is not None:
+                return
+            v.miss = reason
+            self.on_cache_miss(v)
+
     def flush_partial(self, v: VertexView, timestamp: float) -> None:
         for stream, rest in list(v.partial.items()):
             if rest:
@@ -98,6 +111,9 @@ class Display:
         pass
 
     def on_status(self, v: VertexView, sid: str) -> None:
+        pass
+
+    def on_cache_miss(self, v: VertexView) -> None:
         pass
 
 
@@ -140,6 +156,12 @@ class PlainDisplay(Display):
         since = timestamp - (v.started or timestamp)
         self.out.write(f"#{v.number} {since:.3f} {line}\n")
 
+    def on_cache_miss(self, v: VertexView) -> None:
+        # "#N cache miss: ..." has no timestamp, so it never reads as a log line
+        self._header(v)
+        self.out.write(f"#{v.number} {CACHE_MISS_PREFIX}{v.miss}\n")
+        self.out.flush()
+
     def on_status(self, v: VertexView, sid: str) -> None:
         current, total, done = v.statuses[sid]
         if not done:
@@ -168,6 +190,10 @@ class RawJSONDisplay(Display):
         self.out.write(json.dumps({"logs": [{"vertex": v.digest, "timestamp": timestamp,
                                              "msg": line}]}) + "\n")
 
+    def on_cache_miss(self, v: VertexView) -> None:
+        self.out.write(json.dumps({"bkpy.cacheMisses": [{"vertex": v.digest,
+                                                         "reason": v.miss}]}) + "\n")
+
     def on_status(self, v: VertexView, sid: str) -> None:
         current, total, done = v.statuses[sid]
         self.out.write(json.dumps({"statuses": [{"vertex": v.digest, "id": sid,
@@ -184,6 +210,7 @@ class TTYDisplay(Display):
 
     def __init__(self, out: TextIO | None = None) -> None:
         super().__init__(out)
+        # reason: rich (~40 ms) is for the tty display only, not plain or quiet progress
         from rich.console import Console
         from rich.live import Live
 
@@ -193,7 +220,7 @@ class TTYDisplay(Display):
         self._stop = False
 
     def _render(self) -> object:
-        from rich.text import Text
+        from rich.text import Text  # reason: rich, as in __init__: the tty display only
 
         now = time.time()
         width = max(20, self.console.width - 12)
@@ -216,6 +243,8 @@ class TTYDisplay(Display):
             else:
                 took = now - (v.started or now)
                 text.append(f" => {fit(v.name):<{width}} {took:.1f}s\n")
+                if v.miss:
+                    text.append(f" => => {fit(CACHE_MISS_PREFIX + v.miss)}\n", style="yellow")
                 for line in v.logs[-6:]:
                     text.append(f" => => # {fit(line)}\n", style="dim")
         return text
@@ -224,6 +253,9 @@ class TTYDisplay(Display):
         self.live.update(self._render())  # type: ignore[arg-type]
 
     def on_log(self, v: VertexView, line: str, timestamp: float) -> None:
+        self.live.update(self._render())  # type: ignore[arg-type]
+
+    def on_cache_miss(self, v: VertexView) -> None:
         self.live.update(self._render())  # type: ignore[arg-type]
 
     def close(self) -> None:

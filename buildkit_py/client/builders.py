@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from buildkit_py.api.tls import TLSFiles
-from buildkit_py.config import client_config_dir, default_state_root
+from buildkit_py.config import client_config_dir, default_state_root, load_config
 from buildkit_py.errors import UsageError
 
 if TYPE_CHECKING:
@@ -272,8 +272,6 @@ def node_status(store: BuilderStore, rec: BuilderRecord, node: Node) -> str:
 
 
 def embedded_config(node: Node) -> Any:
-    from buildkit_py.config import load_config
-
     cfg_path = node.driver_opts.get("config")
     config = load_config(Path(cfg_path) if cfg_path else None)
     if node.driver_opts.get("root"):
@@ -285,6 +283,7 @@ def open_client(rec: BuilderRecord, store: BuilderStore | None = None) -> Builde
     """A client for the builder; daemon-driver nodes are started when needed."""
     store = store or BuilderStore()
     if rec.driver == "embedded":
+        # reason: the embedded client (~7 ms) stays off --help and builder ls, which load this
         from buildkit_py.client.embedded import EmbeddedClient
 
         return EmbeddedClient(embedded_config(rec.nodes[0]))
@@ -293,7 +292,8 @@ def open_client(rec: BuilderRecord, store: BuilderStore | None = None) -> Builde
             start_daemon(store, rec, node)
     if len(rec.nodes) == 1:
         return remote_client(store, rec, rec.nodes[0])
-    from buildkit_py.client.multinode import MultiNodeClient, NodeTarget  # reason: as above
+    # reason: the multi-node client (~20 ms, imagetools) is only for multi-node builders
+    from buildkit_py.client.multinode import MultiNodeClient, NodeTarget
 
     return MultiNodeClient([NodeTarget(n.name, remote_client(store, rec, n), list(n.platforms))
                             for n in rec.nodes])

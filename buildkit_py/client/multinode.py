@@ -35,6 +35,7 @@ from buildkit_py.api.workers import WorkerInfo
 from buildkit_py.client.base import BuilderClient
 from buildkit_py.client.node_results import JoinedImage, join_tars
 from buildkit_py.errors import UsageError, UserError
+from buildkit_py.imagetools.create import parse_targets
 from buildkit_py.platforms import match_rank, parse_platform
 from buildkit_py.solver.progress import (
     ProgressEvent,
@@ -147,9 +148,6 @@ class MultiNodeClient:
                 raise UsageError("pushing needs an image name",
                                  hint="add -t NAME or --output type=image,name=NAME,push=true")
         if any(o.leaves_builder for o in req.outputs):
-            # reason: the registry client loads only for builds that push or join images
-            from buildkit_py.imagetools.create import parse_targets
-
             for o in req.outputs:
                 if o.pushes:
                     parse_targets(o.image_names(req.tags))

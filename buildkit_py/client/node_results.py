@@ -9,6 +9,7 @@ tarball with a folder per platform.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -18,7 +19,10 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from buildkit_py.content.store import ContentStore
 from buildkit_py.errors import BuildError, UsageError
+from buildkit_py.imagetools.access import Access
+from buildkit_py.imagetools.create import combine, parse_targets, push
 from buildkit_py.imagetools.sources import Blob, Fetched, media_type_of, parse_document
 from buildkit_py.registry import mediatypes as mt
 from buildkit_py.registry.reference import Reference
@@ -80,8 +84,6 @@ class JoinedImage:
     """One image index over the nodes' layouts, and every blob under it."""
 
     def __init__(self, layouts: Sequence[tuple[str, Path]]) -> None:
-        from buildkit_py.imagetools.create import combine
-
         sources = [LayoutSource(path, node) for node, path in layouts]
         self.combined: Combined = combine(sources)
         self.blobs: dict[str, Path] = {}
@@ -100,10 +102,6 @@ class JoinedImage:
     def push(self, names: Sequence[str], work: Path,
              report: Callable[[str], None] = lambda _: None) -> None:
         """Push the per-platform manifests by digest, then the index under every name."""
-        from buildkit_py.content.store import ContentStore
-        from buildkit_py.imagetools.access import Access
-        from buildkit_py.imagetools.create import parse_targets, push
-
         targets = parse_targets(names)
         with ContentStore(work) as store, Access() as access:
             for digest, path in self.blobs.items():
@@ -223,8 +221,6 @@ def _relative(name: str) -> str:
 
 
 def _add_bytes(tf: tarfile.TarFile, name: str, data: bytes) -> None:
-    import io
-
     ti = tarfile.TarInfo(name)
     ti.size, ti.mode = len(data), 0o644
     tf.addfile(ti, io.BytesIO(data))

@@ -28,7 +28,7 @@ from buildkit_py.api.wire import SESSION_ID_KEY, event_from_pb, prune_to_pb, usa
 from buildkit_py.api.workers import WorkerInfo
 from buildkit_py.client.connection import Connection
 from buildkit_py.client.outputs import output_opener
-from buildkit_py.errors import UserError
+from buildkit_py.errors import UsageError, UserError
 from buildkit_py.session.client import ClientSession, context_id, lent_directories
 from buildkit_py.session.filesync import ContextSender
 from buildkit_py.solver.progress import ProgressSink
@@ -93,6 +93,11 @@ class RemoteClient:
     # ---------------------------------------------------------------- builds
 
     def build(self, req: BuildRequest, progress: ProgressSink) -> BuildOutcome:
+        for flag, specs in (("--cache-to", req.cache_to), ("--cache-from", req.cache_from)):
+            if any(attrs.get("type") == "local" for attrs in specs):
+                raise UsageError(f"{flag} type=local needs the embedded builder: the daemon "
+                                 "cannot reach this machine's directories yet",
+                                 hint="use type=registry (or inline) with a daemon builder")
         senders = lent_directories(req)
         ref, session_id = uuid.uuid4().hex, uuid.uuid4().hex
         solve_req = _solve_request(req, ref, session_id, senders)

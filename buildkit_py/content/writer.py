@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -112,6 +113,4 @@ class ContentWriter:
 
 
 def _mkstemp(directory: Path) -> tuple[int, str]:
-    import tempfile
-
     return tempfile.mkstemp(prefix="ingest-", dir=directory)

@@ -18,6 +18,7 @@ import click
 
 from buildkit_py import __version__
 from buildkit_py.api.tls import TLSFiles
+from buildkit_py.config import check_entitlement, load_config
 from buildkit_py.errors import UsageError, UserError
 
 DEFAULT_ADDRESS = "unix:///run/bkpy/bkpyd.sock"
@@ -91,7 +92,6 @@ def serve(root: Path | None, config_path: Path | None, addresses: list[str], tls
           insecure_entitlements: tuple[str, ...] = ()) -> None:
     # reason: the builder core and grpc load only when serving, not for --help/--version
     from buildkit_py.builder.ownership import open_owned_builder
-    from buildkit_py.config import check_entitlement, load_config
     from buildkit_py.control.server import make_server
 
     config = load_config(config_path)

@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 
 import grpc
@@ -244,8 +245,6 @@ class ControlService(pb_grpc.ControlServicer):
 
 
 def make_server(builder: Builder, max_workers: int = 96) -> tuple[Any, ControlService]:
-    from concurrent.futures import ThreadPoolExecutor
-
     server = grpc.server(ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
                          options=[("grpc.max_receive_message_length", 16 << 20),
                                   ("grpc.max_send_message_length", 16 << 20)])

@@ -21,6 +21,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from buildkit_py.errors import BuildError
 from buildkit_py.executor.errors import ExecCancelledError
 
 SHARING_MODES = ("shared", "private", "locked")
+DIR_NAME = "cache-mounts"  # under the executor's state directory
 _POLL = 0.05
 
 
@@ -53,6 +55,37 @@ class CacheLease:
 class CacheMountManager:
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    @classmethod
+    def under(cls, state_dir: Path) -> CacheMountManager:
+        """The cache mounts of the executor whose state directory is ``state_dir``."""
+        return cls(state_dir / DIR_NAME)
+
+    def has(self, cache_id: str) -> bool:
+        """Whether the cache exists (its first instance was ever created)."""
+        return (self.root / cache_key(cache_id) / "0").is_dir()
+
+    def read_existing(self, cache_id: str) -> CacheLease | None:
+        """A shared lease on the cache's first instance (what ``shared`` users see), or
+        None when the cache was never created: reading never creates one."""
+        if not self.has(cache_id):
+            return None
+        return self.acquire(cache_id, sharing="shared")
+
+    def fill_new(self, cache_id: str, fill: Callable[[Path], None]) -> bool:
+        """Create the cache's first instance with ``fill(dir)`` (e.g. imported content)
+        unless it exists; False when it did (a local cache is never overwritten)."""
+        base = self.root / cache_key(cache_id)
+        if (base / "0").is_dir():
+            return False
+        base.mkdir(parents=True, exist_ok=True)
+        self._write_meta(base, cache_id)
+
+        def make(tmp: Path) -> None:
+            tmp.mkdir()
+            fill(tmp)
+
+        return _create_once(base, 0, make)
 
     def acquire(
         self,
@@ -109,15 +142,7 @@ class CacheMountManager:
     def _ensure_instance(
         base: Path, index: int, seed: Path | None, uid: int, gid: int, mode: int
     ) -> Path:
-        path = base / str(index)
-        if path.is_dir():
-            return path
-        create_fd = _open_lock(base / "create.lock")
-        try:
-            fcntl.flock(create_fd, fcntl.LOCK_EX)
-            if path.is_dir():
-                return path
-            tmp = base / f".new-{uuid.uuid4().hex}"
+        def make(tmp: Path) -> None:
             if seed is not None:
                 # The seed's own root owner and mode are the cache's (BuildKit's cache is a
                 # layer on the seed): `RUN --mount=type=cache,uid=...` sets them there.
@@ -126,10 +151,32 @@ class CacheMountManager:
                 tmp.mkdir()
                 os.chown(tmp, uid, gid)
                 os.chmod(tmp, mode)
+
+        _create_once(base, index, make)
+        return base / str(index)
+
+
+def _create_once(base: Path, index: int, make: Callable[[Path], None]) -> bool:
+    """Make instance ``index`` with ``make(tmp)`` and an atomic rename unless it exists
+    (checked again under the create lock, so concurrent creators make it once)."""
+    path = base / str(index)
+    if path.is_dir():
+        return False
+    create_fd = _open_lock(base / "create.lock")
+    try:
+        fcntl.flock(create_fd, fcntl.LOCK_EX)
+        if path.is_dir():
+            return False
+        tmp = base / f".new-{uuid.uuid4().hex}"
+        try:
+            make(tmp)
             os.rename(tmp, path)
-            return path
-        finally:
-            os.close(create_fd)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return True
+    finally:
+        os.close(create_fd)
 
 
 def _open_lock(path: Path) -> int:

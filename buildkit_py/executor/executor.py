@@ -9,11 +9,14 @@ private secret/socket directory and the mount stubs are always cleaned up.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import importlib.util
 import json
 import os
 import selectors
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -114,8 +117,6 @@ def resolve_runtime(runtime: str) -> Path:
 
 def _bundled_package() -> Path | None:
     """The directory of the bundled runtime's package (``bkpy_runc``), if importable."""
-    import importlib.util
-
     spec = importlib.util.find_spec("bkpy_runc")
     if spec is not None and spec.origin:
         package = Path(spec.origin).parent
@@ -200,8 +201,6 @@ def _runtime_root(state_dir: Path) -> Path:
     if not (os.path.ismount(_SHM) and _private_dir_ok(shm)):
         link.mkdir(mode=0o700, parents=True, exist_ok=True)
         return link
-    import hashlib
-
     target = shm / hashlib.sha256(os.fsencode(state_dir)).hexdigest()[:24]
     _prune_idle(shm, keep=target.name)
     target.mkdir(mode=0o700, exist_ok=True)  # again after a reboot emptied the tmpfs
@@ -228,8 +227,6 @@ def _tracing_socket(directory: Path) -> Path | None:
     """A socket file to mount where BuildKit mounts its tracing socket (/dev/otel-grpc.sock,
     0666): nothing listens on it, so a traced tool's connect fails at once. None (nothing
     mounted) when it cannot be made, e.g. a path too long for a unix socket."""
-    import socket
-
     path = directory / "otel-grpc.sock"
     if len(os.fsencode(path)) >= _SUN_PATH_MAX - 16:  # room for the temporary name
         return None
@@ -270,7 +267,7 @@ class Executor:
         self._runtime_root = _runtime_root(self.state_dir)
         self.bundle_root = bundle_root or _default_bundle_root(self.state_dir)
         self.bundle_root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.cache_mounts = CacheMountManager(self.state_dir / "cache-mounts")
+        self.cache_mounts = CacheMountManager.under(self.state_dir)
         self._resolv = ResolvConfCache()
         self._tracing_socket = _tracing_socket(self.state_dir)
         # The bundled runtime's `run`s are forked from one warm process (see forkserver.py).

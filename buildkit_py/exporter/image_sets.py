@@ -14,7 +14,7 @@ from buildkit_py.api.outputs import OutputSpec
 from buildkit_py.errors import UsageError
 from buildkit_py.exporter.base import BuildImages, ExportEnv, ImageSet, PlatformResult
 from buildkit_py.exporter.image import make_image
-from buildkit_py.exporter.layers import ExportOptions, export_chain
+from buildkit_py.exporter.layers import ExportOptions, export_chain, snapshot_created
 from buildkit_py.exporter.manifest import Descriptor, index_blob
 
 COMPRESSIONS = ("gzip", "zstd", "uncompressed")
@@ -69,7 +69,7 @@ def make_image_set(spec: OutputSpec, results: list[PlatformResult], epoch: int |
         blobs = export_chain(env.snapshotter, env.content, env.layer_cache, keys, opts,
                              base_diff_ids=(base.get("rootfs") or {}).get("diff_ids") or [])
         # when each layer was made: a cached rebuild then keeps the image's timestamps
-        times = [env.snapshotter.stat(k).created for k in keys]
+        times = [snapshot_created(env.snapshotter, k) for k in keys]
         images.append(make_image(
             env.content, r.config, blobs, os_=r.platform.os, arch=r.platform.architecture,
             variant=r.platform.variant, oci=opts.oci_mediatypes, source_date_epoch=epoch,

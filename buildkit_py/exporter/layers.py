@@ -14,7 +14,22 @@ from pathlib import Path
 
 from buildkit_py import sqlitedb
 from buildkit_py.content.store import ContentStore
+from buildkit_py.exporter.manifest import layer_media_type
 from buildkit_py.snapshot import Compression, DBSnapshotter
+
+# Snapshot label of a layer unpacked from an imported cache: when the layer was first
+# made (Unix seconds); an image made from the snapshot dates its history entry so.
+CREATED_LABEL = "bkpy.createdat"
+
+
+def snapshot_created(sn: DBSnapshotter, key: str) -> float:
+    """When the layer of snapshot ``key`` was made: its label, else its creation time."""
+    info = sn.stat(key)
+    try:
+        return float(info.labels[CREATED_LABEL])
+    except (KeyError, ValueError):
+        return info.created
+
 
 # Bump when the bytes of exported layer tars change (tar_header, layer_tar, diff).
 TAR_FORMAT = "go1"
@@ -41,8 +56,6 @@ class ExportOptions:
 
 
 def media_type_for(compression: str, oci: bool) -> str:
-    from buildkit_py.exporter.manifest import layer_media_type
-
     return layer_media_type(compression, oci)
 
 

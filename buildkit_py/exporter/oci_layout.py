@@ -108,7 +108,7 @@ def _write_dir(store: ContentStore, root: Path, digests: Iterable[str],
             target = root / blob_path(digest)
             if target.exists():
                 continue
-            _place_blob(store, digest, target)
+            place_blob(store, digest, target)
             placed.append(target)
     except BaseException:
         for path in placed:
@@ -121,7 +121,7 @@ def _write_dir(store: ContentStore, root: Path, digests: Iterable[str],
         (root / name).write_bytes(data)
 
 
-def _place_blob(store: ContentStore, digest: str, target: Path) -> None:
+def place_blob(store: ContentStore, digest: str, target: Path) -> None:
     """Put the blob at ``target``, reading it once: hardlinked (blobs are immutable, so
     share rather than copy) then hashed, or copied while hashed across filesystems."""
     tmp = target.with_name(target.name + ".tmp")

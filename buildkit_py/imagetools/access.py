@@ -10,15 +10,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from buildkit_py.config import BuilderConfig, load_config
+from buildkit_py.content.images import ImageStore
+from buildkit_py.content.store import ContentStore
 
 if TYPE_CHECKING:
-    from buildkit_py.content.images import ImageStore
-    from buildkit_py.content.store import ContentStore
     from buildkit_py.registry.client import RegistryClient
 
 
 def registry_client(config: BuilderConfig) -> RegistryClient:
     """A registry client configured like the builder's (same hosts, mirrors, TLS)."""
+    # reason: the registry client imports httpx (~70 ms): not for --local reads
     from buildkit_py.registry import RegistryClient, RegistryHostConfig
 
     # ``http = false`` in the config file is the default, i.e. "automatic" (loopback: HTTP).
@@ -52,16 +53,12 @@ class Access:
     @property
     def content(self) -> ContentStore:
         if self._content is None:
-            from buildkit_py.content.store import ContentStore
-
             self._content = ContentStore(self.config.root / "content")
         return self._content
 
     @property
     def images(self) -> ImageStore:
         if self._images is None:
-            from buildkit_py.content.images import ImageStore
-
             self._images = ImageStore(self.config.root / "images", self.content)
         return self._images
 

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from buildkit_py.content.digest import digest_bytes
 from buildkit_py.errors import UsageError, UserError
 from buildkit_py.imagetools.inspect import MAX_DEPTH
 from buildkit_py.imagetools.sources import Blob, Fetched, ManifestSource, parse_document
@@ -149,8 +150,6 @@ def combine(sources: Sequence[ManifestSource]) -> Combined:
     media_type = mt.DOCKER_MANIFEST_LIST if docker else mt.OCI_INDEX
     body = json.dumps({"schemaVersion": 2, "mediaType": media_type,
                        "manifests": list(entries.values())}, indent=2).encode()
-    from buildkit_py.content.digest import digest_bytes
-
     combined = Combined(media_type, digest_bytes(body), body, False)
     combined.manifests = manifests
     return combined

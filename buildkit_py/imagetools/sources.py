@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from buildkit_py.content.errors import ContentError
 from buildkit_py.errors import UserError
 from buildkit_py.registry import mediatypes as mt
 from buildkit_py.registry.reference import Reference
@@ -141,8 +142,6 @@ class LocalSource:
         return data
 
     def _read(self, digest: str, what: str) -> bytes:
-        from buildkit_py.content.errors import ContentError
-
         try:
             data = self.content.read(digest)
         except ContentError:

@@ -11,6 +11,9 @@ from buildkit_py.llb.errors import LLBError
 # Well-known description keys.
 CUSTOM_NAME = "llb.customname"
 DOCKERFILE_COMMAND = "com.docker.dockerfile.v1.command"
+# bkpy's own: the build args in scope of a RUN (comma separated names), so an explained
+# cache miss can say "build arg X changed" rather than "env X changed".
+BUILD_ARGS = "bkpy.args"
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,10 @@ importing e.g. ``registry.mediatypes`` does not pull in httpx)::
   under each tag. Every blob read from ``store`` is checked against its digest as it is
   uploaded: a corrupted one raises ``content.CorruptContentError`` before its last bytes
   are sent, its upload is cancelled and no manifest is pushed.
+- ``fetch_blobs(ref, descs, store, *, progress=None)``: just these blobs (verified, in
+  parallel, skipping those the store has); ``push_blobs(ref, store, blobs, manifest_type,
+  manifest, *, progress=None)``: blobs then a manifest whose children are not images' (a
+  cache index lists layer blobs and a cache config).
 - ``progress`` receives ``BlobProgress(digest, done, total, status)`` from worker threads;
   ``status`` is downloading/uploading/done/exists/mounted.
 - Hosts: ``RegistryHostConfig(http=None, insecure=False, ca=(), mirrors=())`` per host;

@@ -213,6 +213,24 @@ class RegistryClient:
 
         return self._first_working(endpoints, get)[1]
 
+    def fetch_blobs(
+        self,
+        ref: str | Reference,
+        descs: Sequence[DescriptorLike],
+        store: ContentStore,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        """Download ``descs`` of ``ref``'s repository into ``store`` (verified, in
+        parallel); blobs the store has are not fetched."""
+        r = as_reference(ref)
+        endpoints = self.hosts.pull_endpoints(r.domain)
+        unique = {d.digest: Descriptor(d.media_type, d.digest, d.size) for d in descs}
+        self._run_all([
+            partial(self._download, endpoints, r, d, store, progress, None)
+            for d in unique.values()
+        ])
+
     # pulling -------------------------------------------------------------------------
 
     def pull(
@@ -447,6 +465,30 @@ class RegistryClient:
                 r.with_tag(target)  # validates the tag
             self._put_manifest(ep, r, target, plan.root_type, plan.root_bytes, scopes)
         return Descriptor(plan.root_type, root.digest, root.size)
+
+    def push_blobs(
+        self,
+        ref: str | Reference,
+        store: ContentStore,
+        blobs: Sequence[DescriptorLike],
+        manifest_type: str,
+        manifest: bytes,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> Descriptor:
+        """Push ``blobs`` (in parallel; those the registry has are skipped), then
+        ``manifest`` under ``ref``'s tag: for content whose manifest is not an image's
+        (a cache index lists blobs that are not manifests)."""
+        r = as_reference(ref)
+        ep = self.hosts.push_endpoint(r.domain)
+        scopes = self._scopes(ep, r, push=True)
+        unique = list({d.digest: d for d in blobs}.values())
+        self._run_all([
+            partial(self._push_blob, ep, r, d, store, scopes, None, progress) for d in unique
+        ])
+        digest = sha256_digest(manifest)
+        self._put_manifest(ep, r, r.tag or digest, manifest_type, manifest, scopes)
+        return Descriptor(manifest_type, digest, len(manifest))
 
     def _exists(self, ep: Endpoint, r: Reference, suffix: str, scopes: tuple[str, ...]) -> bool:
         resp = self._transport.request(

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import certifi
 import httpx
 
 from buildkit_py.errors import UsageError
@@ -239,8 +240,6 @@ def _plain_context() -> ssl.SSLContext:
 
 
 def _ssl_context(ca: tuple[str, ...]) -> ssl.SSLContext:
-    import certifi  # httpx's own CA bundle dependency
-
     context = ssl.create_default_context(cafile=certifi.where())
     for path in ca:
         try:

@@ -10,6 +10,7 @@ zstd and sha256 release the GIL on large buffers.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import enum
 import hashlib
 import os
@@ -120,8 +121,6 @@ class _Gzip:
 
     def _submit(self, block: bytes) -> None:
         if self._pool is None:
-            import concurrent.futures  # only layers over one block need the pool
-
             workers = max(1, min(8, os.cpu_count() or 1))
             self._pool = concurrent.futures.ThreadPoolExecutor(
                 workers, thread_name_prefix="bkpy-gzip"
@@ -173,7 +172,7 @@ class _Gzip:
 
 
 def _zstd_encoder(level: int) -> _Encoder:
-    import zstandard
+    import zstandard  # reason: only zstd layers need it
 
     cctx = zstandard.ZstdCompressor(level=level, threads=-1)
     obj: zstandard.ZstdCompressionObj = cctx.compressobj()
@@ -370,7 +369,7 @@ class LayerReader:
             self.compression = Compression.GZIP
             self._inner = _GzipReader(self._raw)
         elif head.startswith(ZSTD_MAGIC):
-            import zstandard
+            import zstandard  # reason: only zstd layers need it
 
             self.compression = Compression.ZSTD
             self._inner = zstandard.ZstdDecompressor().stream_reader(

@@ -5,6 +5,8 @@ Tables
   records  cache key -> result id (several keys may share a result)
   keys     what an edge key was made of: cache-map digest, output index
   links    per key and input: the input's key (or content digest) and selectors
+  steps    per stable step slot (see ``solver/explain.py``): the key it last ran with
+           and the op handler's change summary, to explain the next miss of that slot
 
 ``keys``/``links`` form the key graph that explains a hit or miss and that a cache
 exporter walks. The database runs in WAL mode so readers never wait for the writer; each
@@ -56,7 +58,30 @@ CREATE TABLE IF NOT EXISTS links (
     PRIMARY KEY (key, input)
 );
 """
-_MIGRATIONS = (_SCHEMA_V1,)
+# links.source: a content input's own edge key (see KeyInput.source)
+# checksums: the same, learnt from an imported cache (no local record links them yet)
+_SCHEMA_V2 = """
+ALTER TABLE links ADD COLUMN source TEXT NOT NULL DEFAULT '';
+CREATE INDEX IF NOT EXISTS links_by_source ON links(source) WHERE source != '';
+CREATE TABLE IF NOT EXISTS checksums (
+    source TEXT NOT NULL,
+    selectors TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (source, selectors)
+);
+"""
+# The last run of each step slot (solver/explain.py); its cache-map digest and input
+# links are the ``keys`` / ``links`` rows of ``edge_key`` (not stored twice).
+_SCHEMA_V3 = """
+CREATE TABLE IF NOT EXISTS steps (
+    slot TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    edge_key TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    updated REAL NOT NULL
+);
+"""
+_MIGRATIONS = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +141,17 @@ class KeyLink:
     input_key: str
     content: bool
     selectors: tuple[str, ...]
+    source: str = ""  # a content input's own edge key, when recorded
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """The last run of a step slot: its vertex key, output-0 edge key, op summary."""
+
+    slot: str
+    key: str
+    edge_key: str
+    summary: str
 
 
 class CacheManager:
@@ -236,10 +272,10 @@ class CacheManager:
                 )
                 c.execute("DELETE FROM links WHERE key = ?", (key,))
                 c.executemany(
-                    "INSERT INTO links(key, input, input_key, content, selectors) "
-                    "VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO links(key, input, input_key, content, selectors, source) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
                     [
-                        (key, i, ln.key, int(ln.content), "\n".join(ln.selectors))
+                        (key, i, ln.key, int(ln.content), "\n".join(ln.selectors), ln.source)
                         for i, ln in enumerate(links)
                     ],
                 )
@@ -259,13 +295,48 @@ class CacheManager:
         if row is None:
             return None
         rows = conn.execute(
-            "SELECT input, input_key, content, selectors FROM links WHERE key = ? ORDER BY input",
+            "SELECT input, input_key, content, selectors, source FROM links WHERE key = ? "
+            "ORDER BY input",
             (key,),
         ).fetchall()
         return row[0], row[1], [
-            KeyLink(r[0], r[1], bool(r[2]), tuple(r[3].split("\n")) if r[3] else ())
+            KeyLink(r[0], r[1], bool(r[2]), tuple(r[3].split("\n")) if r[3] else (), r[4])
             for r in rows
         ]
+
+    def checksum(self, source: str, selectors: Sequence[str]) -> str | None:
+        """A content checksum some key took of edge ``source``'s result at ``selectors``
+        (so a consumer is keyed again without loading that result), if recorded."""
+        sel = "\n".join(selectors)
+        conn = self._conn()
+        row = conn.execute(
+            "SELECT input_key FROM links WHERE source = ? AND content = 1 AND selectors = ? "
+            "LIMIT 1", (source, sel)).fetchone() or conn.execute(
+            "SELECT digest FROM checksums WHERE source = ? AND selectors = ?",
+            (source, sel)).fetchone()
+        return None if row is None else str(row[0])
+
+    def remember_checksum(self, source: str, selectors: Sequence[str], digest: str) -> None:
+        """Keep a checksum an imported cache told (see :meth:`checksum`)."""
+        with self._write() as c:
+            c.execute("INSERT OR REPLACE INTO checksums(source, selectors, digest) "
+                      "VALUES (?, ?, ?)", (source, "\n".join(selectors), digest))
+
+    # ------------------------------------------------------------ step slots
+
+    def remember_step(self, slot: str, key: str, edge_key: str, summary: str) -> None:
+        """Remember that step ``slot`` last ran with vertex key ``key`` (its output 0 saved
+        under ``edge_key``) and the handler's ``summary`` of the op."""
+        with self._write() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO steps(slot, key, edge_key, summary, updated) "
+                "VALUES (?, ?, ?, ?, ?)", (slot, key, edge_key, summary, time.time()))
+
+    def step(self, slot: str) -> StepRecord | None:
+        """What step ``slot`` last ran with, if it ever ran on this state root."""
+        row = self._conn().execute(
+            "SELECT key, edge_key, summary FROM steps WHERE slot = ?", (slot,)).fetchone()
+        return None if row is None else StepRecord(slot, row[0], row[1], row[2])
 
     # ------------------------------------------------------------ in-use marks
 
@@ -340,5 +411,7 @@ class CacheManager:
             # Key-graph rows of keys that lost their record are only debug data now.
             c.execute("DELETE FROM links WHERE key NOT IN (SELECT key FROM records)")
             c.execute("DELETE FROM keys WHERE key NOT IN (SELECT key FROM records)")
+            if not limited:  # a full prune forgets what imports taught too
+                c.execute("DELETE FROM checksums")
         return doomed
 

@@ -23,6 +23,9 @@ class KeyInput:
     key: str
     selectors: tuple[str, ...] = ()
     content: bool = False
+    # For a content input: the input's edge key (not hashed; recorded so an exported
+    # cache can tell an importer the checksum without the input's layers).
+    source: str = ""
 
 
 def vertex_key(cachemap_digest: str, inputs: Sequence[KeyInput]) -> str:

@@ -29,11 +29,20 @@ from buildkit_py.solver.cache import CacheManager
 from buildkit_py.solver.cache_key import KeyInput, edge_key, vertex_key
 from buildkit_py.solver.cancel import Cancelled, CancelToken
 from buildkit_py.solver.errors import VertexError, describe_exception
+from buildkit_py.solver.explain import (
+    InputView,
+    explain_miss,
+    no_cache_reason,
+    step_slot,
+    summarize,
+)
+from buildkit_py.solver.imports import CacheSource
 from buildkit_py.solver.progress import (
     ProgressBus,
     ProgressEvent,
     ProgressWriter,
     VertexCached,
+    VertexCacheMiss,
     VertexCompleted,
     VertexFailed,
     VertexLog,
@@ -150,9 +159,16 @@ class Job:
         self.solves: set[object] = set()
         # Sessions of the attached builds; swapped whole so worker threads read safely.
         self.sessions: tuple[object, ...] = ()
+        # Imported caches (--cache-from) of the attached builds, consulted after the
+        # local records.
+        self.imports: tuple[CacheSource, ...] = ()
         self.status = "pending"  # -> keyed -> cached | ran
         self.token = CancelToken()
         self.cachemap: CacheMap | None = None
+        # Why the vertex ran (solver/explain.py); set by the build that made the job
+        # whether its whole build ignores the cache (--no-cache) or only this vertex.
+        self.build_no_cache = False
+        self.miss_reason: str | None = None
         self.key_inputs: list[KeyInput] = []
         self.edge_keys: dict[int, str] = {}
         self.owned: list[ResultRef] = []
@@ -316,10 +332,24 @@ class Job:
         selectors = dep.selectors if dep is not None else ()
         if dep is None or dep.compute_digest is None:
             return KeyInput(await job.edge_key(edge.index), selectors)
-        # Content-based ("slow") key: the input must be solved first.
+        # Content-based ("slow") key: the input must be solved first, unless a record
+        # (local, else of an imported cache) kept the checksum a key took of the input's
+        # result under the input's own key: then its layers are not even loaded. An input
+        # that ran in this build is checksummed as it is now (a re-run may differ).
+        source = await job.edge_key(edge.index)
+        if not job.ignore_cache and job.status != "ran":
+            known = self.rt.cache.checksum(source, selectors)
+            for imp in self.imports:
+                if known is not None:
+                    break
+                known = imp.checksum(source, selectors)
+                if known is not None:  # the next build needs no import for it
+                    self.rt.cache.remember_checksum(source, selectors, known)
+            if known is not None:
+                return KeyInput(known, selectors, content=True, source=source)
         ref = await job.edge_result(edge.index)
         digest = await self.rt.call(self._guarded(dep.compute_digest), ref.result, selectors)
-        return KeyInput(digest, selectors, content=True)
+        return KeyInput(digest, selectors, content=True, source=source)
 
     # ------------------------------------------------------------ results
 
@@ -344,14 +374,17 @@ class Job:
         return refs[index]
 
     async def _load_cached(self, ekey: str) -> ResultRef | None:
+        result: Result | None = None
         rec = self.rt.cache.load(ekey)
-        if rec is None:
-            return None
-        result = await self.rt.call(
-            self._guarded(self.rt.worker.load_result), rec.result_id, discard=_release
-        )
-        if result is None:  # snapshot gone: forget the record and run again
-            self.rt.cache.delete(ekey)
+        if rec is not None:
+            result = await self.rt.call(
+                self._guarded(self.rt.worker.load_result), rec.result_id, discard=_release
+            )
+            if result is None:  # snapshot gone: forget the record and run again
+                self.rt.cache.delete(ekey)
+        if result is None:
+            result = await self._load_imported(ekey)
+        if result is None:
             return None
         ref = self.rt.share(result)
         self.owned.append(ref)
@@ -359,6 +392,24 @@ class Job:
             self.status = "cached"
         self.send_cached()
         return ref
+
+    async def _load_imported(self, ekey: str) -> Result | None:
+        """The result of ``ekey`` from the first import that has it, materialized and
+        then recorded locally (the next build hits without the import)."""
+        for imp in self.imports:
+            if ekey not in imp.existing([ekey]):
+                continue
+            result = await self.rt.call(self._guarded(imp.load), ekey, discard=_release)
+            if result is None:
+                continue
+            cm = self.cachemap
+            self.rt.cache.save(ekey, result, description=self.name,
+                               cachemap_digest=cm.digest if cm else "",
+                               output=next((i for i, k in self.edge_keys.items()
+                                            if k == ekey), 0),
+                               links=self.key_inputs)
+            return result
+        return None
 
     def send_cached(self) -> None:
         if not self._cached_sent:
@@ -419,6 +470,7 @@ class Job:
         self.token.raise_if_cancelled()
         started = time.time()
         self.emit(VertexStarted(self.vertex.digest, self.name, started))
+        self._explain_miss(vkey)
         handler = self.handler
         unregister = self.token.add_callback(handler.cancel)
         try:
@@ -439,8 +491,43 @@ class Job:
         except BaseException as exc:
             _release_all(refs)
             raise self.failure(exc, started) from exc
+        if refs:
+            self._remember_step(vkey)
         self.emit(VertexCompleted(self.vertex.digest, self.name, started, time.time()))
         return refs
+
+    # ------------------------------------------------------------ why it ran
+
+    def _explain_miss(self, vkey: str) -> None:
+        """Worker thread, as the op starts: say why it was not cached (never fails it)."""
+        reason: str | None
+        try:
+            handler = self.handler
+            if self.ignore_cache and not hasattr(handler, "miss_reason"):
+                reason = no_cache_reason(self.vertex, self.build_no_cache)
+            else:
+                cm = self.cachemap
+                assert cm is not None
+                views = [InputView(j.name, j.status == "ran", j.handler) for j in self.inputs]
+                reason = explain_miss(self.rt.cache, step_slot(self.vertex), vkey, cm.digest,
+                                      self.key_inputs, views, handler, self.ctx)
+        except Exception:
+            _log.debug("explaining the miss of %s failed", self.name, exc_info=True)
+            return
+        self.miss_reason = reason
+        if reason:
+            self.emit(VertexCacheMiss(self.vertex.digest, self.name, reason, time.time()))
+
+    def _remember_step(self, vkey: str) -> None:
+        """After a run: the step's slot now points at this key (for the next miss)."""
+        handler = self.handler
+        if hasattr(handler, "miss_reason"):  # never cached by design: nothing to compare
+            return
+        try:
+            self.rt.cache.remember_step(step_slot(self.vertex), vkey, edge_key(vkey, 0),
+                                        summarize(handler, self.ctx))
+        except Exception:
+            _log.debug("remembering step %s failed", self.name, exc_info=True)
 
     # ------------------------------------------------------------ teardown
 

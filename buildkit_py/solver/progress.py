@@ -38,6 +38,17 @@ class VertexCached:
 
 
 @dataclass(frozen=True, slots=True)
+class VertexCacheMiss:
+    """Why a vertex that is about to run was not served from the cache (bkpy's own event:
+    BuildKit has none). Sent once, right after its ``VertexStarted``."""
+
+    digest: str
+    name: str
+    reason: str
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
 class VertexCompleted:
     """A vertex finished executing successfully."""
 
@@ -85,6 +96,7 @@ class VertexStatus:
 
 ProgressEvent = (
     VertexStarted | VertexCached | VertexCompleted | VertexFailed | VertexLog | VertexStatus
+    | VertexCacheMiss
 )
 # Where a build's progress goes: a display, a gRPC stream, a test's list.
 ProgressSink = Callable[[ProgressEvent], None]

@@ -20,12 +20,15 @@ import concurrent.futures
 import contextlib
 import os
 import threading
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from buildkit_py.solver.cache import CacheManager
 from buildkit_py.solver.cancel import Cancelled, CancelToken
+from buildkit_py.solver.imports import CacheSource
 from buildkit_py.solver.jobs import Job, JobRuntime
+from buildkit_py.solver.llb_adapter import graph_from_definition
 from buildkit_py.solver.progress import ProgressBus
 from buildkit_py.solver.results import ResultRef
 from buildkit_py.solver.vertex import BuildGraph, Edge, Vertex, graph_of
@@ -50,6 +53,7 @@ class VertexOutcome:
     name: str
     state: VertexState
     key: str | None
+    reason: str | None = None  # why it ran (solver/explain.py), for a vertex that ran
 
 
 @dataclass(slots=True)
@@ -61,6 +65,9 @@ class SolveResult:
 
     ref: ResultRef | None
     vertices: dict[str, VertexOutcome]
+    # vertex digest -> {output index: edge key} of every keyed vertex (what a cache
+    # exporter looks records up by)
+    edge_keys: dict[str, dict[int, str]] = field(default_factory=dict)
 
     @property
     def ran(self) -> list[str]:
@@ -78,15 +85,19 @@ class SolveResult:
 class _Solve:
     """One build's view: which jobs it holds and where its progress goes."""
 
-    __slots__ = ("bus", "by_digest", "graph", "jobs", "no_cache", "session", "task")
+    __slots__ = ("bus", "by_digest", "graph", "imports", "jobs", "need_head", "no_cache",
+                 "session", "task")
 
     def __init__(
-        self, graph: BuildGraph, bus: ProgressBus, no_cache: bool, session: object | None
+        self, graph: BuildGraph, bus: ProgressBus, no_cache: bool, session: object | None,
+        imports: tuple[CacheSource, ...] = (), need_head: bool = True,
     ) -> None:
         self.graph = graph
+        self.need_head = need_head
         self.bus = bus
         self.no_cache = no_cache
         self.session = session
+        self.imports = imports
         self.by_digest: dict[str, Job] = {}
         self.jobs: set[Job] = set()
         self.task: asyncio.Task[SolveResult] | None = None
@@ -98,8 +109,6 @@ def load_graph(definition: Any) -> BuildGraph:
         return definition
     if definition is None or isinstance(definition, Edge | Vertex):
         return graph_of(definition)
-    from buildkit_py.solver.llb_adapter import graph_from_definition
-
     return graph_from_definition(definition)
 
 
@@ -154,12 +163,18 @@ class Solver:
         no_cache: bool = False,
         cancel: CancelToken | None = None,
         session: object | None = None,
+        imports: Sequence[CacheSource] = (),
+        need_head: bool = True,
     ) -> SolveResult:
         """Build ``definition`` and return its result (blocking; thread-safe).
 
         ``no_cache`` ignores every cache lookup (results are still saved); a vertex's own
         ``ignore_cache`` does the same for that vertex. ``session`` is opaque to the
-        solver and reaches op handlers through ``OpContext.sessions()``. Raises a
+        solver and reaches op handlers through ``OpContext.sessions()``. ``imports`` are
+        imported caches (``solver.imports.CacheSource``) looked up after the local
+        records, for this build's vertices (and those it shares). ``need_head=False``
+        (nothing will read the result) lets a head found only in an import stay there:
+        the result is then None and nothing is downloaded. Raises a
         BuildError naming the first vertex that failed, or :class:`Cancelled` if
         ``cancel`` fired.
         """
@@ -168,7 +183,8 @@ class Solver:
         if threading.current_thread() is self._thread:
             raise RuntimeError("solve() called from the solver's own loop")
         graph = load_graph(definition)
-        solve = _Solve(graph, progress or ProgressBus(), no_cache, session)
+        solve = _Solve(graph, progress or ProgressBus(), no_cache, session, tuple(imports),
+                       need_head)
         done: concurrent.futures.Future[SolveResult] = concurrent.futures.Future()
 
         def start() -> None:
@@ -205,16 +221,33 @@ class Solver:
         try:
             head = solve.graph.head
             ref = None
-            if head is not None:
+            if head is not None and not await self._head_only_imported(solve):
                 ref = (await solve.by_digest[head.vertex.digest].edge_result(head.index)).clone()
             try:
-                return SolveResult(ref, self._outcomes(solve))
+                return SolveResult(ref, self._outcomes(solve),
+                                   {d: dict(j.edge_keys) for d, j in solve.by_digest.items()
+                                    if j.edge_keys})
             except BaseException:
                 if ref is not None:
                     ref.release()
                 raise
         finally:
             await self._detach(solve)
+
+    async def _head_only_imported(self, solve: _Solve) -> bool:
+        """Whether an unneeded head can stay in an imported cache: its key is there and
+        not in the local records (a local hit is loaded: cheap, and proves the snapshot
+        still exists). BuildKit is as lazy: a cached build with no output pulls nothing."""
+        head = solve.graph.head
+        if solve.need_head or not solve.imports or head is None:
+            return False
+        job = solve.by_digest[head.vertex.digest]
+        if job.ignore_cache:
+            return False
+        key = await job.edge_key(head.index)
+        if self.cache.exists(key):
+            return False
+        return any(key in imp.existing([key]) for imp in solve.imports)
 
     def _attach(self, solve: _Solve) -> None:
         graph = solve.graph
@@ -228,6 +261,7 @@ class Solver:
             if job is None:
                 inputs = [solve.by_digest[e.vertex.digest] for e in v.inputs]
                 job = Job(self._rt, v, jid, ignore, inputs)
+                job.build_no_cache = solve.no_cache
                 self._jobs[jid] = job
             solve.by_digest[v.digest] = job
         # A job found in the table may have been created by another build with other
@@ -241,6 +275,8 @@ class Solver:
             job.solves.add(solve)
             if solve.session is not None:
                 job.sessions = (*job.sessions, solve.session)
+            if solve.imports:
+                job.imports = (*job.imports, *solve.imports)
             job.attach_bus(solve.bus)
             stack.extend(job.inputs)
 
@@ -250,6 +286,8 @@ class Solver:
             job.solves.discard(solve)
             if solve.session is not None:
                 job.sessions = _without(job.sessions, solve.session)
+            for imp in solve.imports:
+                job.imports = _without(job.imports, imp)  # type: ignore[assignment]
             if job.solves:
                 job.detach_bus(solve.bus)
                 continue
@@ -274,7 +312,10 @@ class Solver:
         keyed = [j for j in solve.by_digest.values()
                  if j.status == "keyed" and not j.ignore_cache and j.edge_keys]
         keyed_set = set(keyed)
-        have = self.cache.existing([k for j in keyed for k in j.edge_keys.values()])
+        wanted = [k for j in keyed for k in j.edge_keys.values()]
+        have = self.cache.existing(wanted)
+        for imp in solve.imports:  # an imported cache's record counts too
+            have |= imp.existing([k for k in wanted if k not in have])
         out: dict[str, VertexOutcome] = {}
         for digest, job in solve.by_digest.items():
             state: VertexState = "skipped"
@@ -285,7 +326,8 @@ class Solver:
             elif job in keyed_set and all(k in have for k in job.edge_keys.values()):
                 job.send_cached()
                 state = "cached"
-            out[digest] = VertexOutcome(digest, job.name, state, job.computed_key())
+            out[digest] = VertexOutcome(digest, job.name, state, job.computed_key(),
+                                        job.miss_reason if state == "ran" else None)
         return out
 
 

@@ -133,3 +133,29 @@ class Worker(Protocol):
     def load_result(self, result_id: str) -> Result | None:
         """A new reference to a stored result, or None if it no longer exists."""
         ...
+
+
+class ExplainsMisses(Protocol):
+    """Optional extras of an :class:`OpHandler` that say why its step ran (see
+    ``solver/explain.py``). The solver looks each up with ``getattr``; a handler offers
+    any subset. They run on the pool, only for steps that run, and must not fail builds
+    (exceptions are logged and ignored).
+
+    * ``change_summary(ctx) -> str``: a small text (JSON, say) remembered with the step
+      when it runs; hash values that may be secret (env values), keep names.
+    * ``describe_change(ctx, old_summary) -> str | None``: the op's cache-map digest
+      differs from the step's previous run, which had ``old_summary``; name what differs
+      ("command changed", "build arg VERSION changed"), or None for a generic line.
+    * ``describe_output_change(old, new) -> str | None``: a consumer keyed on the
+      *content* of this op's output (a COPY, a read-only mount) had content digest
+      ``old`` last time and ``new`` now; name what differs (a local source names the
+      context files), or None.
+    * ``miss_reason`` (attribute): the op never hits the cache by design; a fixed reason,
+      or None to print none (a local source: the context is read on every build).
+    """
+
+    def change_summary(self, ctx: OpContext) -> str: ...
+
+    def describe_change(self, ctx: OpContext, old_summary: str) -> str | None: ...
+
+    def describe_output_change(self, old: str, new: str) -> str | None: ...

@@ -25,15 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from buildkit_py.content.errors import ContentError
 from buildkit_py.content.images import ImageStore
 from buildkit_py.content.store import ContentStore
 from buildkit_py.errors import BuildError, UsageError, UserError
-from buildkit_py.exporter.layers import LayerCache
+from buildkit_py.exporter.layers import CREATED_LABEL, LayerCache
 from buildkit_py.gostrings import go_quote
 from buildkit_py.platforms import Platform, as_platform, best_match, host_platform
 from buildkit_py.registry import mediatypes as mt
 from buildkit_py.registry.reference import Reference, parse_reference
+from buildkit_py.snapshot import DBSnapshotter
 from buildkit_py.solver.worker import CacheMap, OpContext, Result
+from buildkit_py.worker.ops.explain import describe_image_change, image_summary
 from buildkit_py.worker.results import SnapshotResult
 
 if TYPE_CHECKING:
@@ -64,6 +67,11 @@ def chain_ids(diff_ids: Sequence[str]) -> list[str]:
         out.append(d if not out else
                    "sha256:" + hashlib.sha256(f"{out[-1]} {d}".encode()).hexdigest())
     return out
+
+
+def snapshot_names(diff_ids: Sequence[str]) -> list[str]:
+    """The snapshot name of each layer of a chain: ``img-`` and its ChainID's hex."""
+    return ["img-" + c.split(":", 1)[1] for c in chain_ids(diff_ids)]
 
 
 def _platform(text: str | None) -> Platform:
@@ -237,13 +245,13 @@ class ImageSources:
         info = self._local(Reference(OCI_LAYOUT_DOMAIN, repo, None, root), _platform(platform))
         assert info is not None  # the root was just imported
         for layer in info.manifest.get("layers", []):
-            self._import_layout_blob(path, str(layer["digest"]), int(layer.get("size", -1)))
+            self.import_layout_blob(path, str(layer["digest"]), int(layer.get("size", -1)))
         return info
 
     def _import_layout_tree(self, path: Path, digest: str, depth: int) -> None:
         if depth > 4:
             raise UserError(f"oci-layout://{path}: indexes nested too deeply")
-        self._import_layout_blob(path, digest, -1)
+        self.import_layout_blob(path, digest, -1)
         try:
             doc = self._json(digest)
             children = [str(e["digest"]) for e in doc.get("manifests") or []]
@@ -256,11 +264,9 @@ class ImageSources:
         for child in children:
             self._import_layout_tree(path, child, depth + 1)
         if config is not None:
-            self._import_layout_blob(path, *config)
+            self.import_layout_blob(path, *config)
 
-    def _import_layout_blob(self, path: Path, digest: str, size: int) -> None:
-        from buildkit_py.content.errors import ContentError
-
+    def import_layout_blob(self, path: Path, digest: str, size: int) -> None:
         if self.content.has(digest):
             return
         src = _layout_blob(path, digest)
@@ -286,7 +292,7 @@ class ImageSources:
             raise BuildError(f"image {info.ref.familiar}: {len(layers)} layers but "
                              f"{len(diff_ids)} diff_ids in its config")
         self._fetch_missing(info, diff_ids, layers, worker.sn, ctx)
-        return self._unpack_layers(worker, info, layers, diff_ids)
+        return self.unpack_chain(worker.sn, layers, diff_ids)
 
     def unpack_local(self, worker: OpWorker, ref_text: str) -> bool:
         """Unpack the host platform's variant of local image ``ref_text`` now, as
@@ -303,40 +309,53 @@ class ImageSources:
         if len(diff_ids) != len(layers) or not all(self.content.has(layer["digest"])
                                                    for layer in layers):
             return False
-        self._unpack_layers(worker, info, layers, diff_ids)
+        self.unpack_chain(worker.sn, layers, diff_ids)
         return True
 
-    def _unpack_layers(self, worker: OpWorker, info: ImageInfo, layers: list[Any],
-                       diff_ids: list[str]) -> SnapshotResult:
-        sn = worker.sn
+    def unpack_chain(self, sn: DBSnapshotter, layers: Sequence[dict[str, Any]],
+                     diff_ids: Sequence[str],
+                     created: Sequence[float | None] = ()) -> SnapshotResult:
+        """Unpack a chain of layer blobs (descriptors as JSON: digest, mediaType, size;
+        bottom first) from the content store, each as the committed snapshot
+        ``img-<chainid>`` unless it already is one; returns the top. ``created``: when
+        each layer was first made (an imported cache's times), kept as a snapshot label
+        so images made from it keep their history times.
+
+        The one unpacker of image layers: image sources and imported caches."""
         parent: str | None = None
         size = 0
-        for layer, chain, diff_id in zip(layers, chain_ids(diff_ids), diff_ids, strict=True):
-            name = "img-" + chain.split(":", 1)[1]
+        for i, (layer, name, diff_id) in enumerate(
+                zip(layers, snapshot_names(diff_ids), diff_ids, strict=True)):
             with self._lock:
                 lock = self._unpack_locks.setdefault(name, threading.Lock())
             with lock:
                 try:
                     sn.stat(name)
                 except UserError:
-                    self._unpack_one(worker, layer, name, parent, diff_id)
+                    when = created[i] if i < len(created) else None
+                    self._unpack_one(sn, layer, name, parent, diff_id, when)
             parent = name
             size = sn.usage(name).size
         return SnapshotResult(parent, size)
 
-    def _fetch_missing(self, info: ImageInfo, diff_ids: list[str], layers: list[Any],
-                       sn: Any, ctx: OpContext) -> None:
-        """Pull the layer blobs that are neither unpacked nor in the content store."""
-        missing = False
-        for layer, chain in zip(layers, chain_ids(diff_ids), strict=True):
+    def missing_layers(self, sn: DBSnapshotter, layers: Sequence[dict[str, Any]],
+                       diff_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The layers of a chain whose blob is neither in the content store nor unpacked
+        (what has to be downloaded to unpack the chain)."""
+        out = []
+        for layer, name in zip(layers, snapshot_names(diff_ids), strict=True):
             if self.content.has(layer["digest"]):
                 continue
             try:
-                sn.stat("img-" + chain.split(":", 1)[1])
+                sn.stat(name)
             except UserError:
-                missing = True
-                break
-        if not missing:
+                out.append(layer)
+        return out
+
+    def _fetch_missing(self, info: ImageInfo, diff_ids: list[str], layers: list[Any],
+                       sn: Any, ctx: OpContext) -> None:
+        """Pull the layer blobs that are neither unpacked nor in the content store."""
+        if not self.missing_layers(sn, layers, diff_ids):
             return
         if self.registry is None or not info.from_registry:
             raise BuildError(f"layers of {info.ref.familiar} are missing from the content "
@@ -349,11 +368,10 @@ class ImageSources:
 
         self.registry.pull(info.ref, self.content, progress=report)
 
-    def _unpack_one(self, worker: OpWorker, layer: dict[str, Any], name: str,
-                    parent: str | None, diff_id: str) -> None:
+    def _unpack_one(self, sn: DBSnapshotter, layer: dict[str, Any], name: str,
+                    parent: str | None, diff_id: str, created: float | None = None) -> None:
         digest = layer["digest"]
         key = f"unpack-{name}"
-        sn = worker.sn
         sn.prepare(key, parent)
         try:
             with self.content.open(digest) as f:
@@ -365,7 +383,7 @@ class ImageSources:
                                  f"calculated on extraction {go_quote(applied.diff_id)}",
                                  hint=f"the image config lists {diff_id} for this layer; "
                                       "the image is corrupt: rebuild or re-push it")
-            sn.commit(name, key)
+            sn.commit(name, key, {CREATED_LABEL: repr(created)} if created else None)
         except BaseException:
             sn.remove(key)
             raise
@@ -386,6 +404,7 @@ class BuildResolver:
         self._lock = threading.Lock()
 
     def resolve(self, ref: str, platform: Any) -> Any:
+        # reason: the Dockerfile converter (~40 ms) is for builds, not du or image import
         from buildkit_py.frontend.dockerfile.convert import ResolvedImage
 
         plat = str(platform) if platform is not None else None
@@ -403,6 +422,7 @@ class BuildResolver:
     def resolve_oci_layout(self, path: str, tag: str | None, digest: str | None,
                            platform: Any, name: str) -> Any:
         """``--build-context NAME=oci-layout://PATH[:TAG][@DIGEST]`` for ``platform``."""
+        # reason: the Dockerfile converter (~40 ms) is for builds, not du or image import
         from buildkit_py.frontend.dockerfile.convert import ResolvedImage
 
         plat = str(platform) if platform is not None else None
@@ -467,6 +487,16 @@ class ImageSourceHandler:
 
     def exec(self, ctx: OpContext, inputs: Sequence[Result]) -> list[Result]:
         return [self.sources.unpack(self.worker, self._get(), ctx)]
+
+    # why it ran (solver.worker.ExplainsMisses)
+    def _summary(self) -> dict[str, Any]:
+        return image_summary(self.ref, self._get().ref.digest or "", self.platform)
+
+    def change_summary(self, ctx: OpContext) -> str:
+        return json.dumps(self._summary(), sort_keys=True)
+
+    def describe_change(self, ctx: OpContext, old_summary: str) -> str | None:
+        return describe_image_change(self._summary(), old_summary)
 
     def cancel(self) -> None:
         pass

@@ -8,6 +8,13 @@ name and digest. File contents are hashed once per (inode, size, mtime, ctime):
 the memo lives in a small sqlite table, so a rebuild of an unchanged context
 re-hashes nothing.
 
+To explain a cache miss by the context files that changed, a walk of a local context
+can keep its tree (``Checksummer(keep_trees=True)``); when the selection's digest is one
+not seen before, its per-path map (``Checksummer.manifest``: path -> short digest, made
+from the tree in memory, no second walk) is stored under that digest
+(``ChecksumCache.remember_manifest``, the last few per selection), and two digests'
+maps are compared by ``describe_manifest_change``.
+
 Files of a mounted snapshot are hashed without that memo: their paths live only as
 long as the mount. A committed snapshot never changes, so the digest of a whole
 selection of it is memoized instead (``ChecksumCache.selection``), keyed by the
@@ -20,6 +27,8 @@ import hashlib
 import os
 import stat
 import threading
+import time
+import zlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,7 +53,15 @@ CREATE TABLE IF NOT EXISTS selections (
     snapshot TEXT NOT NULL, spec TEXT NOT NULL, ident TEXT NOT NULL, digest TEXT NOT NULL,
     PRIMARY KEY (snapshot, spec));
 """
-_MIGRATIONS = (_SCHEMA_V1,)
+# Per-path maps of local-context selections by their content digest (see the docstring).
+_SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS manifests (
+    digest TEXT PRIMARY KEY, slot TEXT NOT NULL, created REAL NOT NULL, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS manifests_by_slot ON manifests(slot, created);
+"""
+_MIGRATIONS = (_SCHEMA_V1, _SCHEMA_V2)
+MANIFESTS_PER_SLOT = 4  # digests of one selection whose maps are kept
+_NAMED_PATHS = 3  # paths a change description names before "and N more"
 
 
 def file_sha256(path: str) -> str:
@@ -175,6 +192,40 @@ class ChecksumCache:
                 "INSERT OR REPLACE INTO selections (snapshot, spec, ident, digest) "
                 "VALUES (?, ?, ?, ?)", (snapshot, spec, ident, digest))
 
+    # per-path maps of local selections ----------------------------------------
+
+    def remember_manifest(self, slot: str, digest: str,
+                          build: Callable[[], dict[str, str]]) -> None:
+        """Store ``build()`` (path -> short digest) as the map of content ``digest`` of
+        selection ``slot``, unless that digest's map is stored already (a rebuild of an
+        unchanged context only asks); keeps the newest few maps per slot."""
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM manifests WHERE digest=?",
+                                   (digest,)).fetchone()
+        if row is not None:
+            return
+        # NUL-separated path, value pairs: no path holds a NUL, and it is 10x faster than JSON
+        data = zlib.compress("\0".join(x for pair in build().items() for x in pair)
+                             .encode("utf-8", "surrogateescape"), 1)
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("INSERT OR REPLACE INTO manifests (digest, slot, created, data) "
+                             "VALUES (?, ?, ?, ?)", (digest, slot, time.time(), data))
+            self._db.execute(
+                "DELETE FROM manifests WHERE slot=? AND digest NOT IN (SELECT digest FROM "
+                "manifests WHERE slot=? ORDER BY created DESC LIMIT ?)",
+                (slot, slot, MANIFESTS_PER_SLOT))
+
+    def manifest(self, digest: str) -> dict[str, str] | None:
+        """The per-path map stored for content ``digest``, if any."""
+        with self._lock:
+            row = self._db.execute("SELECT data FROM manifests WHERE digest=?",
+                                   (digest,)).fetchone()
+        if row is None:
+            return None
+        parts = zlib.decompress(row[0]).decode("utf-8", "surrogateescape").split("\0")
+        return dict(zip(parts[::2], parts[1::2], strict=True)) if parts != [""] else {}
+
     def forget_snapshot(self, snapshot: str) -> None:
         """Drop every memoized selection of ``snapshot`` (it was removed)."""
         with self._lock:
@@ -256,9 +307,12 @@ class Checksummer:
     a small thread pool, then the digests are combined bottom-up.
     """
 
-    def __init__(self, cache: FileDigests, *, zero_owner: bool = False) -> None:
+    def __init__(self, cache: FileDigests, *, zero_owner: bool = False,
+                 keep_trees: bool = False) -> None:
         self.cache = cache
         self.zero_owner = zero_owner
+        # (selected path, walked tree) of each selection, for ``manifest``
+        self.trees: list[tuple[str, _Node]] | None = [] if keep_trees else None
         self.hashed = 0  # files whose content was read (not memoized)
         self.files = 0
         self._pool: ThreadPoolExecutor | None = None
@@ -271,12 +325,17 @@ class Checksummer:
 
         An excluded directory still counts when it holds re-included descendants.
         """
+        node = self._tree(host, rel, keep, excluded)
+        return None if node is None else node.digest()
+
+    def _tree(self, host: str, rel: str, keep: Keep | None, excluded: bool = False
+              ) -> _Node | None:
         try:
             node = self._walk(host, rel, keep, excluded)
             self._flush_batch()
             for fut in self._futures:
                 fut.result()
-            return None if node is None else node.digest()
+            return node
         finally:
             self._batch, self._futures = [], []
             if self._pool is not None:
@@ -335,4 +394,58 @@ class Checksummer:
         """Digest of ``path`` inside ``root`` ("missing" when absent)."""
         host = rootpath.resolve(root, path, follow_final=follow)
         self.cache.preload(host)
-        return self.entry(host, "", keep) or "missing"
+        node = self._tree(host, "", keep)
+        if node is None:
+            return "missing"
+        if self.trees is not None:
+            self.trees.append((path, node))
+        return node.digest()
+
+    def manifest(self) -> dict[str, str]:
+        """Path (below the root the selections were made in) -> short digest of every
+        entry of the kept trees; a directory's value covers its own header only."""
+        out: dict[str, str] = {}
+        for base, top in self.trees or ():
+            stack = [(base.strip("/"), top)]
+            while stack:
+                rel, node = stack.pop()
+                if rel:  # short is enough to tell a change: nothing is keyed on it
+                    out[rel] = f"{zlib.crc32(node.head):08x}{(node.data or '')[:12]}"
+                stack.extend((f"{rel}/{name}" if rel else name, child)
+                             for name, child in node.children)
+        return out
+
+
+def describe_manifest_change(old: dict[str, str], new: dict[str, str],
+                             noun: str = "context file") -> str | None:
+    """Name the paths that differ between two per-path maps: "context file src/a.c
+    changed", or "context files changed: a, b (added), c (removed) and 4 more" (an added
+    or removed directory stands for its contents); None when the maps are equal."""
+    changed = sorted(p for p, d in new.items() if p in old and old[p] != d)
+    added = _tops(sorted(p for p in new if p not in old))
+    removed = _tops(sorted(p for p in old if p not in new))
+    items = [(p, "changed") for p in changed] + [(p, "added") for p in added] + [
+        (p, "removed") for p in removed]
+    if not items:
+        return None
+    if len(items) == 1:
+        path, what = items[0]
+        return f"{noun} {path} {what}"
+    named = [p if what == "changed" else f"{p} ({what})" for p, what in items[:_NAMED_PATHS]]
+    more = len(items) - len(named)
+    text = f"{noun}s changed: " + ", ".join(named)
+    return text + (f" and {more} more" if more else "")
+
+
+def _tops(paths: list[str]) -> list[str]:
+    """``paths`` (sorted) without those below another of them."""
+    given = set(paths)
+
+    def below_another(p: str) -> bool:
+        while "/" in p:
+            p = p.rsplit("/", 1)[0]
+            if p in given:
+                return True
+        return False
+
+    return [p for p in paths if not below_another(p)]

@@ -61,7 +61,7 @@ def _decompressed(path: str) -> Iterator[BinaryIO]:
         elif kind == "xz":
             stream = cast(BinaryIO, lzma.LZMAFile(raw))
         elif kind == "zstd":
-            import zstandard
+            import zstandard  # reason: only zstd layers need it
 
             stream = cast(BinaryIO, zstandard.ZstdDecompressor().stream_reader(
                 raw, read_across_frames=True))

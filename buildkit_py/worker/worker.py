@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from buildkit_py.errors import BuildError
+from buildkit_py.executor.cache_mounts import CacheMountManager
 from buildkit_py.llb import ops_pb2
 from buildkit_py.snapshot import (
     DBSnapshotter,
@@ -75,10 +76,20 @@ class BuilderWorker:
         """Created when the first step runs: a fully cached build never needs it."""
         with self._executor_lock:
             if self._executor is None:
-                from buildkit_py.executor.executor import Executor  # only when a step runs
+                # reason: the OCI executor (~10 ms) only when a step runs, not for cached builds
+                from buildkit_py.executor.executor import Executor
 
-                self._executor = Executor(self._runtime, self.root / "executor")
+                self._executor = Executor(self._runtime, self._executor_dir)
             return self._executor
+
+    @property
+    def _executor_dir(self) -> Path:
+        return self.root / "executor"
+
+    @property
+    def cache_mounts(self) -> CacheMountManager:
+        """The ``RUN --mount=type=cache`` directories, without starting the executor."""
+        return CacheMountManager.under(self._executor_dir)
 
     def close(self) -> None:
         with self._executor_lock:

@@ -94,7 +94,7 @@ def content_digest(worker: OpWorker, *, follow: bool = True,
         local_keep = res.keep if isinstance(res, LocalResult) else None
         # file rows are remembered by path: only a local context's paths outlive the build
         files: FileDigests = worker.checksums if local else UnmemoizedDigests()
-        summer = Checksummer(files, zero_owner=local)
+        summer = Checksummer(files, zero_owner=local, keep_trees=local)
         h = hashlib.sha256(b"bkpy-content-v1")
         with worker.snapshots.read(res) as root:
             for sel in selectors or ("/",):
@@ -110,9 +110,13 @@ def content_digest(worker: OpWorker, *, follow: bool = True,
                         digest = summer.selection(str(root), m, follow=follow,
                                                   keep=scoped_keep(local_keep, m, keep))
                     h.update(f"\0{sel}\0{m}\0{digest}".encode())
-        if local:
+        digest = "sha256:" + h.hexdigest()
+        if isinstance(res, LocalResult):
             worker.checksums.flush()
-        return "sha256:" + h.hexdigest()
+            # the per-path map that lets a later miss name the changed files
+            slot = json.dumps([str(res.path), list(selectors), follow, wildcard])
+            worker.checksums.remember_manifest(slot, digest, summer.manifest)
+        return digest
 
     return compute
 

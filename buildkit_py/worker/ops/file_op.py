@@ -35,6 +35,7 @@ from buildkit_py.worker.ops.common import (
     scoped_keep,
     unwrap,
 )
+from buildkit_py.worker.ops.explain import describe_file_change, file_summary
 from buildkit_py.worker.ops.source_local import make_keep
 from buildkit_py.worker.results import LocalResult, SnapshotResult
 from buildkit_py.worker.snapshots import ActiveLayer, new_key
@@ -122,6 +123,13 @@ class FileHandler:
     def cancel(self) -> None:
         pass
 
+    # why it ran (solver.worker.ExplainsMisses)
+    def change_summary(self, ctx: OpContext) -> str:
+        return json.dumps(file_summary(self.op), sort_keys=True)
+
+    def describe_change(self, ctx: OpContext, old_summary: str) -> str | None:
+        return describe_file_change(self.op, old_summary)
+
     # cache ------------------------------------------------------------------
 
     def cache_map(self, ctx: OpContext) -> CacheMap:
@@ -163,7 +171,7 @@ class FileHandler:
         local = isinstance(res, LocalResult)
         local_keep = res.keep if isinstance(res, LocalResult) else None
         files: FileDigests = self.worker.checksums if local else UnmemoizedDigests()
-        summer = Checksummer(files, zero_owner=local)
+        summer = Checksummer(files, zero_owner=local, keep_trees=local)
         h = hashlib.sha256(b"bkpy-copy-content-v1")
         with self.worker.snapshots.read(res) as root:
             for sel in selectors:
@@ -173,14 +181,18 @@ class FileHandler:
                         str(root), m, follow=c.follow_symlink,
                         keep=scoped_keep(local_keep, m, _copy_keep(c)))
                     h.update(f"\0{sel}\0{m}\0{digest}".encode())
-        if local:
+        digest = "sha256:" + h.hexdigest()
+        if isinstance(res, LocalResult):
             self.worker.checksums.flush()
+            # the per-path map that lets a later miss name the changed files
+            slot = f"{res.path}|{_selection_spec(specs, selectors)}"
+            self.worker.checksums.remember_manifest(slot, digest, summer.manifest)
         # The time split of a COPY (content key, then copy) is logged by exec: a log
         # line now would reach the display before the vertex has started.
         if summer.files >= _LOG_COPIES_FROM:
             self._checksum_note = (f"checksum: {summer.files} files ({summer.hashed} read)"
                                    f" in {time.monotonic() - started:.2f}s\n")
-        return "sha256:" + h.hexdigest()
+        return digest
 
     def _sources(self, root: str, c: ops_pb2.FileActionCopy,
                  local_keep: Callable[[str], bool] | None) -> list[str]:

@@ -4,6 +4,11 @@ Like BuildKit, the source itself is never reused across builds (its key is uniqu
 per solve); what makes rebuilds cached is that consumers key on the *content*
 of the paths they read. The result points at the directory with its
 include/exclude filter, so nothing is copied until a COPY actually runs.
+
+Why a consumer missed: its content digest of the context changed, and the per-path maps
+its checksum stored (``ChecksumCache.remember_manifest``) name the files
+(``describe_output_change``). The source itself runs on every build by design and says
+nothing (``miss_reason = None``).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Callable, Sequence
 from buildkit_py.frontend.dockerfile.dockerignore import IgnoreMatcher
 from buildkit_py.llb import ops_pb2
 from buildkit_py.solver.worker import CacheMap, OpContext, Result
+from buildkit_py.worker.checksum import describe_manifest_change
 from buildkit_py.worker.ops.base import OpWorker
 from buildkit_py.worker.results import LocalResult
 
@@ -40,6 +46,8 @@ def make_keep(include: list[str], exclude: list[str]) -> Callable[[str], bool] |
 
 
 class LocalSourceHandler:
+    miss_reason = None  # read on every build by design: no "cache miss" line
+
     def __init__(self, worker: OpWorker, op: ops_pb2.Op) -> None:
         self.worker = worker
         src = op.source
@@ -58,3 +66,12 @@ class LocalSourceHandler:
 
     def cancel(self) -> None:
         pass
+
+    def describe_output_change(self, old: str, new: str) -> str | None:
+        """Which context files differ between two content digests a consumer took of
+        this context (no names when either map is no longer stored)."""
+        before = self.worker.checksums.manifest(old)
+        after = self.worker.checksums.manifest(new) if before is not None else None
+        if before is None or after is None:
+            return "context files changed"
+        return describe_manifest_change(before, after) or "context file metadata changed"

@@ -14,6 +14,7 @@ from buildkit_py.frontend.dockerfile.convert.run_mounts import run_mounts
 from buildkit_py.frontend.dockerfile.convert.stage_state import StageState
 from buildkit_py.frontend.dockerfile.instructions.model import Run
 from buildkit_py.frontend.dockerfile.parser.nodes import Heredoc
+from buildkit_py.llb.metadata import BUILD_ARGS
 
 # A command that is nothing but one heredoc word: ``<<EOF``, ``<<-"EOF"``, ``3<<'X'``.
 _SINGLE_HEREDOC = re.compile(r"^\s*\d*<<-?\s*(?:\"[^\"]+\"|'[^']+'|[^\s\"'<>|&;]+)\s*$")
@@ -97,7 +98,7 @@ def dispatch_run(d: StageState, cmd_sources: list[StageState | None], c: Run,
         proxy_env=cx.proxy_env or None,
         ulimits=cx.opts.ulimits,
         cdi_devices=[(dev.name, not dev.required) for dev in c.devices],
-        description={llb.CUSTOM_NAME: name, llb.DOCKERFILE_COMMAND: c.original},
+        description=_run_description(name, c.original, d.scope.arg_names()),
         ignore_cache=d.ignore_cache,
         location=cx.location(c),
     )
@@ -107,3 +108,12 @@ def dispatch_run(d: StageState, cmd_sources: list[StageState | None], c: Run,
     prefix = d.scope.history_prefix()
     created_by = "RUN " + " ".join([prefix, *args] if prefix else args)
     d.image.commit(created_by, layer=True, buildkit=True, epoch=cx.epoch)
+
+
+def _run_description(name: str, original: str, args: set[str]) -> dict[str, str]:
+    """A RUN's metadata: its name and command, and (bkpy's own, outside the digest) the
+    build args in scope, which an explained cache miss names as such."""
+    description = {llb.CUSTOM_NAME: name, llb.DOCKERFILE_COMMAND: original}
+    if args:
+        description[BUILD_ARGS] = ",".join(sorted(args))
+    return description

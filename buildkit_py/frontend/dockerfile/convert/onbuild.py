@@ -6,12 +6,11 @@ import dataclasses
 from typing import Any
 
 from buildkit_py.errors import DockerfileError, SourceLocation
+from buildkit_py.frontend.dockerfile.instructions import load_dockerfile
 
 
 def parse_trigger(trigger: str, location: SourceLocation | None, filename: str) -> Any:
     """Parse one trigger (``COPY . /app``) into an instruction located at the child's FROM."""
-    from buildkit_py.frontend.dockerfile import load_dockerfile
-
     try:
         parsed = load_dockerfile(f"FROM scratch\n{trigger}\n", filename)
     except DockerfileError as exc:

@@ -10,6 +10,7 @@ bookkeeping of Lark's generic runtime, which dominated parse time (~3x slower).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -70,8 +71,6 @@ def tables_from_lark(lark: Lark) -> dict[str, Any]:
         for t in lexer_conf.terminals
     }
     # Checked here, once per grammar, rather than compiling every terminal again at run time.
-    import re
-
     for name, (_, _, _, regexp) in terminals.items():
         if re.compile(regexp).groups:  # pragma: no cover - grammar invariant
             raise ValueError(f"terminal {name} must not use capturing groups")
@@ -97,8 +96,6 @@ class LalrParser:
     """A compiled grammar: per-state actions and lazily built per-state token patterns."""
 
     def __init__(self, tables: dict[str, Any], callbacks: object) -> None:
-        import re
-
         self.actions: dict[int, dict[str, int]] = tables["actions"]
         self.rules: list[_Rule] = [
             (
