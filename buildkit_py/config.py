@@ -14,6 +14,9 @@ The same file configures the embedded builder and ``bkpyd``::
     spec-dirs = ["/etc/cdi", "/var/run/cdi", "/etc/buildkit/cdi"]
     auto-allowed = ["vendor.com/class"]   # usable without --allow device
 
+    [http]                             # ADD https://... and other HTTP(S) sources
+    ca = ["/etc/ssl/my-ca.pem"]        # CAs trusted besides the system's and certifi's
+
     [registry."localhost:5000"]
     http = true
     insecure = false
@@ -142,6 +145,13 @@ class CDIConfig:
 
 
 @dataclass
+class HttpConfig:
+    """HTTP(S) sources (``ADD URL``): extra CA files trusted for their TLS."""
+
+    ca: list[str] = field(default_factory=list)
+
+
+@dataclass
 class BuilderConfig:
     root: Path = field(default_factory=default_state_root)
     max_parallelism: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -151,6 +161,7 @@ class BuilderConfig:
     # Entitlements builds may be granted (buildkitd's --allow-insecure-entitlement).
     insecure_entitlements: list[str] = field(default_factory=list)
     cdi: CDIConfig = field(default_factory=lambda: CDIConfig())
+    http: HttpConfig = field(default_factory=HttpConfig)
 
 
 def _expect(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -180,7 +191,7 @@ def load_config(path: Path | None = None) -> BuilderConfig:
         raise UsageError(f"{path}: invalid TOML: {err}") from None
     where = str(path)
     known = {"root", "max-parallelism", "oci-runtime", "gc", "registry",
-             "insecure-entitlements", "cdi"}
+             "insecure-entitlements", "cdi", "http"}
     unknown = set(data) - known
     if unknown:
         raise UsageError(f"{where}: unknown keys {sorted(unknown)}",
@@ -207,6 +218,16 @@ def load_config(path: Path | None = None) -> BuilderConfig:
         if allowed is not None:
             cfg.cdi.auto_allowed = [str(a) for a in allowed]
         cfg.cdi.disabled = bool(cdi.get("disabled", False))
+    if "http" in data:
+        http = _expect(data, "http", dict, where)
+        unknown_http = set(http) - {"ca"}
+        if unknown_http:
+            raise UsageError(f"{where}: unknown keys in [http]: {sorted(unknown_http)}",
+                             hint="known keys: ca")
+        ca = http.get("ca", [])
+        if not isinstance(ca, list) or not all(isinstance(c, str) for c in ca):
+            raise UsageError(f"{where}: [http] ca must be a list of file paths")
+        cfg.http.ca = list(ca)
     if "gc" in data:
         gc = _expect(data, "gc", dict, where)
         if "keep-storage" in gc:

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 export PIP_ROOT_USER_ACTION=ignore
 APT_PKGS=(busybox-static qemu-user-static docker-registry skopeo umoci runc
-          binfmt-support zstd xz-utils iproute2 dpkg-dev)
+          binfmt-support zstd xz-utils iproute2 dpkg-dev git openssh-server openssh-client)
 CACHE=${BKPY_TEST_CACHE:-/var/cache/bkpy-test}
 
 need=()
@@ -28,8 +28,10 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing ${need[*]}" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-# The distribution registry's package starts a system service we do not use.
+# The distribution registry's and sshd's packages start system services we do not use
+# (the Git source tests run their own sshd on 127.0.0.1).
 systemctl disable --now docker-registry >/dev/null 2>&1 || true
+systemctl disable --now ssh >/dev/null 2>&1 || true
 
 # Static busybox for amd64 (from the installed package) and arm64 (downloaded .deb).
 mkdir -p "$CACHE"

@@ -98,3 +98,16 @@ class BuildRequest:
     cache_from: list[dict[str, str]] = field(default_factory=list)
     metadata_file: Path | None = None
     iidfile: Path | None = None
+    # A remote build context (a Git or HTTP(S) URL) that the builder fetches itself;
+    # ``context`` is then None and nothing is lent from this machine.
+    context_url: str | None = None
+    # The Dockerfile's path inside the remote context (``-f``, default ``Dockerfile``),
+    # read by the builder; None: ``dockerfile_data`` holds it (stdin, a local ``-f``).
+    dockerfile_in_context: str | None = None
+
+    @property
+    def dockerfile_name(self) -> str:
+        """The Dockerfile's name for messages and source locations."""
+        if self.dockerfile_in_context is not None:
+            return self.dockerfile_in_context
+        return self.dockerfile.name if self.dockerfile else "Dockerfile"

@@ -47,6 +47,13 @@ def error_from_trailer(trailer: Iterable[tuple[str, str | bytes]]) -> tuple[str,
     return text, code
 
 
+def lent_cache_name(flag: str, index: int) -> str:
+    """The session name under which the client lends the directory of its ``index``-th
+    ``--cache-from type=local,src=`` (``flag`` "from": read file by file) or
+    ``--cache-to type=local,dest=`` ("to": listed, so only missing blobs are sent)."""
+    return f"cache-{flag}-{index}"
+
+
 # Raw chunk size of file and output data before zstd (well under gRPC's 4 MiB limit).
 CHUNK = 1 << 20
 ZSTD_LEVEL = 3

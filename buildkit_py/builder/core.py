@@ -28,11 +28,13 @@ from buildkit_py.errors import BuildError, SolveError, UsageError, UserError
 from buildkit_py.executor.cdi import CDIRegistry
 from buildkit_py.exporter.layers import LayerCache
 from buildkit_py.frontend.dockerfile.dockerignore import find_ignore_file, read_ignore_file
+from buildkit_py.llb import ops_pb2
 from buildkit_py.llb.cachemounts import portable_cache_ids
 from buildkit_py.platforms import host_platform, parse_platform
 from buildkit_py.remotecache.config import INLINE_KEY
 from buildkit_py.remotecache.export import collect, export_cache, inline_values
 from buildkit_py.remotecache.importer import open_imports
+from buildkit_py.remotecache.merge import PUSHED_KEY
 from buildkit_py.remotecache.mounts import export_mounts
 from buildkit_py.remotecache.spec import CacheExport, export_spec, import_spec
 from buildkit_py.solver.cache import CacheManager
@@ -46,13 +48,23 @@ from buildkit_py.solver.progress import (
     VertexStarted,
 )
 from buildkit_py.solver.solver import Solver
-from buildkit_py.source.image import BuildResolver, ImageSourceHandler, ImageSources
+from buildkit_py.solver.worker import OpHandler
+from buildkit_py.source.git import GIT_SCHEMES, GitSources, git_handler_factory
+from buildkit_py.source.http import HTTP_SCHEMES, HttpSources, http_handler_factory
+from buildkit_py.source.image import (
+    IMAGE_SCHEMES,
+    BuildResolver,
+    ImageSourceHandler,
+    ImageSources,
+)
+from buildkit_py.worker.ops.base import HandlerFactory, OpWorker
 from buildkit_py.worker.ops.common import unwrap
 from buildkit_py.worker.results import SnapshotResult
 from buildkit_py.worker.session import BuildSession
 from buildkit_py.worker.worker import BuilderWorker
 
 if TYPE_CHECKING:
+    from buildkit_py.builder.remote_context import RemoteContext
     from buildkit_py.exporter.base import Exporter, PlatformResult
 
 
@@ -81,18 +93,32 @@ class Builder:
         self._registry_lock = threading.Lock()
         self.sources = ImageSources(self.store, self.images, self.layer_cache,
                                     lambda: self.registry)
-        sources = self.sources
         self.worker = BuilderWorker(
             self.root / "worker", runtime=config.oci_runtime,
             cdi=None if config.cdi.disabled else CDIRegistry(config.cdi.spec_dirs,
                                                              config.cdi.auto_allowed),
-            image_source=lambda w, op: ImageSourceHandler(w, op, sources))
+            sources=self._source_handlers())
         self.cache = CacheManager(self.root / "solver")
         self.solver = Solver(self.worker, self.cache, config.max_parallelism)
+
+    def _source_handlers(self) -> dict[str, HandlerFactory]:
+        """LLB source schemes the worker routes to handlers made here (``local://`` is the
+        worker's own)."""
+        sources = self.sources
+
+        def image(w: OpWorker, op: ops_pb2.Op) -> OpHandler:
+            return ImageSourceHandler(w, op, sources)
+
+        handlers: dict[str, HandlerFactory] = dict.fromkeys(IMAGE_SCHEMES, image)
+        self.http_sources = HttpSources(self.root / "worker" / "http.db", self.config.http.ca)
+        handlers.update(dict.fromkeys(HTTP_SCHEMES, http_handler_factory(self.http_sources)))
+        handlers.update(dict.fromkeys(GIT_SCHEMES, git_handler_factory(GitSources())))
+        return handlers
 
     def close(self) -> None:
         self.solver.close()
         self.worker.close()
+        self.http_sources.close()
         self.images.close()
         self.layer_cache.close()
         if self._registry is not None:
@@ -124,6 +150,9 @@ class Builder:
 
     def session_for(self, req: BuildRequest) -> BuildSession:
         """The client-side resources of a request as a session (the embedded case)."""
+        # reason: the frontend's URL grammar is for builds only (see build())
+        from buildkit_py.frontend.dockerfile.convert.remote_context import names_directory
+
         local_dirs: dict[str, Path] = {}
         if req.context is not None:
             local_dirs["context"] = req.context.absolute()
@@ -132,7 +161,7 @@ class Builder:
             empty.mkdir(parents=True, exist_ok=True)
             local_dirs["context"] = empty
         for cname, value in req.build_contexts.items():
-            if "://" not in value:
+            if names_directory(value):
                 path = Path(value)
                 if not path.is_dir():
                     raise UsageError(f"--build-context {cname}={value}: not a directory")
@@ -152,6 +181,7 @@ class Builder:
         from buildkit_py.exporter.kinds import exporters_for
         from buildkit_py.frontend.dockerfile import load_dockerfile
         from buildkit_py.frontend.dockerfile.convert import ConvertOptions, convert
+        from buildkit_py.frontend.dockerfile.convert.remote_context import names_directory
 
         exporters = exporters_for(req.outputs)
         cache_to = _cache_exports(req)
@@ -159,13 +189,25 @@ class Builder:
         session = session or self.session_for(req)
         session.device_aliases = DeviceGrant.of(req.entitlements).aliases
         build_id = uuid.uuid4().hex  # keeps this build's local sources its own
-        name = req.dockerfile.name if req.dockerfile else "Dockerfile"
+        name = req.dockerfile_name
         bus = ProgressBus()
+        if req.context_url is not None:  # its fetch is solved more than once: show it once
+            # reason: as the frontend above: remote contexts are for builds only
+            from buildkit_py.builder.remote_context import shown_once
+
+            progress = shown_once(progress)
         sub = bus.subscribe(progress)
         try:
             with _solving():
-                with _vertex(bus, f"[internal] load build definition from {name}"):
-                    df = load_dockerfile(req.dockerfile_data, name)
+                remote = None
+                if req.context_url is not None:  # fetched here; its Dockerfile read from it
+                    remote = self._remote_context(req, bus, session, cancel)
+                if remote is not None and req.dockerfile_in_context is not None:
+                    name = remote.filename
+                    df = load_dockerfile(remote.dockerfile, name)
+                else:
+                    with _vertex(bus, f"[internal] load build definition from {name}"):
+                        df = load_dockerfile(req.dockerfile_data, name)
                 ignore: list[str] = []
                 if req.context is not None:
                     with _vertex(bus, "[internal] load .dockerignore"):
@@ -174,7 +216,7 @@ class Builder:
                             ignore = read_ignore_file(ignore_file)
                 platforms = [parse_platform(p) for p in req.platforms] or [host_platform()]
                 epoch = _source_date_epoch(req)
-                contexts = {cname: value if "://" in value else f"local:ctx-{cname}"
+                contexts = {cname: f"local:ctx-{cname}" if names_directory(value) else value
                             for cname, value in req.build_contexts.items()}
                 # As BuildKit's frontend, a local named context is filtered by its own
                 # .dockerignore (never by the main context's), read from the session's
@@ -194,6 +236,7 @@ class Builder:
                         extra_hosts=list(req.extra_hosts), shm_size=req.shm_size,
                         ulimits=list(req.ulimits),
                         ignore_patterns=ignore, context_ignores=context_ignores,
+                        main_context=remote.context if remote is not None else None,
                         source_date_epoch=epoch, image_resolver=resolver,
                         dockerfile_name=name, multi_platform=len(platforms) > 1,
                         session_id=build_id)
@@ -219,7 +262,8 @@ class Builder:
                 imports = open_imports(
                     cache_from, registry=lambda: self.registry, sources=self.sources,
                     sn=self.worker.sn, platforms=[str(c.platform) for c in converted],
-                    step=lambda text: _vertex(bus, text), warn=outcome.warnings.append)
+                    step=lambda text: _vertex(bus, text), warn=outcome.warnings.append,
+                    lent=session.lent_files)
                 mount_ids = [i for c in converted for i in portable_cache_ids(c.definition)]
                 for imp in imports:
                     imp.fill_cache_mounts(mount_ids, self.worker.cache_mounts,
@@ -251,6 +295,30 @@ class Builder:
             sub.close()
             bus.close()
         return outcome
+
+    def _remote_context(self, req: BuildRequest, bus: ProgressBus, session: BuildSession,
+                        cancel: CancelToken | None) -> RemoteContext:
+        """Fetch ``req``'s remote context through the solver and read its Dockerfile, as
+        BuildKit's frontend does before converting."""
+        # reason: as the frontend in build(): remote contexts are for builds only
+        from buildkit_py.builder.remote_context import load_remote_context, read_in_root
+
+        assert req.context_url is not None
+
+        def read(state: Any, path: str, limit: int | None) -> bytes | None:
+            result = self.solver.solve(state.marshal(), progress=bus, session=session,
+                                       cancel=cancel)
+            try:
+                if result.ref is None:
+                    return None
+                with self.worker.snapshots.read(unwrap(result.ref)) as root:
+                    return read_in_root(root, path, limit)
+            finally:
+                result.release()
+
+        keep = req.build_args.get("BUILDKIT_CONTEXT_KEEP_GIT_DIR", "")
+        return load_remote_context(req.context_url, req.dockerfile_in_context, read,
+                                   keep_git_dir=keep.lower() in ("1", "true"))
 
     def _solve_all(self, converted: list[Any], bus: ProgressBus, req: BuildRequest,
                    session: BuildSession, cancel: CancelToken | None,
@@ -284,21 +352,25 @@ class Builder:
                       outcome: BuildOutcome, mount_ids: list[str]) -> None:
         """One ``--cache-to`` (every platform's records in one cache, and with
         ``cache-mounts=true`` the build's cache mounts); with ``ignore-error=true`` a
-        failure is a warning."""
+        failure is a warning. A manifest pushed by digest (a node of a multi-node build)
+        is named in the metadata, for the client that merges the nodes' caches."""
         try:
             entries = collect(results, [p.snapshot_key for p in plat_results], self.cache,
                               self._chain, spec.mode)
-            export_cache(spec, entries, cache=self.cache, sn=self.worker.sn,
+            desc = export_cache(spec, entries, cache=self.cache, sn=self.worker.sn,
                          store=self.store, layer_cache=self.layer_cache,
                          registry=lambda: self.registry, step=lambda text: _vertex(bus, text),
                          mount_blobs=lambda opts: export_mounts(
                              list(dict.fromkeys(mount_ids)), self.worker.cache_mounts,
                              self.store, opts))
+            if spec.type == "registry" and spec.by_digest:
+                outcome.metadata.setdefault(PUSHED_KEY, []).append(
+                    {"ref": spec.attrs["ref"], "descriptor": desc.to_json()})
         except (UserError, OSError) as err:
             if not spec.ignore_error:
                 raise
-            text = err.message if isinstance(err, UserError) else str(err)
-            outcome.warnings.append(f"failed to export cache to {spec.where}: {text}")
+            outcome.warnings.append(f"failed to export cache to {spec.where}: "
+                                    f"{_with_hint(err)}")
 
     # exports ------------------------------------------------------------------
 
@@ -342,6 +414,13 @@ def _cache_exports(req: BuildRequest) -> list[CacheExport]:
     if inline and not any(s.type == "inline" for s in specs):
         specs.append(export_spec({"type": "inline"}))
     return specs
+
+
+def _with_hint(err: Exception) -> str:
+    """An error as one warning line, with what to do about it (say, to log in)."""
+    if not isinstance(err, UserError):
+        return str(err)
+    return f"{err.message} ({err.hint})" if err.hint else err.message
 
 
 def _snapshot_key(result: Any) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -109,19 +110,55 @@ def _cache_specs(values: tuple[str, ...], flag: str) -> list[dict[str, str]]:
     return out
 
 
-def _read_dockerfile(context: str, file: str | None) -> tuple[Path | None, Path | None, bytes]:
+@dataclass
+class _Input:
+    """Where the build's context and Dockerfile come from (buildx's loadInputs)."""
+
+    context: Path | None = None
+    dockerfile: Path | None = None
+    data: bytes = b""
+    context_url: str | None = None
+    dockerfile_in_context: str | None = None
+
+
+def _remote_input(url: str, file: str | None) -> _Input:
+    """A Git or HTTP(S) context, fetched by the builder. As buildx: ``-f`` names a path in
+    it (relative to the repository's subdir), an absolute ``-f`` a file on this machine,
+    ``-f -`` stdin."""
+    if file == "-":
+        return _Input(data=sys.stdin.buffer.read(), context_url=url)
+    if file and os.path.isabs(file):
+        local = _read_dockerfile(".", file)
+        return _Input(dockerfile=local.dockerfile, data=local.data, context_url=url)
+    return _Input(context_url=url, dockerfile_in_context=file or "Dockerfile")
+
+
+def _is_remote(context: str) -> bool:
+    if context == "-" or Path(context).is_dir():  # a local directory wins, as in buildx
+        return False
+    # reason: the frontend's URL grammar (~35 ms) only when the context is no directory
+    from buildkit_py.frontend.dockerfile.convert.remote_context import is_remote_url
+
+    return is_remote_url(context)
+
+
+def _read_dockerfile(context: str, file: str | None) -> _Input:
     if context == "-":
         if file not in (None, "-"):
             raise UsageError("cannot combine a Dockerfile from stdin with -f")
-        return None, None, sys.stdin.buffer.read()
+        return _Input(data=sys.stdin.buffer.read())
+    if _is_remote(context):
+        return _remote_input(context, file)
     ctx = Path(context)
     if not ctx.is_dir():
-        raise UsageError(f"build context {context!r} is not a directory")
+        raise UsageError(f"build context {context!r} is not a directory",
+                         hint="pass a directory, a Git URL (https://HOST/REPO.git#REF:DIR, "
+                              "git@HOST:REPO) or an HTTP(S) URL of a tarball")
     if file == "-":
-        return ctx, None, sys.stdin.buffer.read()
+        return _Input(ctx, None, sys.stdin.buffer.read())
     path = Path(file) if file else ctx / "Dockerfile"
     try:
-        return ctx, path, path.read_bytes()
+        return _Input(ctx, path, path.read_bytes())
     except FileNotFoundError:
         raise UsageError(f"failed to read dockerfile: open {path}: no such file or directory",
                          hint="pass -f PATH or add a Dockerfile to the context") from None
@@ -184,14 +221,21 @@ def build(context: str, file: str | None, tags: tuple[str, ...], target: str | N
         raise UsageError(f"--call {call!r}: unknown", hint=f"use one of {', '.join(CALL_MODES)}")
     if call_opts:
         fmt = parse_csv_kv(call_opts, "--call").get("format", fmt)
-    ctx, dockerfile, data = _read_dockerfile(context, file)
+    inp = _read_dockerfile(context, file)
+    ctx, dockerfile, data = inp.context, inp.dockerfile, inp.data
 
     if call in ("outline", "targets"):
+        if inp.dockerfile_in_context is not None:
+            raise UsageError(f"--call {call} reads the Dockerfile on this machine: it cannot "
+                             "read one inside a remote context yet",
+                             hint="pass -f with a local Dockerfile, or clone the repository")
         # reason: the Dockerfile parser (~35 ms) stays off --help, which imports every command
         from buildkit_py.frontend.dockerfile import load_dockerfile
         from buildkit_py.frontend.dockerfile.outline import format_outline, format_targets
+        from buildkit_py.frontend.dockerfile.syntax import frontend_of
 
         df = load_dockerfile(data, str(dockerfile or "Dockerfile"))
+        frontend_of(df, _kv_list(build_args, "--build-arg", env_fallback=True))
         text = format_targets(df, fmt) if call == "targets" else format_outline(df, target, fmt)
         click.echo(text, nl=not text.endswith("\n"))
         return
@@ -231,6 +275,8 @@ def build(context: str, file: str | None, tags: tuple[str, ...], target: str | N
         cache_from=_cache_specs(cache_from, "--cache-from"),
         metadata_file=Path(metadata_file) if metadata_file else None,
         iidfile=Path(iidfile) if iidfile else None,
+        context_url=inp.context_url,
+        dockerfile_in_context=inp.dockerfile_in_context,
     )
     # reason: the build client (~13 ms: solver progress, display) stays off --help, --call
     from buildkit_py.cli.build_run import run_build

@@ -12,6 +12,13 @@ node exports its platforms as an OCI layout to the client, which joins them
 index under every tag, or writes one layout. ``--metadata-file`` holds the index digest
 (``containerimage.digest``) when there is one, and one entry per node under
 ``"nodes"``; ``--iidfile`` the index digest, else the first node's image id.
+
+A ``--cache-to`` becomes one cache with every platform's records
+(:mod:`buildkit_py.remotecache.merge`): a registry node pushes its cache manifest by
+digest only, a ``type=local`` node writes its cache into the client's directory under a
+tag of its own; the client then merges the nodes' configs and writes the result under the
+ref or tag asked for (the temporary tags dropped). Inline cache needs nothing: each
+platform's image config carries its own.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import json
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +43,20 @@ from buildkit_py.api.workers import WorkerInfo
 from buildkit_py.client.base import BuilderClient
 from buildkit_py.client.node_results import JoinedImage, join_tars
 from buildkit_py.errors import UsageError, UserError
+from buildkit_py.imagetools.access import Access
 from buildkit_py.imagetools.create import parse_targets
 from buildkit_py.platforms import match_rank, parse_platform
+from buildkit_py.remotecache.config import CacheFormatError
+from buildkit_py.remotecache.merge import (
+    PUSHED_KEY,
+    merge,
+    push_merged,
+    pushed,
+    read_local,
+    read_registry,
+    write_merged_local,
+)
+from buildkit_py.remotecache.spec import CacheExport, export_spec
 from buildkit_py.solver.progress import (
     ProgressEvent,
     ProgressSink,
@@ -154,9 +174,9 @@ class MultiNodeClient:
         return self._build_split(req, groups, progress)
 
     def _node_request(self, req: BuildRequest, index: int, plats: list[str],
-                      tmp: Path) -> BuildRequest:
+                      tmp: Path, token: str) -> BuildRequest:
         """The part of ``req`` that node ``index`` builds, its outputs redirected to what
-        the client joins afterwards."""
+        the client joins afterwards, its cache exports to what the client merges."""
         outputs: list[OutputSpec] = []
         layout_asked = False
         for k, o in enumerate(req.outputs):
@@ -172,8 +192,16 @@ class MultiNodeClient:
             elif o.kind.tarball:
                 attrs["dest"] = str(tmp / f"tar-{index}-{k}.tar")
             outputs.append(OutputSpec(o.type, attrs))
+        cache_to: list[dict[str, str]] = []
+        for attrs in req.cache_to:
+            attrs = dict(attrs)
+            if attrs.get("type") == "registry":
+                attrs["push-by-digest"] = "true"
+            elif attrs.get("type") == "local":
+                attrs["tag"] = _node_tag(attrs, token, index)
+            cache_to.append(attrs)
         return dataclasses.replace(
-            req, platforms=plats, outputs=outputs,
+            req, platforms=plats, outputs=outputs, cache_to=cache_to,
             iidfile=tmp / f"{index}.iid" if req.iidfile else None,
             metadata_file=tmp / f"{index}.json" if req.metadata_file else None)
 
@@ -183,7 +211,9 @@ class MultiNodeClient:
         errors: dict[int, BaseException] = {}
         with tempfile.TemporaryDirectory(prefix="bkpy-nodes-") as tmpdir:
             tmp = Path(tmpdir)
-            requests = {i: self._node_request(req, i, p, tmp) for i, p in groups.items()}
+            token = uuid.uuid4().hex[:12]  # this build's temporary cache tags
+            requests = {i: self._node_request(req, i, p, tmp, token)
+                        for i, p in groups.items()}
 
             def run(index: int) -> None:
                 node = self.nodes[index]
@@ -201,6 +231,8 @@ class MultiNodeClient:
             if errors:
                 raise errors[min(errors)]
             order = list(groups)  # the order the platforms were asked in
+            pushed_caches = {i: {PUSHED_KEY: r.metadata.pop(PUSHED_KEY, [])}
+                             for i, r in results.items()}
             first = results[min(results)]
             outcome = BuildOutcome(
                 image_id=first.image_id,
@@ -210,6 +242,7 @@ class MultiNodeClient:
                 cached=sum(r.cached for r in results.values()),
                 warnings=[w for i in sorted(results) for w in results[i].warnings])
             self._join(req, groups, order, tmp, outcome, progress)
+            self._merge_caches(req, order, pushed_caches, token, tmp, outcome, progress)
         if req.iidfile is not None and outcome.image_id:
             req.iidfile.write_text(outcome.image_id)
         if req.metadata_file is not None:
@@ -247,6 +280,67 @@ class MultiNodeClient:
                           else "", tmp / f"tar-{i}-{k}.tar") for i in order]
                 with _step(progress, "sending tarball"):
                     join_tars(parts, o.dest or "-")
+
+    def _merge_caches(self, req: BuildRequest, order: list[int],
+                      pushed_caches: dict[int, dict[str, Any]], token: str, tmp: Path,
+                      outcome: BuildOutcome, progress: ProgressSink) -> None:
+        """Merge what the nodes exported for each registry or local ``--cache-to`` into
+        one cache there (with ``ignore-error=true`` a failure is a warning)."""
+        specs = [(k, export_spec(attrs)) for k, attrs in enumerate(req.cache_to)]
+        specs = [(k, s) for k, s in specs if s.type in ("registry", "local")]
+        if not specs:
+            return
+        with Access() as access:
+            for k, spec in specs:
+                try:
+                    with _step(progress, f"merging the cache of {len(order)} nodes into "
+                                         f"{spec.where}"):
+                        if spec.type == "registry":
+                            self._merge_registry(spec, order, pushed_caches, access,
+                                                 tmp / f"cache-{k}")
+                        else:
+                            self._merge_local(spec, order, token, tmp / f"cache-{k}")
+                except (UserError, OSError) as err:
+                    if not spec.ignore_error:
+                        raise
+                    outcome.warnings.append(f"failed to export cache to {spec.where}: "
+                                            f"{err}")
+
+    def _merge_registry(self, spec: CacheExport, order: list[int],
+                        pushed_caches: dict[int, dict[str, Any]], access: Access,
+                        work: Path) -> None:
+        ref = spec.attrs["ref"]
+        parts = []
+        for i in order:
+            desc = pushed(pushed_caches.get(i, {}), ref)
+            if desc is None:  # its export failed, with ignore-error=true (a warning)
+                continue
+            parts.append(read_registry(access.registry, ref, desc.digest))
+        if parts:
+            push_merged(access.registry, ref, merge(parts), work,
+                        image_manifest=spec.image_manifest, oci=spec.oci)
+
+    def _merge_local(self, spec: CacheExport, order: list[int], token: str,
+                     work: Path) -> None:
+        dest = Path(spec.attrs["dest"])
+        tags = [_node_tag(spec.attrs, token, i) for i in order]
+        if not (dest / "index.json").is_file():
+            return  # no node exported (each failed, with ignore-error=true)
+        parts = []
+        for tag in tags:
+            try:
+                parts.append(read_local(dest, tag))
+            except CacheFormatError:
+                if not spec.ignore_error:
+                    raise
+        if parts:
+            write_merged_local(dest, spec.attrs.get("tag") or "latest", merge(parts), tags,
+                               work, image_manifest=spec.image_manifest, oci=spec.oci)
+
+
+def _node_tag(attrs: dict[str, str], token: str, index: int) -> str:
+    """The temporary tag node ``index`` writes its part of a local cache under."""
+    return f"{attrs.get('tag') or 'latest'}.bkpy-{token}-node{index}"
 
 
 _step_counter = iter(range(1, 1 << 30))

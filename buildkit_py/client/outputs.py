@@ -3,11 +3,15 @@
 The daemon streams each client-side output (``local``/``tar``/``oci``/``docker``) as zstd
 frames of either one file (a tarball, written as is, ``-`` meaning stdout) or a tar
 stream of a directory, unpacked here with the modes and owners the build gave it but
-never outside its destination.
+never outside its destination. A ``--cache-to type=local`` layout arrives as a tar of
+the blobs the destination lacks and an ``index.json`` naming the new cache, merged into
+the destination's own (its other tags stay), as the embedded builder writes it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import queue
 import sys
@@ -19,12 +23,22 @@ from typing import IO
 
 from buildkit_py.api.outputs import OutputSpec
 from buildkit_py.api.request import BuildRequest
-from buildkit_py.session.client import OutputOpener
+from buildkit_py.session.client import OutputOpener, OutputWriter
 
 
 def output_opener(req: BuildRequest) -> OutputOpener:
-    """Writers for the outputs of ``req``, by their index in it."""
-    return lambda index, kind: ReceivedOutput(req.outputs[index], kind)
+    """Writers for the outputs of ``req``, by their index in it (a ``type=local``
+    ``--cache-to``: kind ``cache``, numbered after the outputs)."""
+
+    def open_output(index: int, kind: str) -> OutputWriter:
+        if kind == "cache":
+            k = index - len(req.outputs)
+            if not 0 <= k < len(req.cache_to) or req.cache_to[k].get("type") != "local":
+                raise OSError(f"no --cache-to type=local number {k + 1}")
+            return ReceivedCache(Path(req.cache_to[k]["dest"]))
+        return ReceivedOutput(req.outputs[index], kind)
+
+    return open_output
 
 
 class ReceivedOutput:
@@ -85,6 +99,104 @@ class ReceivedOutput:
             self._pipe.put(None)
             self._thread.join()
         return self.error
+
+
+# one read-modify-write of a cache's index.json at a time (the nodes of a multi-node build
+# deliver their parts of one cache to one dest at once, each under its own tag)
+_INDEX_LOCK = threading.Lock()
+
+
+class ReceivedCache:
+    """Merges a cache layout arriving as a tar stream into the OCI layout ``dest``: each
+    blob checked against its name and renamed into place, then ``index.json`` (entries
+    of other tags kept) and ``oci-layout``."""
+
+    def __init__(self, dest: Path) -> None:
+        import zstandard  # reason: only builds with client-side outputs need it
+
+        self._decomp = zstandard.ZstdDecompressor()
+        self.dest = dest
+        self.error = ""
+        self._index: bytes | None = None
+        self._pipe: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._thread = threading.Thread(target=self._extract, daemon=True)
+        self._thread.start()
+
+    def _extract(self) -> None:
+        reader = _QueueReader(self._pipe)
+        try:
+            blobs = self.dest / "blobs" / "sha256"
+            blobs.mkdir(parents=True, exist_ok=True)
+            with tarfile.open(fileobj=reader, mode="r|") as tf:  # type: ignore[call-overload]
+                for member in tf:
+                    if not member.isfile():
+                        continue
+                    f = tf.extractfile(member)
+                    assert f is not None
+                    if member.name == "index.json":
+                        self._index = f.read()
+                    elif member.name.startswith("blobs/sha256/"):
+                        self._blob(blobs, member.name.rpartition("/")[2], f)
+        except Exception as err:
+            self.error = f"{type(err).__name__}: {err}"
+            reader.drain()
+
+    @staticmethod
+    def _blob(blobs: Path, hexpart: str, f: IO[bytes]) -> None:
+        if len(hexpart) != 64 or not all(c in "0123456789abcdef" for c in hexpart):
+            raise ValueError(f"not a blob name: {hexpart!r}")
+        target = blobs / hexpart
+        # unique: the nodes of a multi-node build may send one blob to one dest at once
+        tmp = target.with_name(f"{hexpart}.{os.getpid()}-{threading.get_ident()}.part")
+        h = hashlib.sha256()
+        with open(tmp, "wb") as out:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+                out.write(chunk)
+        if h.hexdigest() != hexpart:
+            tmp.unlink()
+            raise ValueError(f"blob sha256:{hexpart} arrived corrupted")
+        tmp.replace(target)
+
+    def _merge_index(self) -> None:
+        if self._index is None:
+            raise ValueError("the cache arrived without index.json")
+        new = json.loads(self._index)
+        path = self.dest / "index.json"
+        try:
+            index = json.loads(path.read_bytes())
+            if not isinstance(index, dict):
+                raise ValueError("not an object")
+        except FileNotFoundError:
+            index = new
+        else:
+            names = {_ref_name(m) for m in new.get("manifests") or []}
+            kept = [m for m in index.get("manifests") or [] if _ref_name(m) not in names]
+            index["manifests"] = [*kept, *(new.get("manifests") or [])]
+        (self.dest / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+        # two nodes of one multi-node build may merge into one dest at once
+        tmp = path.with_name(f"index.json.{os.getpid()}-{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(index, separators=(",", ":"), sort_keys=True))
+        tmp.replace(path)
+
+    def write(self, frame: bytes) -> None:
+        self._pipe.put(self._decomp.decompress(frame))
+
+    def finish(self) -> str:
+        self._pipe.put(None)
+        self._thread.join()
+        if not self.error:
+            try:
+                with _INDEX_LOCK:  # the nodes of a multi-node build: no merge lost
+                    self._merge_index()
+            except (OSError, ValueError) as err:
+                self.error = f"{self.dest}/index.json: {err}"
+        return self.error
+
+
+def _ref_name(entry: object) -> object:
+    ann = entry.get("annotations") if isinstance(entry, dict) else None
+    return ann.get("org.opencontainers.image.ref.name") if isinstance(ann, dict) else None
 
 
 def _inside(target: Path) -> Callable[[tarfile.TarInfo, str], tarfile.TarInfo]:

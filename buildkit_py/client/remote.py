@@ -28,8 +28,13 @@ from buildkit_py.api.wire import SESSION_ID_KEY, event_from_pb, prune_to_pb, usa
 from buildkit_py.api.workers import WorkerInfo
 from buildkit_py.client.connection import Connection
 from buildkit_py.client.outputs import output_opener
-from buildkit_py.errors import UsageError, UserError
-from buildkit_py.session.client import ClientSession, context_id, lent_directories
+from buildkit_py.errors import UserError
+from buildkit_py.session.client import (
+    ClientSession,
+    context_id,
+    lent_caches,
+    lent_directories,
+)
 from buildkit_py.session.filesync import ContextSender
 from buildkit_py.solver.progress import ProgressSink
 
@@ -93,16 +98,11 @@ class RemoteClient:
     # ---------------------------------------------------------------- builds
 
     def build(self, req: BuildRequest, progress: ProgressSink) -> BuildOutcome:
-        for flag, specs in (("--cache-to", req.cache_to), ("--cache-from", req.cache_from)):
-            if any(attrs.get("type") == "local" for attrs in specs):
-                raise UsageError(f"{flag} type=local needs the embedded builder: the daemon "
-                                 "cannot reach this machine's directories yet",
-                                 hint="use type=registry (or inline) with a daemon builder")
         senders = lent_directories(req)
         ref, session_id = uuid.uuid4().hex, uuid.uuid4().hex
         solve_req = _solve_request(req, ref, session_id, senders)
         stub = self._conn.stub
-        session = ClientSession(req, senders, output_opener(req))
+        session = ClientSession(req, {**senders, **lent_caches(req)}, output_opener(req))
         try:
             responses = stub.Session(session.requests(),
                                      metadata=((SESSION_ID_KEY, session_id),))
@@ -168,6 +168,8 @@ def _solve_request(req: BuildRequest, ref: str, session_id: str,
         extra_hosts=[f"{name}={ip}" for name, ip in req.extra_hosts],
         shm_size=req.shm_size,
         ulimits=[f"{name}={soft}:{hard}" for name, soft, hard in req.ulimits],
+        context_url=req.context_url or "",
+        dockerfile_in_context=req.dockerfile_in_context or "",
         cache_to=[pb.CacheSpec(attrs=c) for c in req.cache_to],
         cache_from=[pb.CacheSpec(attrs=c) for c in req.cache_from],
         want_iid=req.iidfile is not None, want_metadata=req.metadata_file is not None,

@@ -2,8 +2,10 @@
 
 The builder core writes exporter output to paths on the machine that runs it, so the
 daemon points every client-side destination (``local``/``tar``/``oci``/``docker``
-dests, ``--iidfile``, ``--metadata-file``) into a private build directory and streams
-the results back over the session; the client writes the real destinations.
+dests, ``--cache-to type=local`` dests, ``--iidfile``, ``--metadata-file``) into a
+private build directory and streams the results back over the session; the client writes
+the real destinations. A ``--cache-from type=local`` directory is read from the client
+file by file, when the import needs it (``session.daemon.LentLayout``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from buildkit_py.api import control_pb2 as pb
 from buildkit_py.api.outcome import BuildOutcome
 from buildkit_py.api.outputs import OutputSpec
 from buildkit_py.api.request import BuildRequest, SecretSpec, SSHSpec
+from buildkit_py.api.wire import lent_cache_name
 from buildkit_py.builder.core import Builder
 from buildkit_py.control.contexts import ContextCache
 from buildkit_py.control.deliveries import Delivery
@@ -77,6 +80,17 @@ def to_build_request(req: pb.SolveRequest, workdir: Path, local_dirs: dict[str, 
             deliveries.append(Delivery(i, "file" if spec.is_tar_file else "tar", dest))
             spec.attrs["dest"] = str(dest)
         outputs.append(spec)
+    cache_to: list[dict[str, str]] = []
+    for i, c in enumerate(req.cache_to):
+        attrs = dict(c.attrs)
+        if attrs.get("type") == "local":
+            # written here as an OCI layout, then merged into the client's dest by the
+            # client (only the blobs it lacks are sent)
+            dest = workdir / f"cache-{i}"
+            deliveries.append(Delivery(len(req.outputs) + i, "cache", dest,
+                                       lent_cache_name("to", i)))
+            attrs["dest"] = str(dest)
+        cache_to.append(attrs)
     breq = BuildRequest(
         context=local_dirs.get("context") if req.has_context else None,
         dockerfile=dockerfile,
@@ -99,10 +113,12 @@ def to_build_request(req: pb.SolveRequest, workdir: Path, local_dirs: dict[str, 
         shm_size=req.shm_size,
         ulimits=[_ulimit(u) for u in req.ulimits],
         entitlements=list(req.entitlements),
-        cache_to=[dict(c.attrs) for c in req.cache_to],
+        cache_to=cache_to,
         cache_from=[dict(c.attrs) for c in req.cache_from],
         metadata_file=workdir / "metadata.json" if req.want_metadata else None,
         iidfile=workdir / "iid" if req.want_iid else None,
+        context_url=req.context_url or None,
+        dockerfile_in_context=(req.dockerfile_in_context or None) if req.context_url else None,
     )
     return breq, deliveries
 
@@ -136,7 +152,12 @@ def _client_paths(progress: ProgressSink, req: pb.SolveRequest,
     """Show the client's destinations in step names, not the daemon's build directory."""
     if not deliveries:
         return progress
-    swaps = [(str(d.path), req.outputs[d.index].attrs.get("dest") or "-") for d in deliveries]
+    def client_path(d: Delivery) -> str:
+        if d.kind == "cache":
+            return req.cache_to[d.index - len(req.outputs)].attrs.get("dest") or "-"
+        return req.outputs[d.index].attrs.get("dest") or "-"
+
+    swaps = [(str(d.path), client_path(d)) for d in deliveries]
 
     def rename(ev: ProgressEvent) -> None:
         name = getattr(ev, "name", "")
@@ -171,10 +192,15 @@ def run_remote_build(builder: Builder, req: pb.SolveRequest, session: DaemonSess
         ssh = SSHForwarder(session, workdir / "ssh", list(req.ssh_ids))
         stack.callback(ssh.close)
         sockets = ssh.start()
-        bsession = RemoteBuildSession(session, local_dirs, list(req.secret_ids), sockets)
+        bsession = RemoteBuildSession(session, local_dirs, list(req.secret_ids), sockets,
+                                      lent_root=workdir / "lent")
         breq, deliveries = to_build_request(req, workdir, local_dirs, session.id)
         outcome = builder.build(breq, _client_paths(progress, req, deliveries), bsession,
                                 cancel)
         for d in deliveries:
+            if d.kind == "cache":
+                if not (d.path / "index.json").is_file():
+                    continue  # the export failed, with ignore-error=true
+                d.skip_present(session.listing(d.lent) or [])
             session.send_output(d.index, d.kind, d.frames())
         return outcome

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -216,6 +217,23 @@ class CacheConfig:
             i = self.layers[i].parent
         out.reverse()
         return out
+
+
+def config_of(manifest: dict[str, Any], read: Callable[[dict[str, Any]], bytes],
+              ) -> tuple[CacheConfig, dict[str, dict[str, Any]]] | None:
+    """The cache config of a cache manifest or legacy cache index (its config blob read
+    with ``read``) and its layer descriptors by blob digest; None: neither."""
+    cfg_desc = manifest.get("config")
+    if isinstance(cfg_desc, dict) and cfg_desc.get("mediaType") == MEDIA_TYPE:
+        descs = {str(d["digest"]): d for d in manifest.get("layers") or []}
+        return CacheConfig.from_bytes(read(cfg_desc)), descs
+    entries = manifest.get("manifests")
+    if isinstance(entries, list):
+        cfgs = [d for d in entries if isinstance(d, dict) and d.get("mediaType") == MEDIA_TYPE]
+        if cfgs:
+            descs = {str(d["digest"]): d for d in entries if d is not cfgs[0]}
+            return CacheConfig.from_bytes(read(cfgs[0])), descs
+    return None
 
 
 def inline_value(cfg: CacheConfig) -> str:

@@ -12,13 +12,14 @@ layer already exported with the same options, or a pulled base layer, keeps its 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from buildkit_py.content.store import ContentStore
 from buildkit_py.errors import UsageError
@@ -39,10 +40,12 @@ from buildkit_py.remotecache.config import (
     ANN_UNCOMPRESSED,
     MEDIA_TYPE,
     CacheConfig,
+    CacheFormatError,
     CacheInput,
     CacheLayer,
     CacheRecord,
     Checksum,
+    config_of,
     inline_value,
 )
 from buildkit_py.remotecache.mounts import MountBlob, add_mounts
@@ -184,22 +187,47 @@ def cache_manifest(exported: Exported, store: ContentStore, *, image_manifest: b
     return desc, body
 
 
+def read_manifest(doc: dict[str, Any], read: Callable[[dict[str, Any]], bytes],
+                  where: str) -> Exported:
+    """A cache manifest (or legacy index) as written here, its config read with ``read``:
+    the config and one layer descriptor per config layer."""
+    found = config_of(doc, read)
+    if found is None:
+        raise CacheFormatError(f"{where} is not a cache manifest")
+    cfg, descs = found
+    layers = []
+    for layer in cfg.layers:
+        d = descs.get(layer.blob) or {}
+        ann = d.get("annotations")
+        layers.append(Descriptor(
+            str(d.get("mediaType") or layer.media_type or mt.OCI_LAYER_GZIP), layer.blob,
+            int(d.get("size") or layer.size),
+            annotations={str(k): str(v) for k, v in ann.items()} if isinstance(ann, dict)
+            else {ANN_UNCOMPRESSED: layer.diff_id, ANN_CREATED: layer.created_at}))
+    return Exported(cfg, layers)
+
+
 def _digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def push_registry(registry: RegistryClient, store: ContentStore, ref_text: str,
-                  exported: Exported, desc: Descriptor, body: bytes) -> None:
+                  exported: Exported, desc: Descriptor, body: bytes, *,
+                  by_digest: bool = False) -> None:
+    """Push the blobs the registry lacks, then the manifest under ``ref_text``'s tag (with
+    ``by_digest``: untagged, by its digest only, in the same repository)."""
     ref = parse_reference(ref_text)
+    if by_digest:
+        ref = dataclasses.replace(ref, tag=None, digest=None)
     cfg_bytes = exported.config.to_bytes()
     cfg = Descriptor(MEDIA_TYPE, _digest(cfg_bytes), len(cfg_bytes))
     registry.push_blobs(ref, store, [*exported.layers, cfg], desc.media_type, body)
 
 
 def write_local(store: ContentStore, dest: Path, tag: str, exported: Exported,
-                desc: Descriptor) -> None:
+                desc: Descriptor, drop: Collection[str] = ()) -> None:
     """Blobs first, then ``index.json`` with ``tag`` pointing at the cache manifest (other
-    entries kept)."""
+    entries kept, but those of the tags in ``drop``)."""
     cfg_bytes = exported.config.to_bytes()
     digests = [*(d.digest for d in exported.layers), _digest(cfg_bytes), desc.digest]
     (dest / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
@@ -218,7 +246,8 @@ def write_local(store: ContentStore, dest: Path, tag: str, exported: Exported,
         raise UsageError(f"--cache-to type=local,dest={dest}: cannot read index.json: {err}"
                          ) from None
     kept = [m for m in index.get("manifests") or []
-            if not (isinstance(m, dict) and (m.get("annotations") or {}).get(REF_NAME) == tag)]
+            if not (isinstance(m, dict)
+                    and (m.get("annotations") or {}).get(REF_NAME) in {tag, *drop})]
     entry = Descriptor(desc.media_type, desc.digest, desc.size, annotations={REF_NAME: tag})
     index["manifests"] = [*kept, entry.to_json()]
     (dest / "oci-layout").write_bytes(LAYOUT)
@@ -243,9 +272,10 @@ def export_cache(spec: CacheExport, entries: Sequence[Entry], *, cache: CacheMan
                  registry: Callable[[], RegistryClient],
                  step: Callable[[str], AbstractContextManager[None]],
                  mount_blobs: Callable[[ExportOptions], list[MountBlob]] | None = None,
-                 ) -> None:
+                 ) -> Descriptor:
     """Export ``entries`` as ``spec`` asks (registry or local; inline rides in the image),
-    with the cache mounts ``mount_blobs`` makes when the spec asks for them."""
+    with the cache mounts ``mount_blobs`` makes when the spec asks for them; returns the
+    cache manifest's descriptor."""
     with step("preparing build cache for export"):
         opts = layer_options(spec)
         exported = build_config(entries, cache, sn, store, layer_cache, opts)
@@ -256,12 +286,14 @@ def export_cache(spec: CacheExport, entries: Sequence[Entry], *, cache: CacheMan
     if spec.type == "registry":
         with step("exporting cache to registry"), \
                 step(f"writing cache manifest {desc.digest}"):
-            push_registry(registry(), store, spec.attrs["ref"], exported, desc, body)
+            push_registry(registry(), store, spec.attrs["ref"], exported, desc, body,
+                          by_digest=spec.by_digest)
     elif spec.type == "local":
         with step("exporting cache to client directory"), \
                 step(f"writing cache manifest {desc.digest}"):
             write_local(store, Path(spec.attrs["dest"]), spec.attrs.get("tag") or "latest",
                         exported, desc)
+    return desc
 
 
 def inline_values(solves: Sequence[SolveResult], heads: Sequence[str | None],

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from buildkit_py.api.wire import lent_cache_name
 from buildkit_py.errors import UserError
 from buildkit_py.executor.cache_mounts import CacheMountManager
 from buildkit_py.registry import mediatypes as mt
@@ -27,10 +28,10 @@ from buildkit_py.remotecache.config import (
     ANN_CREATED,
     ANN_UNCOMPRESSED,
     INLINE_KEY,
-    MEDIA_TYPE,
     CacheConfig,
     CacheFormatError,
     CacheLayer,
+    config_of,
     parse_inline,
 )
 from buildkit_py.remotecache.mounts import fill_mounts
@@ -39,6 +40,7 @@ from buildkit_py.snapshot import DBSnapshotter
 from buildkit_py.solver.worker import Result
 from buildkit_py.source.image import ImageSources
 from buildkit_py.worker.results import SnapshotResult
+from buildkit_py.worker.session import LentFiles, LocalFiles
 
 if TYPE_CHECKING:
     from buildkit_py.registry.client import RegistryClient
@@ -153,22 +155,6 @@ def _seconds(stamp: Any) -> float | None:
 # reading a cache --------------------------------------------------------------------
 
 
-def _config_of(manifest: dict[str, Any], read: Callable[[dict[str, Any]], bytes],
-               where: str) -> tuple[CacheConfig, dict[str, dict[str, Any]]] | None:
-    """The cache config of a cache manifest or cache index (None: neither)."""
-    cfg_desc = manifest.get("config")
-    if isinstance(cfg_desc, dict) and cfg_desc.get("mediaType") == MEDIA_TYPE:
-        descs = {str(d["digest"]): d for d in manifest.get("layers") or []}
-        return CacheConfig.from_bytes(read(cfg_desc)), descs
-    entries = manifest.get("manifests")
-    if isinstance(entries, list):
-        cfgs = [d for d in entries if isinstance(d, dict) and d.get("mediaType") == MEDIA_TYPE]
-        if cfgs:
-            descs = {str(d["digest"]): d for d in entries if d is not cfgs[0]}
-            return CacheConfig.from_bytes(read(cfgs[0])), descs
-    return None
-
-
 def _inline_of(manifest: dict[str, Any], config: dict[str, Any]) -> CacheConfig | None:
     value = config.get(INLINE_KEY)
     if value is None:
@@ -197,7 +183,7 @@ def load_registry(registry: RegistryClient, ref_text: str, platforms: Sequence[s
     def fetch(layers: list[dict[str, Any]]) -> None:
         registry.fetch_blobs(ref, [Descriptor.from_json(d) for d in layers], store)
 
-    found = _config_of(doc, read, ref_text)
+    found = config_of(doc, read)
     if found is not None:
         return [Loaded(found[0], found[1], fetch)]
     out: list[Loaded] = []
@@ -222,12 +208,13 @@ def load_registry(registry: RegistryClient, ref_text: str, platforms: Sequence[s
     return out
 
 
-def load_local(src: Path, tag: str | None, digest: str | None,
+def load_local(files: LentFiles, where: str, tag: str | None, digest: str | None,
                sources: ImageSources) -> Loaded | None:
-    """A local cache (an OCI layout); None when ``src`` or the tag is missing."""
-    index_path = src / "index.json"
+    """A local cache (an OCI layout, read through ``files``: on this machine, or the
+    client's when built by a daemon); None when the directory or the tag is missing."""
     if digest is None:
-        if not index_path.is_file():
+        index_path = files.file("index.json")
+        if index_path is None:
             return None
         index = json.loads(index_path.read_bytes())
         want = tag or "latest"
@@ -239,37 +226,50 @@ def load_local(src: Path, tag: str | None, digest: str | None,
         digest = str(found[-1]["digest"])
 
     def read(d: dict[str, Any]) -> bytes:
-        return _layout_read(src, str(d["digest"]))
+        return _layout_read(files, where, str(d["digest"]))
 
     def fetch(layers: list[dict[str, Any]]) -> None:
         for d in layers:
-            sources.import_layout_blob(src, str(d["digest"]), int(d.get("size", -1)))
+            blob = str(d["digest"])
+            if sources.content.has(blob):
+                continue
+            if files.file(_blob_rel(where, blob)) is None:
+                raise UserError(f"{where}: blob {blob} is missing from the layout")
+            sources.import_layout_blob(files.root, blob, int(d.get("size", -1)))
 
-    doc = json.loads(_layout_read(src, digest))
-    found_cfg = _config_of(doc, read, str(src))
+    doc = json.loads(_layout_read(files, where, digest))
+    found_cfg = config_of(doc, read)
     if found_cfg is None:
-        raise UserError(f"{src}: {digest} is not a cache manifest")
+        raise UserError(f"{where}: {digest} is not a cache manifest")
     return Loaded(found_cfg[0], found_cfg[1], fetch)
 
 
-def _layout_read(src: Path, digest: str) -> bytes:
+def _blob_rel(where: str, digest: str) -> str:
     alg, _, hexpart = digest.partition(":")
-    if not alg.isalnum() or not all(c in "0123456789abcdef" for c in hexpart):
-        raise UserError(f"{src}: invalid digest {digest!r}")
-    try:
-        return (src / "blobs" / alg / hexpart).read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{src}: blob {digest} is missing from the layout") from None
+    if not alg.isalnum() or not hexpart or not all(c in "0123456789abcdef" for c in hexpart):
+        raise UserError(f"{where}: invalid digest {digest!r}")
+    return f"blobs/{alg}/{hexpart}"
+
+
+def _layout_read(files: LentFiles, where: str, digest: str) -> bytes:
+    path = files.file(_blob_rel(where, digest))
+    if path is None:
+        raise UserError(f"{where}: blob {digest} is missing from the layout")
+    return path.read_bytes()
 
 
 def open_imports(specs: Sequence[CacheImport], *, registry: Callable[[], RegistryClient],
                  sources: ImageSources, sn: DBSnapshotter, platforms: Sequence[str],
-                 step: Callable[[str], Any], warn: Callable[[str], None]
+                 step: Callable[[str], Any], warn: Callable[[str], None],
+                 lent: Callable[[str, str], LentFiles] = lambda _name, path: LocalFiles(
+                     Path(path)),
                  ) -> list[ImportedCache]:
     """The imports of a build, each read once; a cache that cannot be read, is missing
-    or was written by another builder is a warning (the build goes on without it)."""
+    or was written by another builder is a warning (the build goes on without it).
+    ``lent(name, src)``: a ``type=local`` directory (the client lends the ``i``-th as
+    ``lent_cache_name("from", i)``)."""
     out: list[ImportedCache] = []
-    for spec in specs:
+    for i, spec in enumerate(specs):
         where = spec.where
         label = f"importing cache manifest from {where}"
         loaded: list[Loaded] = []
@@ -278,16 +278,19 @@ def open_imports(specs: Sequence[CacheImport], *, registry: Callable[[], Registr
                 if spec.type == "registry":
                     loaded = load_registry(registry(), where, platforms, sources.content)
                 else:
-                    one = load_local(Path(where), spec.attrs.get("tag"),
+                    files = lent(lent_cache_name("from", i), where)
+                    one = load_local(files, where, spec.attrs.get("tag"),
                                      spec.attrs.get("digest"), sources)
                     if one is None:
                         what = "tag " + repr(spec.attrs.get("tag") or "latest") \
-                            if Path(where, "index.json").is_file() else "directory"
+                            if files.file("index.json") is not None else "directory"
                         warn(f"local cache import at {where} not found: no such {what}")
                     else:
                         loaded = [one]
             except (UserError, OSError, ValueError, KeyError, TypeError) as err:
                 text = err.message if isinstance(err, UserError) else str(err)
+                if isinstance(err, UserError) and err.hint:
+                    text += f" ({err.hint})"  # say, to log in
                 warn(f"failed to import cache from {where}: {text}")
                 continue
         for one in loaded:

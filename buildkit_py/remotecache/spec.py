@@ -16,7 +16,8 @@ COMPRESSIONS = ("gzip", "zstd", "uncompressed")
 _BOOL = ("true", "false")
 _EXPORT_KEYS = {
     "registry": {"ref", "mode", "image-manifest", "oci-mediatypes", "compression",
-                 "compression-level", "force-compression", "ignore-error", "cache-mounts"},
+                 "compression-level", "force-compression", "ignore-error", "cache-mounts",
+                 "push-by-digest"},
     "local": {"dest", "tag", "mode", "image-manifest", "oci-mediatypes", "compression",
               "compression-level", "force-compression", "ignore-error", "cache-mounts"},
     "inline": {"mode", "ignore-error"},
@@ -51,6 +52,12 @@ class CacheExport:
     def cache_mounts(self) -> bool:
         """bkpy's own: export the build's cache-mount contents too (remotecache.mounts)."""
         return self.attrs.get("cache-mounts", "false") == "true"
+
+    @property
+    def by_digest(self) -> bool:
+        """bkpy's own, for the nodes of a multi-node build: push the cache manifest
+        untagged (its digest goes to the build's metadata, ``remotecache.merge``)."""
+        return self.attrs.get("push-by-digest", "false") == "true"
 
     @property
     def image_manifest(self) -> bool:
@@ -112,7 +119,7 @@ def export_spec(attrs: dict[str, str]) -> CacheExport:
         raise UsageError(f"{flag}: type=inline supports only mode=min",
                          hint="use type=registry for mode=max")
     for key in ("image-manifest", "oci-mediatypes", "force-compression", "ignore-error",
-                "cache-mounts"):
+                "cache-mounts", "push-by-digest"):
         _bool(attrs, key, flag)
     comp = attrs.get("compression", "gzip")
     if comp not in COMPRESSIONS:

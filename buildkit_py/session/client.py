@@ -1,7 +1,8 @@
 """The client's end of a session: what ``bkpy`` lends one remote build.
 
 The daemon asks, the client answers: listings and contents of the lent directories
-(``.dockerignore`` applied here, so ignored files never leave the client), secret values
+(``.dockerignore`` applied here, so ignored files never leave the client; ``type=local``
+cache directories file by file, as the daemon asks), secret values
 read when a step needs them (never stored on the daemon), connections to the local ssh
 agents. Exporter output the daemon sends back is handed to writers the caller opens
 (:class:`OutputOpener`): where output lands is the client's business, not the session's.
@@ -21,6 +22,7 @@ import grpc
 
 from buildkit_py.api import control_pb2 as pb
 from buildkit_py.api.request import BuildRequest
+from buildkit_py.api.wire import lent_cache_name
 from buildkit_py.errors import UsageError, UserError
 from buildkit_py.frontend.dockerfile.dockerignore import find_ignore_file, read_ignore_file
 from buildkit_py.session.filesync import ContextSender
@@ -67,7 +69,10 @@ def lent_directories(req: BuildRequest) -> dict[str, ContextSender]:
         ignore = read_ignore_file(ignore_file) if ignore_file is not None else []
         senders["context"] = ContextSender(req.context.absolute(), ignore)
     for cname, value in req.build_contexts.items():
-        if "://" not in value:
+        # reason: the frontend's URL grammar only when there are named contexts
+        from buildkit_py.frontend.dockerfile.convert.remote_context import names_directory
+
+        if names_directory(value):  # URLs (and images) travel in the request as they are
             path = Path(value)
             if not path.is_dir():
                 raise UsageError(f"--build-context {cname}={value}: not a directory")
@@ -75,6 +80,20 @@ def lent_directories(req: BuildRequest) -> dict[str, ContextSender]:
             own = path / ".dockerignore"
             senders[f"ctx-{cname}"] = ContextSender(
                 path.absolute(), read_ignore_file(own) if own.is_file() else [])
+    return senders
+
+
+def lent_caches(req: BuildRequest) -> dict[str, ContextSender]:
+    """The ``type=local`` cache directories ``req`` lends, by session name: each
+    ``--cache-from`` src (the daemon reads index.json and the blobs it needs, file by
+    file) and each ``--cache-to`` dest (listed, so the daemon sends only missing blobs).
+    Never synced up front; a directory that does not exist answers with an error."""
+    senders: dict[str, ContextSender] = {}
+    for flag, specs, key in (("from", req.cache_from, "src"), ("to", req.cache_to, "dest")):
+        for i, attrs in enumerate(specs):
+            if attrs.get("type") == "local" and attrs.get(key):
+                senders[lent_cache_name(flag, i)] = ContextSender(
+                    Path(attrs[key]).absolute(), [])
     return senders
 
 

@@ -8,10 +8,12 @@ messages leave through one bounded :class:`~buildkit_py.session.stream.Outbox`.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import queue
 import socket
+import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +29,7 @@ from buildkit_py.session.stream import (
     SSHRelay,
     close_socket,
 )
-from buildkit_py.worker.session import BuildSession
+from buildkit_py.worker.session import BuildSession, LentFiles
 
 _log = logging.getLogger(__name__)
 
@@ -147,55 +149,103 @@ class DaemonSession:
                     raise BuildError(f"the client sent nothing for {SYNC_TIMEOUT:.0f}s "
                                      f"while {what}") from None
 
-    def sync(self, name: str, dest: Path, incoming: Path) -> SyncStats:
-        """Bring ``dest`` up to date with the client's directory ``name``."""
+    @contextlib.contextmanager
+    def _channel(self, name: str) -> Iterator[queue.Queue[pb.SessionMessage]]:
+        """The client's file messages for directory ``name``, while one transfer of it
+        runs."""
         chan: queue.Queue[pb.SessionMessage] = queue.Queue(maxsize=64)
         with self._lock:
             self._channels[name] = chan
+        try:
+            yield chan
+        finally:
+            with self._lock:
+                self._channels.pop(name, None)
+
+    def _listing(self, name: str, chan: queue.Queue[pb.SessionMessage],
+                 what: str) -> list[pb.Stat]:
+        self.send(pb.SessionMessage(sync_start=pb.SyncStart(name=name)))
+        listing: list[pb.Stat] = []
+        while True:
+            msg = self._next(chan, what)
+            if msg.WhichOneof("msg") != "sync_stats":
+                continue
+            if msg.sync_stats.error:
+                raise BuildError(f"the client cannot send {name!r}: {msg.sync_stats.error}")
+            listing.extend(msg.sync_stats.stats)
+            if msg.sync_stats.done:
+                return listing
+
+    def listing(self, name: str) -> list[pb.Stat] | None:
+        """What the client's directory ``name`` holds; None when it cannot list it (say,
+        it does not exist)."""
+        with self._channel(name) as chan:
+            try:
+                return self._listing(name, chan, f"listing {name!r}")
+            except BuildError:
+                return None
+
+    def fetch_file(self, name: str, file_id: int, target: Path) -> None:
+        """Entry ``file_id`` of the last listing of ``name``, written to ``target``."""
+        import zstandard  # reason: only transfers need it
+
+        decomp = zstandard.ZstdDecompressor()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".part")
+        what = f"fetching a file of {name!r}"
+        with self._channel(name) as chan, open(tmp, "wb") as out:
+            self.send(pb.SessionMessage(file_request=pb.FileRequest(name=name,
+                                                                    ids=[file_id])))
+            while True:
+                msg = self._next(chan, what)
+                if msg.WhichOneof("msg") != "file_data" or msg.file_data.id != file_id:
+                    continue
+                fd = msg.file_data
+                if fd.error:
+                    raise BuildError(f"the client cannot send a file of {name!r}: {fd.error}")
+                if fd.data:
+                    out.write(decomp.decompress(fd.data))
+                if fd.eof:
+                    break
+        tmp.replace(target)
+
+    def sync(self, name: str, dest: Path, incoming: Path) -> SyncStats:
+        """Bring ``dest`` up to date with the client's directory ``name``."""
         what = f"transferring {name!r}"
         receiver = ContextReceiver(dest, incoming)
         try:
-            self.send(pb.SessionMessage(sync_start=pb.SyncStart(name=name)))
-            listing: list[pb.Stat] = []
-            while True:
-                msg = self._next(chan, what)
-                if msg.WhichOneof("msg") != "sync_stats":
-                    continue
-                if msg.sync_stats.error:
-                    raise BuildError(f"the client cannot send {name!r}: {msg.sync_stats.error}")
-                listing.extend(msg.sync_stats.stats)
-                if msg.sync_stats.done:
-                    break
-            to_hash, to_fetch = receiver.plan(listing)
-            if to_hash:
-                self.send(pb.SessionMessage(file_request=pb.FileRequest(
-                    name=name, ids=to_hash, hash_only=True)))
-                got: list[pb.FileHash] = []
-                while len(got) < len(to_hash):
-                    msg = self._next(chan, what)
-                    if msg.WhichOneof("msg") == "file_hashes":
-                        got.extend(msg.file_hashes.hashes)
-                to_fetch.extend(receiver.check_hashes(got))
-            if to_fetch:
-                self.send(pb.SessionMessage(file_request=pb.FileRequest(name=name, ids=to_fetch)))
-                pending = set(to_fetch)
-                while pending:
-                    msg = self._next(chan, what)
-                    if msg.WhichOneof("msg") != "file_data":
-                        continue
-                    fd = msg.file_data
-                    if fd.error:
-                        raise BuildError(f"the client cannot send a file of {name!r}: {fd.error}")
-                    if fd.data:
-                        receiver.write(fd.id, fd.data)
-                    if fd.eof:
-                        receiver.end(fd.id)
-                        pending.discard(fd.id)
-            return receiver.finish()
+            with self._channel(name) as chan:
+                listing = self._listing(name, chan, what)
+                to_hash, to_fetch = receiver.plan(listing)
+                if to_hash:
+                    self.send(pb.SessionMessage(file_request=pb.FileRequest(
+                        name=name, ids=to_hash, hash_only=True)))
+                    got: list[pb.FileHash] = []
+                    while len(got) < len(to_hash):
+                        msg = self._next(chan, what)
+                        if msg.WhichOneof("msg") == "file_hashes":
+                            got.extend(msg.file_hashes.hashes)
+                    to_fetch.extend(receiver.check_hashes(got))
+                if to_fetch:
+                    self.send(pb.SessionMessage(file_request=pb.FileRequest(
+                        name=name, ids=to_fetch)))
+                    pending = set(to_fetch)
+                    while pending:
+                        msg = self._next(chan, what)
+                        if msg.WhichOneof("msg") != "file_data":
+                            continue
+                        fd = msg.file_data
+                        if fd.error:
+                            raise BuildError(
+                                f"the client cannot send a file of {name!r}: {fd.error}")
+                        if fd.data:
+                            receiver.write(fd.id, fd.data)
+                        if fd.eof:
+                            receiver.end(fd.id)
+                            pending.discard(fd.id)
+                return receiver.finish()
         finally:
             receiver.abort()
-            with self._lock:
-                self._channels.pop(name, None)
 
     # ---------------------------------------------------------------- secrets
 
@@ -304,14 +354,60 @@ class SSHForwarder:
         self._listeners.clear()
 
 
+class LentLayout:
+    """A directory the client lends file by file (``--cache-from type=local``): listed
+    once, each file fetched through the session the first time it is asked for, into
+    ``root``."""
+
+    def __init__(self, session: DaemonSession, name: str, root: Path) -> None:
+        self._session = session
+        self.name = name
+        self.root = root
+        self._files: dict[str, int] | None = None  # path -> id in the listing
+        self._listed = False
+        self._lock = threading.Lock()
+
+    def _list(self) -> dict[str, int]:
+        if self._files is None:
+            stats = self._session.listing(self.name)
+            self._listed = stats is not None
+            self._files = {st.path: st.id for st in stats or [] if stat.S_ISREG(st.mode)}
+        return self._files
+
+    def is_dir(self) -> bool:
+        with self._lock:
+            self._list()
+            return self._listed
+
+    def file(self, rel: str) -> Path | None:
+        with self._lock:
+            file_id = self._list().get(rel)
+            if file_id is None:
+                return None
+            target = self.root / rel
+            if not target.is_file():
+                self._session.fetch_file(self.name, file_id, target)
+            return target
+
+
 class RemoteBuildSession(BuildSession):
-    """What the worker sees of a remote client: synced dirs, on-demand secrets."""
+    """What the worker sees of a remote client: synced dirs, on-demand secrets and
+    files."""
 
     def __init__(self, session: DaemonSession, local_dirs: dict[str, Path],
-                 secret_ids: list[str], ssh_sockets: dict[str, Path]) -> None:
+                 secret_ids: list[str], ssh_sockets: dict[str, Path],
+                 lent_root: Path | None = None) -> None:
         super().__init__(local_dirs=local_dirs, secrets={}, ssh_sockets=ssh_sockets)
         self._session = session
         self._secret_ids = set(secret_ids)
+        self._lent_root = lent_root
+
+    def lent_files(self, name: str, path: str) -> LentFiles:
+        """The client's directory, read through the session (``path`` is the client's,
+        for messages only)."""
+        if self._lent_root is None:
+            raise BuildError(f"this build cannot read the client's directory {path}")
+        return LentLayout(self._session, name, self._lent_root / name)
 
     def secret(self, sid: str) -> bytes | None:
         if sid not in self._secret_ids:

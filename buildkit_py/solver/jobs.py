@@ -47,6 +47,7 @@ from buildkit_py.solver.progress import (
     VertexFailed,
     VertexLog,
     VertexStarted,
+    VertexStatus,
 )
 from buildkit_py.solver.results import ResultRef, SharedResult
 from buildkit_py.solver.vertex import Vertex
@@ -178,6 +179,9 @@ class Job:
         self._edge_tasks: dict[int, asyncio.Task[ResultRef]] = {}
         self._exec_task: asyncio.Task[list[ResultRef]] | None = None
         self._cached_sent = False
+        # When VertexStarted went out: by the first run, or earlier by the first log or
+        # status while keying (a Git or HTTP source resolving), as BuildKit shows them.
+        self.announced_at: float | None = None
         # Progress fan-out; written from worker threads, so guarded.
         self._plock = threading.Lock()
         self._buses: tuple[ProgressBus, ...] = ()
@@ -203,15 +207,26 @@ class Job:
             self._buses = tuple(b for b in self._buses if b is not bus)
 
     def emit(self, ev: ProgressEvent) -> None:
+        events = [ev]
         with self._plock:
-            if isinstance(ev, VertexLog):
-                self._replay_logs.append(ev)
-                self._track_lines(ev)
-            elif not hasattr(ev, "id"):  # vertex-level events, not sub-status
-                self._history.append(ev)
+            if isinstance(ev, VertexStarted):
+                if self.announced_at is not None:
+                    return  # already shown as started (output while keying)
+                self.announced_at = ev.started
+            elif isinstance(ev, VertexLog | VertexStatus) and self.announced_at is None:
+                self.announced_at = time.time()
+                events.insert(0, VertexStarted(self.vertex.digest, self.name,
+                                               self.announced_at))
+            for e in events:
+                if isinstance(e, VertexLog):
+                    self._replay_logs.append(e)
+                    self._track_lines(e)
+                elif not hasattr(e, "id"):  # vertex-level events, not sub-status
+                    self._history.append(e)
             buses = self._buses
         for bus in buses:
-            bus.publish(ev)
+            for e in events:
+                bus.publish(e)
 
     def _track_lines(self, ev: VertexLog) -> None:
         data = self._partial.pop(ev.stream, b"") + ev.data

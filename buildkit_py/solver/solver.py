@@ -20,6 +20,7 @@ import concurrent.futures
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -29,7 +30,7 @@ from buildkit_py.solver.cancel import Cancelled, CancelToken
 from buildkit_py.solver.imports import CacheSource
 from buildkit_py.solver.jobs import Job, JobRuntime
 from buildkit_py.solver.llb_adapter import graph_from_definition
-from buildkit_py.solver.progress import ProgressBus
+from buildkit_py.solver.progress import ProgressBus, VertexCompleted
 from buildkit_py.solver.results import ResultRef
 from buildkit_py.solver.vertex import BuildGraph, Edge, Vertex, graph_of
 from buildkit_py.solver.worker import Worker
@@ -326,6 +327,8 @@ class Solver:
             elif job in keyed_set and all(k in have for k in job.edge_keys.values()):
                 job.send_cached()
                 state = "cached"
+            elif job.announced_at is not None:  # shown while keying, then not needed
+                job.emit(VertexCompleted(digest, job.name, job.announced_at, time.time()))
             out[digest] = VertexOutcome(digest, job.name, state, job.computed_key(),
                                         job.miss_reason if state == "ran" else None)
         return out

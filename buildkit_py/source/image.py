@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from buildkit_py.registry.client import RegistryClient
     from buildkit_py.worker.ops.base import OpWorker
 
+IMAGE_SCHEMES = ("docker-image", "oci-layout")  # LLB source schemes this module serves
 _COMPRESSIONS = {
     mt.OCI_LAYER: "uncompressed", mt.DOCKER_LAYER: "uncompressed",
     mt.OCI_LAYER_GZIP: "gzip", mt.DOCKER_LAYER_GZIP: "gzip",

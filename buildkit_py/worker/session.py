@@ -5,8 +5,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from buildkit_py.errors import BuildError
+
+
+class LentFiles(Protocol):
+    """A directory of the client read file by file (a ``--cache-from type=local`` layout):
+    a remote build fetches each file through the session the first time it is asked."""
+
+    root: Path  # where the files asked for are on this machine
+
+    def is_dir(self) -> bool: ...
+
+    def file(self, rel: str) -> Path | None:
+        """File ``rel`` ("/"-separated) on this machine; None when the client has none."""
+        ...
+
+
+@dataclass
+class LocalFiles:
+    """A directory on the builder's own machine (an embedded build)."""
+
+    root: Path
+
+    def is_dir(self) -> bool:
+        return self.root.is_dir()
+
+    def file(self, rel: str) -> Path | None:
+        path = self.root / rel
+        return path if path.is_file() else None
 
 
 @dataclass
@@ -26,3 +54,7 @@ class BuildSession:
 
     def secret(self, sid: str) -> bytes | None:
         return self.secrets.get(sid)
+
+    def lent_files(self, name: str, path: str) -> LentFiles:
+        """The client's directory ``path``, lent to this build as ``name``."""
+        return LocalFiles(Path(path))

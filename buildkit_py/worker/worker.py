@@ -11,7 +11,7 @@ access, is handed in by the builder).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from buildkit_py.executor.executor import Executor
 
 # Op kind (the Op body's oneof) -> its handler; a source is routed by its identifier's
-# scheme instead (``local://``, and the image schemes when an image source is given).
+# scheme instead: ``local://`` here, the others (images, HTTP, Git) handed in by the
+# builder, which owns what they need (content store, registry and network clients).
 _OPS: dict[str, HandlerFactory] = {
     "exec": ExecHandler,
     "file": FileHandler,
@@ -48,7 +49,6 @@ _OPS: dict[str, HandlerFactory] = {
     "diff": DiffHandler,
 }
 _SOURCES: dict[str, HandlerFactory] = {"local": LocalSourceHandler}
-_IMAGE_SCHEMES = ("docker-image", "oci-layout")
 
 
 class BuilderWorker:
@@ -56,7 +56,7 @@ class BuilderWorker:
 
     def __init__(self, root: Path, *, runtime: str = "bkpy-runc",
                  session: BuildSession | None = None,
-                 image_source: HandlerFactory | None = None,
+                 sources: Mapping[str, HandlerFactory] | None = None,
                  cdi: CDIRegistry | None = None) -> None:
         self.root = Path(root)
         self.sn: DBSnapshotter = open_snapshotter(self.root / "snapshots")
@@ -66,9 +66,7 @@ class BuilderWorker:
         self._executor_lock = threading.Lock()
         self.checksums = ChecksumCache(self.root / "checksums.db")
         self.session = session or BuildSession()
-        self._sources = dict(_SOURCES)
-        if image_source is not None:
-            self._sources.update(dict.fromkeys(_IMAGE_SCHEMES, image_source))
+        self._sources = {**_SOURCES, **(sources or {})}  # identifier scheme -> handler
         self.cdi = cdi  # RUN --device; None: CDI disabled
 
     @property

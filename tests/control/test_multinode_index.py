@@ -203,3 +203,105 @@ def test_push_across_nodes_without_a_name_is_refused_before_building(
                    "--output", "type=registry", str(pair.ctx), env=pair.env, check=False)
     assert res.code != 0 and "pushing needs an image name" in res.err
     assert "Traceback" not in res.err
+
+
+# one cache across the nodes ----------------------------------------------------------------
+
+
+def _layout_digest(out: Path) -> str:
+    return json.loads((out / "index.json").read_text())["manifests"][0]["digest"]
+
+
+def _platform_manifests(out: Path) -> list[tuple[str, str]]:
+    """(architecture, manifest digest) per platform of an OCI layout's index. The joined
+    index of a multi-node build is written as ``imagetools create`` writes one (indented,
+    as buildx), so its own digest differs from an embedded build's; its manifests do not."""
+    index = json.loads((out / "blobs" / "sha256" /
+                        _layout_digest(out).split(":")[1]).read_text())
+    return [(m["platform"]["architecture"], m["digest"]) for m in index["manifests"]]
+
+
+def _empty_embedded(tmp_path: Path, name: str) -> dict[str, str]:
+    """A client with no builder: the embedded one, on an empty root (busybox imported for
+    both platforms)."""
+    env = {"BKPY_CONFIG": str(tmp_path / f"{name}-client"),
+           "BKPY_ROOT": str(tmp_path / f"{name}-root")}
+    import_busybox(tmp_path / f"{name}-root", tmp_path / "busybox")
+    return env
+
+
+def _cached_build(p: Pair, env: dict[str, str], out: Path, *args: str) -> str:
+    """A two-platform build on ``env``'s embedded builder; asserts no RUN or COPY ran."""
+    from tests.e2e.test_cache_export import _ran
+
+    res = run_bkpy("build", "--progress", "plain", "--platform", "linux/amd64,linux/arm64",
+                   "-o", f"type=oci,dest={out},tar=false", *args, str(p.ctx), env=env)
+    assert _ran(res.err) == [], res.err
+    assert "CACHED" in res.err and "linux/arm64" in res.err
+    return _platform_manifests(out)
+
+
+def test_registry_cache_across_nodes_is_one_cache_with_every_platform(
+        pair: Pair, registry: RegistryServer, tmp_path: Path) -> None:
+    """Each node pushes its part by digest; the client merges them under the ref: an
+    empty embedded root then runs nothing for either platform and makes the same index."""
+    ref = f"{registry.host}/cache/nodes:1"
+    out = tmp_path / "nodes-img"
+    err = _build(pair, "-o", f"type=oci,dest={out},tar=false",
+                 "--cache-to", f"type=registry,ref={ref},mode=max")
+    assert "merging the cache of 2 nodes into" in err, err
+    assert "replaced the others" not in err
+    manifest = _skopeo("--raw", f"docker://{ref}")
+    assert manifest["config"]["mediaType"] == "application/vnd.buildkit.cacheconfig.v0"
+    got = _cached_build(pair, _empty_embedded(tmp_path, "b"), tmp_path / "b-img",
+                        "--cache-from", ref)
+    assert got == _platform_manifests(out)
+    # the legacy index form too (image-manifest=false)
+    legacy = f"{registry.host}/cache/nodes:legacy"
+    _build(pair, "--cache-to", f"type=registry,ref={legacy},mode=max,image-manifest=false")
+    raw = _skopeo("--raw", f"docker://{legacy}")
+    assert raw["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    got = _cached_build(pair, _empty_embedded(tmp_path, "c"), tmp_path / "c-img",
+                        "--cache-from", legacy)
+    assert got == _platform_manifests(out)
+
+
+def test_local_cache_across_nodes_is_one_tag_with_every_platform(
+        pair: Pair, tmp_path: Path) -> None:
+    """Each node delivers its part under a temporary tag of the client's directory; the
+    client merges them into the tag asked for and drops the temporary ones."""
+    dest = tmp_path / "cache"
+    out = tmp_path / "nodes-img"
+    _build(pair, "-o", f"type=oci,dest={out},tar=false",
+           "--cache-to", f"type=local,dest={dest},mode=max,tag=ci")
+    index = json.loads((dest / "index.json").read_text())
+    assert [m["annotations"]["org.opencontainers.image.ref.name"]
+            for m in index["manifests"]] == ["ci"]
+    # what the index names and nothing else: the nodes' own manifests and configs are gone
+    manifest = json.loads((dest / "blobs" / "sha256" /
+                           index["manifests"][0]["digest"].split(":")[1]).read_text())
+    named = {index["manifests"][0]["digest"], manifest["config"]["digest"],
+             *(layer["digest"] for layer in manifest["layers"])}
+    assert {"sha256:" + p.name for p in (dest / "blobs" / "sha256").iterdir()} == named
+    got = _cached_build(pair, _empty_embedded(tmp_path, "b"), tmp_path / "b-img",
+                        "--cache-from", f"type=local,src={dest},tag=ci")
+    assert got == _platform_manifests(out)
+
+
+def test_inline_cache_across_nodes(pair: Pair, registry: RegistryServer,
+                                   tmp_path: Path) -> None:
+    """Each platform's image config carries its own inline cache: nothing to merge."""
+    ref = f"{registry.host}/x:inline"
+    err = _build(pair, "-t", ref, "--push", "--cache-to", "type=inline")
+    assert "merging the cache" not in err and "replaced the others" not in err
+    raw = _skopeo("--raw", f"docker://{ref}")
+    out = tmp_path / "b-img"
+    _cached_build(pair, _empty_embedded(tmp_path, "b"), out, "--cache-from", ref)
+    # the same layers per platform (the configs differ: the pushed ones carry the cache)
+    pushed_layers = [[layer["digest"] for layer in
+                      _skopeo("--raw", f"docker://{registry.host}/x@{m['digest']}")["layers"]]
+                     for m in raw["manifests"]]
+    blobs = out / "blobs" / "sha256"
+    assert [[layer["digest"] for layer in
+             json.loads((blobs / digest.split(":")[1]).read_text())["layers"]]
+            for _, digest in _platform_manifests(out)] == pushed_layers

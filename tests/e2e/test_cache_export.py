@@ -4,9 +4,11 @@ same image; lazily (a late change pulls only what it needs), and through bkpyd."
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ import pytest
 from tests.control.conftest import Daemon, client_env, import_busybox, run_bkpy
 from tests.e2e.conftest import Bkpy, make_runner
 from tests.images import write_busybox_layout
-from tests.registry.fixtures import RegistryServer
+from tests.registry.fixtures import HTPASSWD_SECRET, PASSWORD, USER, RegistryServer
 
 # builder stage: its layer must not reach B unless asked; /rand tells a re-run apart
 DOCKERFILE = """\
@@ -50,10 +52,11 @@ def roots(tmp_path: Path, busybox_layout: Path) -> tuple[Bkpy, Bkpy, Path]:
     return a, b, tmp_path / "B"
 
 
-def _digest(run: Bkpy, ctx: Path, out: Path, *args: str) -> tuple[str, str]:
+def _digest(run: Bkpy, ctx: Path, out: Path, *args: str,
+            env: dict[str, str] | None = None) -> tuple[str, str]:
     """Build to an OCI layout folder; (manifest digest, plain progress)."""
     r = run("build", "--progress", "plain", "-o", f"type=oci,dest={out},tar=false",
-            *args, str(ctx))
+            *args, str(ctx), env=env)
     index = json.loads((out / "index.json").read_text())
     return index["manifests"][0]["digest"], r.err
 
@@ -287,13 +290,127 @@ def test_through_bkpyd(tmp_path: Path, ctx: Path, registry: RegistryServer) -> N
                          *args, str(ctx), env=env)
             if name == "two":
                 assert _ran(r.err) == [], r.err
-                local = run_bkpy("build", "--cache-from", f"type=local,src={tmp_path}",
-                                 str(ctx), env=env, check=False)
-                assert local.code == 2 and "embedded builder" in local.err
             digests.append(json.loads((out / "index.json").read_text())["manifests"][0]["digest"])
         finally:
             daemon.stop()
     assert digests[0] == digests[1]
+
+
+def _inodes(layout: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_ino for p in (layout / "blobs" / "sha256").iterdir()}
+
+
+def test_local_cache_through_bkpyd(tmp_path: Path, ctx: Path) -> None:
+    """type=local through bkpyd: the directory is the client's. Export: the daemon sends
+    the blobs the client's dest lacks, the client merges index.json (other tags stay);
+    import: the daemon reads the client's layout through the session. Another daemon's
+    empty root then runs nothing and makes the same image."""
+    layout = write_busybox_layout(tmp_path / "busybox")
+    dest = tmp_path / "client-cache"  # on the client: no daemon sees this path
+    digests = []
+    for name in ("one", "two"):
+        import_busybox(tmp_path / name, layout)
+        sock = tmp_path / f"{name}.sock"
+        daemon = Daemon(tmp_path / name, f"unix://{sock}", ["--addr", f"unix://{sock}"],
+                        tmp_path / f"{name}.log").start()
+        try:
+            (tmp_path / f"{name}-client").mkdir()
+            env = client_env(tmp_path / f"{name}-client", daemon)
+            out = tmp_path / f"{name}-img"
+            args = ("--cache-to", f"type=local,dest={dest},mode=max") if name == "one" \
+                else ("--cache-from", f"type=local,src={dest}")
+            r = run_bkpy("build", "--progress", "plain", "-o", f"type=oci,dest={out},tar=false",
+                         *args, str(ctx), env=env)
+            digests.append(json.loads((out / "index.json").read_text())["manifests"][0]["digest"])
+            if name == "one":
+                index = json.loads((dest / "index.json").read_text())
+                tags = [m["annotations"]["org.opencontainers.image.ref.name"]
+                        for m in index["manifests"]]
+                assert tags == ["latest"] and (dest / "oci-layout").is_file()
+                # a second tag: the first stays, and blobs the client has are not re-sent
+                before = _inodes(dest)
+                run_bkpy("build", "--cache-to", f"type=local,dest={dest},mode=max,tag=other",
+                         str(ctx), env=env)
+                index = json.loads((dest / "index.json").read_text())
+                assert sorted(m["annotations"]["org.opencontainers.image.ref.name"]
+                              for m in index["manifests"]) == ["latest", "other"]
+                after = _inodes(dest)
+                assert {k: after[k] for k in before} == before
+            else:
+                assert _ran(r.err) == [], r.err
+                missing = run_bkpy("build", "--cache-from",
+                                   f"type=local,src={tmp_path / 'nothing'}", str(ctx), env=env)
+                assert "not found: no such directory" in missing.err
+                no_tag = run_bkpy("build", "--cache-from", f"type=local,src={dest},tag=nope",
+                                  str(ctx), env=env)
+                assert "not found: no such tag 'nope'" in no_tag.err
+        finally:
+            daemon.stop()
+    assert digests[0] == digests[1]
+
+
+def test_multi_platform_cache(roots: tuple[Bkpy, Bkpy, Path], ctx: Path, tmp_path: Path,
+                              registry: RegistryServer) -> None:
+    """One cache holds both platforms' steps: an empty root B runs nothing for either and
+    makes the same index."""
+    a, b, _ = roots
+    ref = f"{registry.host}/cache/multi:1"
+    plats = ("--platform", "linux/amd64,linux/arm64")
+    want, progress = _digest(a, ctx, tmp_path / "a", *plats, "--cache-to",
+                             f"type=registry,ref={ref},mode=max")
+    assert "linux/arm64" in progress
+    got, progress = _digest(b, ctx, tmp_path / "b", *plats, "--cache-from", ref)
+    assert _ran(progress) == [], progress
+    assert "CACHED" in progress and "linux/arm64" in progress
+    assert got == want
+    index = json.loads((tmp_path / "b" / "index.json").read_text())
+    assert index["manifests"][0]["mediaType"] == "application/vnd.oci.image.index.v1+json"
+
+
+@pytest.fixture
+def auth_registry(tmp_path: Path) -> Iterator[RegistryServer]:
+    root = tmp_path / "auth-registry"
+    root.mkdir()
+    htpasswd = root / "htpasswd"
+    htpasswd.write_text(f"{USER}:{HTPASSWD_SECRET}\n")
+    server = RegistryServer(root, auth={"htpasswd": {"realm": "test", "path": str(htpasswd)}})
+    yield server
+    server.stop()
+
+
+def test_cache_with_credentials(roots: tuple[Bkpy, Bkpy, Path], ctx: Path, tmp_path: Path,
+                                auth_registry: RegistryServer) -> None:
+    """A registry that needs a login: the cache goes with the credentials a push uses
+    (docker's config.json); without them the error names the registry and says to log
+    in, and ignore-error=true makes it a warning."""
+    a, b, _ = roots
+    host = auth_registry.host
+    logged_in = tmp_path / "docker"
+    logged_in.mkdir()
+    token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    (logged_in / "config.json").write_text(json.dumps({"auths": {host: {"auth": token}}}))
+    anonymous = tmp_path / "anonymous"
+    anonymous.mkdir()
+    creds = {"DOCKER_CONFIG": str(logged_in)}
+    ref = f"{host}/cache/private:1"
+
+    want, _ = _digest(a, ctx, tmp_path / "a", "--cache-to",
+                      f"type=registry,ref={ref},mode=max", env=creds)
+    a("build", "-t", f"{host}/app/private:1", "--push", str(ctx), env=creds)
+    got, progress = _digest(b, ctx, tmp_path / "b", "--cache-from", ref, env=creds)
+    assert _ran(progress) == [], progress
+    assert got == want
+
+    none = {"DOCKER_CONFIG": str(anonymous)}
+    failed = a("build", "--cache-to", f"type=registry,ref={host}/cache/other:1", str(ctx),
+               env=none, check=False)
+    assert failed.code != 0
+    assert host in failed.err and f"docker login {host}" in failed.err, failed.err
+    warned = a("build", "--cache-to",
+               f"type=registry,ref={host}/cache/other:1,ignore-error=true", str(ctx), env=none)
+    assert "failed to export cache" in warned.err and f"docker login {host}" in warned.err
+    imported = b("build", "--cache-from", ref, str(ctx), env=none)
+    assert "failed to import cache" in imported.err and f"docker login {host}" in imported.err
 
 
 def test_cold_build_timing(roots: tuple[Bkpy, Bkpy, Path], ctx: Path, tmp_path: Path,

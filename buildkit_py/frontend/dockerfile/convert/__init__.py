@@ -11,7 +11,8 @@ reachability, cycles), ``base_images`` (FROM resolution: named contexts, scratch
 images), ``dispatch`` routing to ``dispatch_meta`` (config-only instructions and
 WORKDIR), ``dispatch_run`` + ``run_mounts`` (RUN), ``dispatch_copy`` + ``sources``
 (COPY/ADD, git/URL detection), ``image_config`` (config + history), ``names`` (vertex
-names), ``context`` (the main build context with follow paths), ``onbuild``, ``values``
+names), ``context`` (the main build context with follow paths), ``remote_context``
+(Git and HTTP(S) contexts as LLB), ``onbuild``, ``values``
 (EXPOSE/STOPSIGNAL validation), ``errors`` (locations on errors), ``dispatch_context``
 (what handlers share).
 """

@@ -10,6 +10,10 @@ from buildkit_py.errors import DockerfileError, UsageError
 from buildkit_py.frontend.dockerfile.convert.dispatch_context import ConvertContext
 from buildkit_py.frontend.dockerfile.convert.image_config import ImageConfig
 from buildkit_py.frontend.dockerfile.convert.options import ResolvedImage
+from buildkit_py.frontend.dockerfile.convert.remote_context import (
+    is_remote_url,
+    named_remote_context,
+)
 from buildkit_py.frontend.dockerfile.convert.stage_state import StageState
 from buildkit_py.gostrings import go_quote
 from buildkit_py.llb import ops_pb2
@@ -119,10 +123,14 @@ def _from_context(ds: StageState, value: str, name: str, platform: Platform,
         ds.state = llb.image(ref, platform=_pb(platform), description={
             llb.CUSTOM_NAME: f"[context {name}] {value}"})
         return
-    if value.startswith(("target:", "http://", "https://", "git@")):
+    if value.startswith("target:"):
         raise UsageError(f"build context {name}={value}: this kind of context is not supported",
-                         hint="use docker-image://REF, oci-layout://PATH, local:NAME or a "
-                              "directory")
+                         hint="use docker-image://REF, oci-layout://PATH, a Git or HTTP(S) "
+                              "URL, local:NAME or a directory")
+    if is_remote_url(value) or value.startswith("ssh://"):
+        ds.state = named_remote_context(name, value)
+        ds.image = ImageConfig.empty(platform)
+        return
     local_name = value[len("local:"):] if value.startswith("local:") else name
     ds.state = llb.local(local_name, shared_key=local_name,
                          exclude=cx.opts.context_ignores.get(local_name, ()),

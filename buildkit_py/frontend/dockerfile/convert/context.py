@@ -5,6 +5,7 @@ paths are known only after every stage is converted, while the stages already po
 the context. :class:`MainContext` therefore hands out a placeholder node whose body is
 filled in by :meth:`MainContext.finish` (BuildKit uses a mutable output the same way).
 The placeholder marshals to exactly the op ``llb.local`` builds, so digests match.
+A remote context (a Git checkout, an HTTP download) is already whole and is used as is.
 """
 
 from __future__ import annotations
@@ -51,16 +52,21 @@ def follow_paths(paths: set[str]) -> list[str]:
 
 
 class MainContext:
-    """The ``llb.local`` of the main context, finalised once all users are known."""
+    """The ``llb.local`` of the main context, finalised once all users are known; or a
+    remote context (``remote``), which is used as it is (no follow paths, no excludes)."""
 
-    def __init__(self, name: str, exclude: Sequence[str], session_id: str = "") -> None:
+    def __init__(self, name: str, exclude: Sequence[str], session_id: str = "",
+                 remote: llb.State | None = None) -> None:
         self.name = name
         self.exclude = list(exclude)
         self.session_id = session_id
+        self.remote = remote
         self.paths: set[str] = set()
         self._node = _DeferredNode()
 
     def state(self) -> llb.State:
+        if self.remote is not None:
+            return self.remote
         return llb.State(output=Output(self._node))
 
     def use(self, path: str) -> None:
@@ -68,6 +74,8 @@ class MainContext:
         self.paths.add(posixpath.join("/", path))
 
     def finish(self) -> None:
+        if self.remote is not None:
+            return
         local = llb.local(
             self.name,
             exclude=self.exclude,

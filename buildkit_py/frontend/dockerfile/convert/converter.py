@@ -26,9 +26,9 @@ from buildkit_py.frontend.dockerfile.convert.options import (
 from buildkit_py.frontend.dockerfile.convert.stage_state import StageState
 from buildkit_py.frontend.dockerfile.convert.stages import StageGraph, check_cycles, reachable
 from buildkit_py.frontend.dockerfile.instructions.model import Dockerfile, Onbuild, Stage
-from buildkit_py.frontend.dockerfile.parser.directives import names_labs_frontend
 from buildkit_py.frontend.dockerfile.shell_lex import ShellLex
 from buildkit_py.frontend.dockerfile.suggest import suggest
+from buildkit_py.frontend.dockerfile.syntax import frontend_of
 from buildkit_py.gostrings import go_quote
 from buildkit_py.llb import ops_pb2
 from buildkit_py.platforms import Platform, host_platform, parse_platform
@@ -86,12 +86,13 @@ def convert(dockerfile: Dockerfile, opts: ConvertOptions) -> ConvertResult:
         build_platform=build_platform,
         build_args=build_args,
         meta=meta,
-        main_context=MainContext(opts.context_name, opts.ignore_patterns, opts.session_id),
+        main_context=MainContext(opts.context_name, opts.ignore_patterns, opts.session_id,
+                                 opts.main_context),
         epoch=epoch,
         proxy_env=_proxy_env(opts.build_args),
         cache_ns=builtin.cache_mount_ns,
         hostname=opts.build_args.get("BUILDKIT_SANDBOX_HOSTNAME", ""),
-        labs=names_labs_frontend(dockerfile.syntax),
+        labs=frontend_of(dockerfile, opts.build_args).labs,
     )
 
     graph = _build_graph(stages, cx)

@@ -110,6 +110,8 @@ def dispatch_copy(d: StageState, source: StageState | None, c: Copy | Add,
     src_state = source.state if source is not None else cx.main_context.state()
 
     action: llb.FileAction | None = None
+    text = uppercase_command(cx.display_text(c, env))
+    name = d.namer.name(text, d.platform, env, onbuild=cx.current_onbuild)
 
     def add(st: llb.State, path: str, **opts: Any) -> None:
         nonlocal action
@@ -131,13 +133,16 @@ def dispatch_copy(d: StageState, source: StageState | None, c: Copy | Add,
                 keep_git_dir=keep_git_dir if git.keep_git_dir is None else git.keep_git_dir,
                 checksum=checksum or git.checksum,
                 skip_submodules=git.submodules is False,
+                description={llb.CUSTOM_NAME: name},  # as BuildKit: under the ADD step's name
             )
             add(st, "/")
         elif src.startswith(("http://", "https://")):
             if not is_add:
                 raise DockerfileError("source can't be a URL for COPY")
             filename = url_filename(src)
-            st = llb.http(src, filename=filename, checksum=checksum, chmod=0o600)
+            # as BuildKit: the download shows under the ADD step's name
+            st = llb.http(src, filename=filename, checksum=checksum, chmod=0o600,
+                          description={llb.CUSTOM_NAME: name})
             add(st, f"/{filename}", attempt_unpack=bool(unpack))
         else:
             include: list[str] = []
@@ -173,8 +178,6 @@ def dispatch_copy(d: StageState, source: StageState | None, c: Copy | Add,
     msg += f" {dest_raw}"
     assert action is not None
 
-    text = uppercase_command(cx.display_text(c, env))
-    name = d.namer.name(text, d.platform, env, onbuild=cx.current_onbuild)
     location = cx.location(c)
     description = {llb.CUSTOM_NAME: name, llb.DOCKERFILE_COMMAND: c.original}
     if c.link and not chmod:

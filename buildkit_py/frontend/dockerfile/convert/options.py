@@ -35,7 +35,8 @@ class ConvertOptions:
     build_platform: Platform | None = None  # None = host
     build_args: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)  # applied to the final image only
-    # name -> "docker-image://REF" | "local:NAME" | "oci-layout://..." | a path (-> local:NAME)
+    # name -> "docker-image://REF" | "local:NAME" | "oci-layout://..." | a Git or HTTP(S)
+    # URL | a path (-> local:NAME)
     build_contexts: dict[str, str] = field(default_factory=dict)
     no_cache: bool = False
     no_cache_filter: list[str] = field(default_factory=list)
@@ -45,6 +46,9 @@ class ConvertOptions:
     ulimits: list[tuple[str, int, int]] = field(default_factory=list)  # (name, soft, hard)
     context_name: str = "context"
     ignore_patterns: list[str] = field(default_factory=list)
+    # A remote main context (a Git checkout, an HTTP download: frontend/dockerfile/
+    # convert/remote_context.py), used as it is; None: the client's local ``context_name``.
+    main_context: llb.State | None = None
     # Exclude patterns of named local contexts (each one's own .dockerignore), by local name
     context_ignores: dict[str, list[str]] = field(default_factory=dict)
     source_date_epoch: int | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 _SCP_LIKE = re.compile(r"^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:")
 
@@ -60,7 +60,7 @@ def is_http_source(src: str) -> bool:
 def url_filename(url: str) -> str:
     """Name of a downloaded file: the last URL path segment, else ``__unnamed__``."""
     try:
-        path = urlsplit(url).path
+        path = unquote(urlsplit(url).path, errors="strict")  # as Go's URL.Path: decoded
     except ValueError:
         return "__unnamed__"
     base = posixpath.basename(path.rstrip("/")) if path not in ("", "/") else ""

@@ -87,18 +87,6 @@ def detect_syntax(text: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-_LABS = re.compile(
-    r"(?:docker\.io/)?docker/dockerfile(?:-upstream)?:"
-    r"(?:labs|master-labs|1-labs|1\.(\d+)(?:\.\d+)?-labs)(?:@sha256:[0-9a-f]{64})?")
-
-
-def names_labs_frontend(syntax: str | None) -> bool:
-    """Whether ``# syntax=`` asks for a labs channel of the Dockerfile frontend that has
-    RUN --device (1.14-labs and later); the built-in frontend then enables it."""
-    m = _LABS.fullmatch(syntax or "")
-    return m is not None and (m.group(1) is None or int(m.group(1)) >= 14)
-
-
 @dataclass(frozen=True)
 class CheckConfig:
     """The ``# check=skip=A,B;error=true`` directive."""
