@@ -39,8 +39,10 @@ def repos(tmp_path_factory: pytest.TempPathFactory) -> Repos:
     return make_repos(tmp_path_factory.mktemp("git") / "repos")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def http(repos: Repos) -> Iterator[GitHTTP]:
+    # one server (and port) per test: a full-suite CI run once saw every request to a
+    # long-lived one answered with non-HTTP bytes ("Received HTTP/0.9") mid-module
     server = GitHTTP(repos.base)
     yield server
     server.stop()
