@@ -1,6 +1,7 @@
-"""Benchmark bkpy against BuildKit (docker's engine) on the cases in bench/cases.
+"""Benchmark bkpy against the newest BuildKit (buildctl + buildkitd) on bench/cases.
 
 Usage: python3 bench/run.py [--cases small,chain50] [--runs N] [--no-buildkit] [--quick]
+                            [--bkpy-no-server]
 Writes bench/results/<date>.md and .json (and latest.md/latest.json); see bench/README.md.
 """
 
@@ -34,14 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="one repetition (smoke run)")
     ap.add_argument("--no-buildkit", action="store_true", help="measure bkpy only")
     ap.add_argument("--bkpy-no-server", action="store_true",
-                    help="run every bkpy command as a fresh process (no `bkpy server`)")
+                    help="also measure bkpy with BKPY_NO_SERVER=1 (a row of its own)")
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK,
                     help=f"scratch directory for contexts, state and logs ({DEFAULT_WORK})")
     ap.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
                     help="where the Markdown and JSON go")
     args = ap.parse_args(argv)
     opts = Options(cases=args.cases, runs=1 if args.quick else args.runs,
-                   buildkit=not args.no_buildkit, bkpy_server=not args.bkpy_no_server,
+                   buildkit=not args.no_buildkit, bkpy_no_server=args.bkpy_no_server,
                    scenarios=tuple(args.scenarios),
                    work=args.work, results=args.results,
                    command=shlex.join(["python3", "bench/run.py", *sys.argv[1:]]))

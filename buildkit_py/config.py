@@ -17,6 +17,10 @@ The same file configures the embedded builder and ``bkpyd``::
     [http]                             # ADD https://... and other HTTP(S) sources
     ca = ["/etc/ssl/my-ca.pem"]        # CAs trusted besides the system's and certifi's
 
+    [command-server]                   # the warm process behind `bkpy` (cli/autostart.py)
+    auto-start = true                  # false: only `bkpy server start` starts it
+    idle-timeout = "15m"               # an unused server exits after this ("0": never)
+
     [registry."localhost:5000"]
     http = true
     insecure = false
@@ -102,6 +106,13 @@ class RegistryHost:
     mirrors: list[str] = field(default_factory=list)
 
 
+def parse_idle_timeout(value: str | int) -> float:
+    """A duration, or ``0`` for never."""
+    if isinstance(value, int) or value.strip() == "0":
+        return float(value)
+    return parse_duration(value)
+
+
 @dataclass
 class GCPolicy:
     keep_storage: int | None = None
@@ -151,6 +162,19 @@ class HttpConfig:
     ca: list[str] = field(default_factory=list)
 
 
+# Long enough to keep a working session warm, short enough not to hold ~100 MB for hours.
+DEFAULT_SERVER_IDLE_TIMEOUT = 15 * 60.0
+
+
+@dataclass
+class CommandServerConfig:
+    """The warm command server (``bkpy server``): whether the first command starts it,
+    and when an unused one exits."""
+
+    auto_start: bool = True
+    idle_timeout: float = DEFAULT_SERVER_IDLE_TIMEOUT
+
+
 @dataclass
 class BuilderConfig:
     root: Path = field(default_factory=default_state_root)
@@ -162,6 +186,7 @@ class BuilderConfig:
     insecure_entitlements: list[str] = field(default_factory=list)
     cdi: CDIConfig = field(default_factory=lambda: CDIConfig())
     http: HttpConfig = field(default_factory=HttpConfig)
+    command_server: CommandServerConfig = field(default_factory=CommandServerConfig)
 
 
 def _expect(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -191,7 +216,7 @@ def load_config(path: Path | None = None) -> BuilderConfig:
         raise UsageError(f"{path}: invalid TOML: {err}") from None
     where = str(path)
     known = {"root", "max-parallelism", "oci-runtime", "gc", "registry",
-             "insecure-entitlements", "cdi", "http"}
+             "insecure-entitlements", "cdi", "http", "command-server"}
     unknown = set(data) - known
     if unknown:
         raise UsageError(f"{where}: unknown keys {sorted(unknown)}",
@@ -228,6 +253,8 @@ def load_config(path: Path | None = None) -> BuilderConfig:
         if not isinstance(ca, list) or not all(isinstance(c, str) for c in ca):
             raise UsageError(f"{where}: [http] ca must be a list of file paths")
         cfg.http.ca = list(ca)
+    if "command-server" in data:
+        _load_command_server(_expect(data, "command-server", dict, where), cfg, where)
     if "gc" in data:
         gc = _expect(data, "gc", dict, where)
         if "keep-storage" in gc:
@@ -244,3 +271,16 @@ def load_config(path: Path | None = None) -> BuilderConfig:
             mirrors=list(opts.get("mirrors", [])),
         )
     return cfg
+
+
+def _load_command_server(table: dict[str, Any], cfg: BuilderConfig, where: str) -> None:
+    unknown = set(table) - {"auto-start", "idle-timeout"}
+    if unknown:
+        raise UsageError(f"{where}: unknown keys in [command-server]: {sorted(unknown)}",
+                         hint="known keys: auto-start, idle-timeout")
+    if "auto-start" in table:
+        cfg.command_server.auto_start = _expect(table, "auto-start", bool,
+                                                f"{where}: [command-server]")
+    if "idle-timeout" in table:
+        value = _expect(table, "idle-timeout", (str, int), f"{where}: [command-server]")
+        cfg.command_server.idle_timeout = parse_idle_timeout(value)

@@ -1,40 +1,44 @@
-"""The two builders under test, driven through their CLIs exactly as a user would.
+"""The builders under test, driven through their CLIs exactly as a user would.
 
-- ``bkpy``: ``bkpy build`` (embedded builder); cold = a fresh, empty ``BKPY_ROOT`` with
-  the base images imported. By default a warm command server (``bkpy server start``)
-  runs for that root, as dockerd runs for BuildKit; ``server=False`` makes every command
-  a fresh process.
-- ``buildkit``: ``docker build`` against the private dockerd (BuildKit inside); cold =
-  ``docker builder prune -af`` and every non-base image removed.
+- ``bkpy``: ``bkpy build`` (embedded builder) as users run it by default: a fresh ``bkpy``
+  process per command and whatever that process does by default (hand the command to a
+  warm command server when one runs for the root, start one if the default launch path
+  does). The harness starts no server itself. Cold = every server for the root stopped and
+  a fresh, empty ``BKPY_ROOT``.
+- ``bkpy-no-server``: the same with ``BKPY_NO_SERVER=1``: every command is a fresh Python
+  running the whole build in-process (its own state root).
+- ``buildkit``: ``buildctl build --frontend dockerfile.v0`` against a private buildkitd
+  of the referee's build (see ``buildkitd.py``); cold = that daemon stopped, its root
+  deleted, started again.
 
-Single-platform results go into each builder's local image store (``--load`` for bkpy,
-the docker image store for BuildKit). The two-platform case exports ``type=tar`` because
-the docker driver cannot store a multi-platform image; docker 20.10's engine also refuses
-a platform list, so BuildKit's two-platform build is two concurrent single-platform
-``docker build`` runs.
+Base images come from the run's registry (``base_registry.py``): both pull them. A
+single-platform result goes into each builder's image store: ``bkpy --load`` (bkpy's
+``type=image`` store) and BuildKit's ``--output type=image,name=...`` (its content and
+image store, nothing pushed or unpacked). The two-platform case exports ``type=tar`` on
+both (one tar, a folder per platform). Push: ``bkpy build --push -t REG/...`` and
+``--output type=image,name=REG/...,push=true``, both in one command.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from .buildkitd import ADDR, PrivateBuildkitd
 from .cases import Case
-from .dockerd import DOCKER_CLI, PrivateDockerd
-from .images import BaseImage
-from .procs import Command, Measurement, measure, run_quiet
+from .procs import EnvFinder, Measurement, measure, run_quiet
+
+NO_SERVER_ENV = "BKPY_NO_SERVER"
 
 
 class Builder(Protocol):
     name: str
 
     def reset(self, case: Case) -> None:
-        """Empty every cache, keep only the case's base images."""
+        """Empty every cache and image store."""
 
     def build(self, case: Case, ctx: Path, log: Path) -> Measurement: ...
 
@@ -42,7 +46,7 @@ class Builder(Protocol):
         """Build (cached) and push to ``registry``; None if the builder cannot."""
 
     def close(self) -> None:
-        """Remove what the builder left in the work directory."""
+        """Stop what the builder started, remove what it left in the work directory."""
 
 
 def _bkpy_command() -> list[str]:
@@ -51,25 +55,17 @@ def _bkpy_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "buildkit_py"]
 
 
-def _arch(platform: str) -> str:
-    return platform.split("/")[1]
-
-
 class BkpyBuilder:
-    name = "bkpy"
-
-    def __init__(self, work: Path, images: Sequence[BaseImage], server: bool = True) -> None:
-        self.work = work
+    def __init__(self, work: Path, server: bool = True) -> None:
+        self.name = "bkpy" if server else "bkpy-no-server"
         self.server = server
-        self.server_pid: int | None = None
-        self.images = {i.tag: i for i in images}
         self.cmd = _bkpy_command()
-        self.root = work / "bkpy-root"
-        self.out = work / "bkpy-out"
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "BKPY_ROOT": str(self.root)}
+        self.root = work / f"{self.name}-root"
+        self.out = work / f"{self.name}-out"
+        self.env = {k: v for k, v in os.environ.items() if k != NO_SERVER_ENV}
+        self.env["BKPY_ROOT"] = str(self.root)
+        if not server:
+            self.env[NO_SERVER_ENV] = "1"
 
     def reset(self, case: Case) -> None:
         self._stop_server()
@@ -77,24 +73,16 @@ class BkpyBuilder:
         shutil.rmtree(self.out, ignore_errors=True)
         self.root.mkdir(parents=True)
         self.out.mkdir(parents=True)
-        for tag in case.base_images:
-            run_quiet([*self.cmd, "image", "import", str(self.images[tag].archive), tag],
-                      env=self.env)
-        if self.server:
-            started = run_quiet([*self.cmd, "server", "start", "--idle-timeout", "0"],
-                                env=self.env).stdout
-            match = re.search(r"pid (\d+)", started)
-            self.server_pid = int(match.group(1)) if match else None
 
     def _stop_server(self) -> None:
-        if self.server_pid is not None:
+        if self.server and self.root.exists():
             run_quiet([*self.cmd, "server", "stop"], env=self.env, check=False)
-            self.server_pid = None
 
-    @property
-    def _daemons(self) -> list[int]:
-        # the work happens in the server's forked children: count their memory
-        return [self.server_pid] if self.server_pid is not None else []
+    def _measure(self, cmd: list[str], log: Path) -> Measurement:
+        # A server the command starts detaches from it: found by its BKPY_ROOT, and counted
+        # with its forked workers.
+        return measure([[cmd]], env=self.env, log=log,
+                       find_daemons=EnvFinder("BKPY_ROOT", str(self.root)))
 
     def _args(self, case: Case) -> list[str]:
         args = [*self.cmd, "build", "--progress", "plain", "--network", "none"]
@@ -107,13 +95,11 @@ class BkpyBuilder:
             out = ["-o", f"type=tar,dest={self.out / 'result.tar'}"]
         else:
             out = ["-t", f"bench/{case.name}:latest", "--load"]
-        return measure([[[*self._args(case), *out, str(ctx)]]], env=self.env, log=log,
-                       daemon_pids=self._daemons)
+        return self._measure([*self._args(case), *out, str(ctx)], log)
 
     def push(self, case: Case, ctx: Path, registry: str, log: Path) -> Measurement | None:
-        cmd = [*self._args(case), "-t", f"{registry}/bench/{case.name}:latest", "--push",
-               str(ctx)]
-        return measure([[cmd]], env=self.env, log=log, daemon_pids=self._daemons)
+        return self._measure([*self._args(case), "-t", f"{registry}/bench/{case.name}:latest",
+                              "--push", str(ctx)], log)
 
     def close(self) -> None:
         self._stop_server()
@@ -121,54 +107,40 @@ class BkpyBuilder:
         shutil.rmtree(self.out, ignore_errors=True)
 
 
-class DockerBuilder:
+class BuildkitBuilder:
     name = "buildkit"
 
-    def __init__(self, dockerd: PrivateDockerd, work: Path, images: Sequence[BaseImage]) -> None:
-        self.dockerd = dockerd
-        self.out = work / "docker-out"
-        self.base_tags = {i.tag for i in images}
-        for image in images:
-            dockerd.docker("load", "-i", str(image.archive))
+    def __init__(self, daemon: PrivateBuildkitd, work: Path) -> None:
+        self.daemon = daemon
+        self.out = work / "buildkit-out"
 
     def reset(self, case: Case) -> None:
-        self.dockerd.docker("builder", "prune", "-af")
-        listing = self.dockerd.docker("images", "--format", "{{.Repository}}:{{.Tag}}")
-        doomed = [ref for ref in listing.stdout.split()
-                  if ref not in self.base_tags and not ref.endswith(":<none>")]
-        if doomed:
-            self.dockerd.docker("image", "rm", "-f", *doomed)
-        self.dockerd.docker("image", "prune", "-f")
+        self.daemon.wipe()
         shutil.rmtree(self.out, ignore_errors=True)
         self.out.mkdir(parents=True)
 
-    @staticmethod
-    def _args() -> list[str]:
-        return [DOCKER_CLI, "build", "--network=none", "--progress=plain"]
+    def _args(self, case: Case, ctx: Path) -> list[str]:
+        args = [self.daemon.buildctl_bin, "--addr", ADDR, "build", "--progress", "plain",
+                "--frontend", "dockerfile.v0", "--local", f"context={ctx}",
+                "--local", f"dockerfile={ctx}", "--opt", "force-network-mode=none"]
+        if case.platforms:
+            args += ["--opt", f"platform={','.join(case.platforms)}"]
+        return args
 
-    def _platform_builds(self, case: Case, ctx: Path) -> list[Command]:
-        # The engine's builtin frontend leaves TARGETARCH empty in the global scope, so it
-        # is passed explicitly; the value is what BuildKit would set itself.
-        return [[*self._args(), "--platform", p, "--build-arg", f"TARGETARCH={_arch(p)}",
-                 "-o", f"type=tar,dest={self.out / (_arch(p) + '.tar')}", str(ctx)]
-                for p in case.platforms]
+    def _measure(self, cmd: list[str], log: Path) -> Measurement:
+        return measure([[cmd]], env=dict(os.environ), log=log,
+                       daemon_pids=[self.daemon.pid])
 
     def build(self, case: Case, ctx: Path, log: Path) -> Measurement:
         if case.multi_platform:
-            groups: list[list[Command]] = [self._platform_builds(case, ctx)]
+            out = f"type=tar,dest={self.out / 'result.tar'}"
         else:
-            platform = ["--platform", case.platforms[0]] if case.platforms else []
-            groups = [[[*self._args(), *platform, "-t", f"bench/{case.name}:latest",
-                        str(ctx)]]]
-        return measure(groups, env=self.dockerd.env, log=log, daemon_pids=[self.dockerd.pid])
+            out = f"type=image,name=bench/{case.name}:latest"
+        return self._measure([*self._args(case, ctx), "--output", out], log)
 
     def push(self, case: Case, ctx: Path, registry: str, log: Path) -> Measurement | None:
-        if case.multi_platform:
-            return None  # needs buildx (manifest lists); docker.io 20.10 has no buildx
-        ref = f"{registry}/bench/{case.name}:latest"
-        groups: list[list[Command]] = [[[*self._args(), "-t", ref, str(ctx)]],
-                                       [[DOCKER_CLI, "push", ref]]]
-        return measure(groups, env=self.dockerd.env, log=log, daemon_pids=[self.dockerd.pid])
+        out = f"type=image,name={registry}/bench/{case.name}:latest,push=true"
+        return self._measure([*self._args(case, ctx), "--output", out], log)
 
     def close(self) -> None:
         shutil.rmtree(self.out, ignore_errors=True)

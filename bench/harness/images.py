@@ -1,8 +1,9 @@
 """Base images for the benchmark, written as ``docker save`` archives.
 
-Both builders load the very same archives (``bkpy image import`` and ``docker load``), so
-they start from identical layers. No registry is involved: busybox comes from the static
-binaries the tests use, and the C toolchain image is assembled from the host's ``tcc``.
+The archives are copied into the run's registry (``base_registry.py``) and both builders
+pull the very same layers from it. Nothing comes from the internet: busybox comes from the
+static binaries the tests use, and the C toolchain image is assembled from the host's
+``tcc``.
 """
 
 from __future__ import annotations

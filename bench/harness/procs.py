@@ -2,8 +2,9 @@
 
 Memory is measured two ways and the larger is kept: ``wait4``'s ``ru_maxrss`` (the largest
 single process of the command's tree that was waited for) and a sampled sum of VmRSS over
-the command's process tree plus any daemon trees named (dockerd, containerd, shims, runc),
-taken every ``SAMPLE_INTERVAL`` seconds.
+the command's process tree plus any daemon trees named (buildkitd with its runc and
+containers) or found while it runs (a ``bkpy`` command server that the command itself
+started, detached from it), taken every ``SAMPLE_INTERVAL`` seconds.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,17 +76,50 @@ def _rss_kb(pid: int) -> int:
         return 0
 
 
+class EnvFinder:
+    """Processes whose environment holds ``KEY=VALUE``: a detached server a command started.
+
+    Each pid's environment is read once (environments do not change after exec), so a
+    sample costs a directory listing plus the processes new since the last one.
+    """
+
+    def __init__(self, key: str, value: str) -> None:
+        self.needle = f"{key}={value}".encode()
+        self.seen: dict[int, bool] = {}
+
+    def __call__(self) -> list[int]:
+        found = []
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            if pid not in self.seen:
+                try:
+                    with open(f"/proc/{pid}/environ", "rb") as fh:
+                        self.seen[pid] = self.needle in fh.read().split(b"\0")
+                except OSError:
+                    self.seen[pid] = False
+            if self.seen[pid]:
+                found.append(pid)
+        return found
+
+
 class TreeSampler:
     """Samples the summed RSS of some process trees in a thread; ``peak_kb`` is the max."""
 
-    def __init__(self, roots: set[int]) -> None:
+    def __init__(self, roots: set[int],
+                 find: Callable[[], Iterable[int]] | None = None) -> None:
         self.roots = roots  # mutated by the caller as commands start
+        self.find = find  # more roots, looked for at every sample
         self.peak_kb = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _sample(self) -> None:
-        total = sum(_rss_kb(pid) for pid in tree_pids(sorted(self.roots)))
+        roots = set(self.roots)
+        if self.find is not None:
+            roots.update(self.find())
+        total = sum(_rss_kb(pid) for pid in tree_pids(sorted(roots)))
         self.peak_kb = max(self.peak_kb, total)
 
     def _loop(self) -> None:
@@ -109,16 +143,19 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 def measure(groups: Sequence[Sequence[Command]], *, env: dict[str, str], log: Path,
-            daemon_pids: Sequence[int] = (), timeout: float = COMMAND_TIMEOUT) -> Measurement:
+            daemon_pids: Sequence[int] = (),
+            find_daemons: Callable[[], Iterable[int]] | None = None,
+            timeout: float = COMMAND_TIMEOUT) -> Measurement:
     """Run ``groups`` one after another, the commands of a group concurrently; time it all.
 
     Output goes to ``log``. Stops at the first failing command; a command still running
-    after ``timeout`` seconds is killed (and so fails).
+    after ``timeout`` seconds is killed (and so fails). ``find_daemons`` names, at every
+    memory sample, processes outside the commands' tree whose memory counts too.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     roots: set[int] = set(daemon_pids)
     max_rss = 0
-    with open(log, "ab") as out, TreeSampler(roots) as sampler:
+    with open(log, "ab") as out, TreeSampler(roots, find_daemons) as sampler:
         start = time.perf_counter()
         for group in groups:
             procs = []

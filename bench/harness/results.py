@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 from .procs import Measurement
 
-OURS = "bkpy"
+OURS = "bkpy"  # the headline: bkpy as users run it by default
+OURS_NO_SERVER = "bkpy-no-server"  # every command a fresh process (BKPY_NO_SERVER=1)
 THEIRS = "buildkit"
 SCENARIOS = ("cold", "noop", "change", "push")
 
@@ -72,9 +73,9 @@ class ResultSet:
             seen[(case, scenario)] = None
         return list(seen)
 
-    def ratio(self, case: str, scenario: str) -> float | None:
+    def ratio(self, case: str, scenario: str, ours_name: str = OURS) -> float | None:
         """ours / BuildKit median time; None if either is missing."""
-        ours, theirs = self.get(case, scenario, OURS), self.get(case, scenario, THEIRS)
+        ours, theirs = self.get(case, scenario, ours_name), self.get(case, scenario, THEIRS)
         if ours is None or theirs is None:
             return None
         a, b = ours.median_s, theirs.median_s

@@ -1,4 +1,4 @@
-"""One harness run: every case x scenario x builder, repetitions alternating builders."""
+"""One harness run: every case x scenario x builder, repetitions rotating the builders."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from typing import Any
 from buildkit_py.errors import UsageError
 
 from . import cases as case_mod
-from .builders import BkpyBuilder, Builder, DockerBuilder
-from .dockerd import PrivateDockerd, ensure_docker_installed
+from .base_registry import point_at_registry, push_base_images
+from .builders import BkpyBuilder, Builder, BuildkitBuilder
+from .buildkitd import PrivateBuildkitd, find_binaries
 from .errors import BenchError
 from .images import ToolchainMissing, prepare_base_images
 from .procs import Measurement
@@ -34,7 +35,7 @@ class Options:
     cases: list[str] | None = None
     runs: int = 5
     buildkit: bool = True
-    bkpy_server: bool = True
+    bkpy_no_server: bool = False  # also measure bkpy with BKPY_NO_SERVER=1 (its own row)
     scenarios: tuple[str, ...] = SCENARIOS
     work: Path = DEFAULT_WORK
     results: Path = DEFAULT_RESULTS
@@ -120,39 +121,44 @@ def run_benchmark(opts: Options, echo: Callable[[str], None] = print) -> tuple[R
     except ToolchainMissing as exc:
         raise BenchError(exc.message, hint=exc.hint) from None
 
-    dockerd: PrivateDockerd | None = None
+    daemon: PrivateBuildkitd | None = None
     buildkit_version = "not run (--no-buildkit)"
     if opts.buildkit:
-        reason = ensure_docker_installed()
-        if reason:
-            notes.append(f"BuildKit not run, bkpy only: {reason}")
+        found = find_binaries()
+        if isinstance(found, str):
+            notes.append(f"BuildKit not run, bkpy only: {found}")
             buildkit_version = "unavailable"
         else:
-            dockerd = PrivateDockerd(opts.work / "dockerd.log")
+            daemon = PrivateBuildkitd(opts.work, *found)
     results = ResultSet()
     builders: list[Builder] = []
     try:
-        builders.append(BkpyBuilder(opts.work, images, server=opts.bkpy_server))
-        if dockerd is not None:
-            echo("starting the private dockerd")
-            dockerd.start()
-            version = dockerd.docker("version", "--format", "{{.Server.Version}}").stdout
-            buildkit_version = f"docker.io {version.strip()} (engine's builtin BuildKit)"
-            builders.append(DockerBuilder(dockerd, opts.work, images))
-        counter = itertools.count(1)
-        for case in selected:
-            echo(f"{case.name}: {case.summary}")
-            ctx = case_mod.prepare_context(case, opts.work / "contexts")
-            for rep in range(opts.runs):
-                # Alternate who goes first so drift in machine load hits both alike.
-                order = builders if rep % 2 == 0 else builders[::-1]
-                for builder in order:
-                    _run_builder(builder, case, ctx, opts, results, rep, counter, echo)
+        builders.append(BkpyBuilder(opts.work))
+        if opts.bkpy_no_server:
+            builders.append(BkpyBuilder(opts.work, server=False))
+        if daemon is not None:
+            echo("starting the private buildkitd")
+            daemon.start()
+            buildkit_version = (f"buildkitd {daemon.version()} (the referee's build, "
+                                f"{daemon.buildkitd}), OCI worker, overlayfs, runc")
+            builders.append(BuildkitBuilder(daemon, opts.work))
+        with LocalRegistry(opts.work / "base-registry") as base:
+            push_base_images(base, images)
+            counter = itertools.count(1)
+            for case in selected:
+                echo(f"{case.name}: {case.summary}")
+                ctx = case_mod.prepare_context(case, opts.work / "contexts")
+                point_at_registry(ctx / "Dockerfile", base.host, images)
+                for rep in range(opts.runs):
+                    # Rotate who goes first so drift in machine load hits all alike.
+                    shift = rep % len(builders)
+                    for builder in builders[shift:] + builders[:shift]:
+                        _run_builder(builder, case, ctx, opts, results, rep, counter, echo)
     finally:
         for builder in builders:
             builder.close()
-        if dockerd is not None:
-            dockerd.stop()
+        if daemon is not None:
+            daemon.close()
     from buildkit_py import __version__ as bkpy_version
 
     meta = {
@@ -160,8 +166,8 @@ def run_benchmark(opts: Options, echo: Callable[[str], None] = print) -> tuple[R
         "command": opts.command, "runs": opts.runs,
         "cases": [c.name for c in selected], "scenarios": list(opts.scenarios),
         "machine": f"{os.cpu_count()} cores, {platform.machine()}, Linux {platform.release()}",
-        "bkpy": f"{bkpy_version} ({_git_rev()}), "
-                + ("warm command server" if opts.bkpy_server else "no command server"),
+        "bkpy": f"{bkpy_version} ({_git_rev()}) as users run it by default"
+                + (", and with BKPY_NO_SERVER=1" if opts.bkpy_no_server else ""),
         "buildkit": buildkit_version,
         "notes": notes,
     }

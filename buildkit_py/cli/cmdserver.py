@@ -1,4 +1,4 @@
-"""The warm command server behind ``bkpy server start`` (the client side is :mod:`launch`).
+"""The warm command server (the client side is :mod:`launch`, the start :mod:`autostart`).
 
 One single-threaded process imports the whole builder once, then forks a child per
 command. The child adopts the caller's descriptors, cwd, environment and umask and runs
@@ -8,13 +8,20 @@ safe because the parent never starts a thread, opens a database or a gRPC channe
 
 Only callers with the server's own uid are served (SO_PEERCRED), since a child acts with
 the server's privileges. When a module the parent imported changed on disk, the parent
-tells the caller to run the command itself and exits, so an upgrade never runs old code.
+tells the caller to run the command itself and exits, so an upgrade never runs old code; a
+caller of another install (which the socket's name already rules out) is told the same.
+
+It holds the socket's lock file for its whole life (at most one server per socket) and
+ends after ``idle_timeout`` seconds without a command, or when its state root, once
+there, is deleted. Callers queued on the socket when it ends are told to run their
+command themselves rather than being cut off.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import gc
 import importlib
 import io
@@ -32,11 +39,14 @@ import traceback
 from typing import Any
 
 import buildkit_py
+from buildkit_py.cli.autostart import lock_path, pid_path
 from buildkit_py.cli.launch import (
     EXIT_FRAME,
     FRAME,
     RETRY_FRAME,
     SIGNAL_FRAME,
+    install_key,
+    socket_path,
 )
 from buildkit_py.cli.main import main as cli_main
 
@@ -64,14 +74,6 @@ CMD ["/out"]
 """
 # Modules never imported into the server: running them has side effects.
 _SKIP_SUFFIXES = ("__main__",)
-
-
-def pid_path(sock_path: str) -> str:
-    return sock_path.removesuffix(".sock") + ".pid"
-
-
-def log_path(sock_path: str) -> str:
-    return sock_path.removesuffix(".sock") + ".log"
 
 
 def warm_up() -> None:
@@ -128,13 +130,32 @@ def _peer_uid(conn: socket.socket) -> int:
     return int(_UCRED.unpack(creds)[1])
 
 
+def hold_lock(sock_path: str, lock_fd: int | None) -> int:
+    """Lock the socket's lock file (or keep the lock the starting command handed over);
+    exit when another server holds it."""
+    if lock_fd is None:
+        os.makedirs(os.path.dirname(sock_path), mode=0o700, exist_ok=True)
+        lock_fd = os.open(lock_path(sock_path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    os.set_inheritable(lock_fd, False)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"another command server holds {lock_path(sock_path)}: exiting",
+              file=sys.stderr, flush=True)
+        sys.exit(3)
+    return lock_fd
+
+
 class CommandServer:
-    def __init__(self, sock_path: str, idle_timeout: float) -> None:
+    def __init__(self, sock_path: str, idle_timeout: float, lock_fd: int) -> None:
         self.sock_path = sock_path
         self.idle_timeout = idle_timeout
+        self.lock_fd = lock_fd
         self.children: set[int] = set()
         self.stamps: dict[str, float] = {}
         self.stopping = False
+        self.root = os.environ.get("BKPY_ROOT", "")
+        self.root_seen = bool(self.root) and os.path.isdir(self.root)
 
     def serve(self) -> None:
         warm_up()
@@ -162,6 +183,10 @@ class CommandServer:
                 elif self.idle_timeout and time.monotonic() - last_busy > self.idle_timeout:
                     print("idle timeout: exiting", file=sys.stderr, flush=True)
                     break
+                elif self._root_gone():
+                    print(f"state root {self.root} deleted: exiting", file=sys.stderr,
+                          flush=True)
+                    break
                 try:
                     ready, _, _ = select.select([listener.fileno(), wake_r], [], [], 1.0)
                 except InterruptedError:
@@ -178,6 +203,7 @@ class CommandServer:
                 self._handle(listener, conn)
                 last_busy = time.monotonic()
         finally:
+            self._turn_away(listener)
             listener.close()
             self._cleanup()
             signal.set_wakeup_fd(-1)
@@ -186,6 +212,28 @@ class CommandServer:
 
     def _on_term(self, _signum: int, _frame: object) -> None:
         self.stopping = True
+
+    def _root_gone(self) -> bool:
+        if not self.root:
+            return False
+        if os.path.isdir(self.root):
+            self.root_seen = True
+            return False
+        return self.root_seen
+
+    def _turn_away(self, listener: socket.socket) -> None:
+        """Unlink the socket, then tell callers already queued on it to run their command
+        themselves (closing the listener would cut them off without an answer)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.sock_path)
+        listener.setblocking(False)
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn, contextlib.suppress(OSError):
+                conn.sendall(FRAME.pack(RETRY_FRAME, 0))
 
     def _listen(self) -> socket.socket:
         os.makedirs(os.path.dirname(self.sock_path), mode=0o700, exist_ok=True)
@@ -244,6 +292,7 @@ class CommandServer:
         status = 1
         try:
             listener.close()
+            os.close(self.lock_fd)  # a long command must not keep a new server from starting
             signal.set_wakeup_fd(-1)  # the parent's pipe: our signals are ours
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -307,6 +356,13 @@ def run_child(conn: socket.socket) -> int:
     global _LOG_FD, _STARTED
     _STARTED = time.monotonic()
     request, fds = _read_request(conn)
+    if request.get("install") != install_key():  # another install: it runs its own code
+        for fd in fds:
+            os.close(fd)
+        print(f"pid {os.getpid()}: a caller of another install: told to run it itself",
+              file=sys.stderr, flush=True)
+        conn.sendall(FRAME.pack(RETRY_FRAME, 0))
+        return 0
     argv = [str(a) for a in request["argv"]]
     _LOG_FD = os.dup(2)  # the server's log, before stderr becomes the caller's
     os.write(_LOG_FD, f"{time.strftime('%H:%M:%S')} pid {os.getpid()}: bkpy {' '.join(argv)}\n"
@@ -362,9 +418,16 @@ def _finish(conn: socket.socket, status: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m buildkit_py.cli.cmdserver SOCKET IDLE_SECONDS`` (started by ``bkpy server``)."""
+    """``python -m buildkit_py.cli.cmdserver SOCKET IDLE_SECONDS [--lock-fd N]``
+    (started by :func:`buildkit_py.cli.autostart.spawn`)."""
     args = sys.argv[1:] if argv is None else argv
-    CommandServer(args[0], float(args[1])).serve()
+    sock_path, idle = args[0], float(args[1])
+    lock_fd = int(args[3]) if args[2:3] == ["--lock-fd"] else None
+    if socket_path() != sock_path:  # this interpreter would serve another install's callers
+        print(f"this install's socket is {socket_path()}, not {sock_path}: exiting",
+              file=sys.stderr, flush=True)
+        sys.exit(3)
+    CommandServer(sock_path, idle, hold_lock(sock_path, lock_fd)).serve()
 
 
 if __name__ == "__main__":

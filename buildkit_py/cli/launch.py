@@ -1,13 +1,19 @@
 """The ``bkpy`` console script: hand the command to a warm command server, else run it here.
 
-Python start-up plus importing the builder costs ~0.4 s, several times what a cached
-rebuild needs. ``bkpy server start`` leaves a process with everything imported; this
-module (standard library only, so it loads in a few milliseconds) connects to it, passes
-argv, cwd, environment, umask and its stdin/stdout/stderr descriptors (SCM_RIGHTS), and
-the server forks a child that runs the command exactly as this process would have, writing
-straight to the caller's terminal or pipes. Signals received here are forwarded; the exit
-status comes back. Without a server (or with ``BKPY_NO_SERVER=1``) the command runs in
-this process as usual.
+Python start-up plus importing the builder costs ~0.3 s, several times what a cached
+rebuild needs. A command server (:mod:`cmdserver`) is a process with everything imported;
+this module (standard library only, so it loads in a few milliseconds) connects to it,
+passes argv, cwd, environment, umask and its stdin/stdout/stderr descriptors (SCM_RIGHTS),
+and the server forks a child that runs the command exactly as this process would have,
+writing straight to the caller's terminal or pipes. Signals received here are forwarded;
+the exit status comes back. When no server answers, the command runs in this process, and
+:mod:`autostart` first starts a server in the background for the commands after it. With
+``BKPY_NO_SERVER=1`` neither happens.
+
+There is one server per state root *and install*: the socket's name hashes ``BKPY_ROOT``
+with the interpreter, its environment (``sys.prefix``), the package's path and version,
+so another install never reaches this one's server (and the request names its install,
+which the server checks again).
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import struct
 import sys
 from types import FrameType
 
+from buildkit_py import __version__
+
 # Frames: client -> server one request (length-prefixed JSON, stdio fds attached), then
 # signal notices; server -> client: "X" + exit status, or "R" (stale server: run locally).
 SIGNAL_FRAME = b"S"
@@ -29,6 +37,7 @@ RETRY_FRAME = b"R"
 FRAME = struct.Struct("!ci")
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 NO_SERVER_ENV = "BKPY_NO_SERVER"
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def server_dir() -> str:
@@ -39,13 +48,19 @@ def server_dir() -> str:
     return os.path.join(runtime, "bkpy")
 
 
+def install_key() -> str:
+    """What a server shares with the callers it serves: interpreter, environment
+    (virtualenv), package path and version."""
+    return "\0".join((sys.version, sys.prefix, _PACKAGE_DIR, __version__))
+
+
 def socket_path() -> str:
-    """The server socket for this environment's state root (one server per ``BKPY_ROOT``).
+    """The server socket for this environment's state root and this install.
 
     A hash keeps the path under the 108-byte sun_path limit whatever the root is.
     """
-    key = hashlib.sha256(os.environ.get("BKPY_ROOT", "").encode()).hexdigest()[:16]
-    return os.path.join(server_dir(), f"cmd-{key}.sock")
+    key = f"{os.environ.get('BKPY_ROOT', '')}\0{install_key()}"
+    return os.path.join(server_dir(), f"cmd-{hashlib.sha256(key.encode()).hexdigest()[:16]}.sock")
 
 
 def request_bytes(argv: list[str], stdio: list[int]) -> bytes:
@@ -56,6 +71,7 @@ def request_bytes(argv: list[str], stdio: list[int]) -> bytes:
         "cwd": os.getcwd(),
         "env": dict(os.environ),
         "umask": _umask(),
+        "install": install_key(),
     }).encode()
     return struct.pack("!I", len(body)) + body
 
@@ -155,13 +171,18 @@ def _run_here() -> None:
 
 def main() -> None:
     if os.environ.get(NO_SERVER_ENV, "") in ("", "0"):
-        sock = _connect(socket_path())
+        path = socket_path()
+        sock = _connect(path)
         if sock is not None:
             with sock:
                 status = run_via_server(sock, sys.argv[1:])
             if status is not None:
                 sys.stdout.flush()
                 os._exit(status)
+        # reason: standard library only until no server answered; the CLI loads next anyway
+        from buildkit_py.cli.autostart import start_in_background
+
+        start_in_background(sys.argv[1:], path)
     _run_here()
 
 

@@ -1,8 +1,8 @@
 """Layer blobs of a snapshot chain, each compressed once and remembered.
 
 A committed snapshot is immutable, so its blob for one (compression, level,
-epoch) is computed once and found again by key on later exports: a re-export
-of an unchanged image compresses nothing.
+epoch, deflate engine) is computed once and found again by key on later exports: a
+re-export or re-push of an unchanged image compresses nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from buildkit_py import sqlitedb
 from buildkit_py.content.store import ContentStore
 from buildkit_py.exporter.manifest import layer_media_type
-from buildkit_py.snapshot import Compression, DBSnapshotter
+from buildkit_py.snapshot import Compression, DBSnapshotter, deflate
 
 # Snapshot label of a layer unpacked from an imported cache: when the layer was first
 # made (Unix seconds); an image made from the snapshot dates its history entry so.
@@ -68,8 +68,12 @@ class LayerCache:
 
     @staticmethod
     def _k(snapshot: str, opts: ExportOptions) -> str:
-        # the last part names the tar encoding: blobs of an older encoding are not reused
-        return f"{snapshot}|{opts.compression}|{opts.level}|{opts.source_date_epoch}|{TAR_FORMAT}"
+        # the last parts name the tar encoding and (for gzip at its default level) the
+        # deflate engine: blobs of another encoding or engine are not reused
+        key = f"{snapshot}|{opts.compression}|{opts.level}|{opts.source_date_epoch}|{TAR_FORMAT}"
+        if opts.compression == "gzip" and opts.level is None:
+            key += f"|{deflate.engine_name()}"
+        return key
 
     def get(self, snapshot: str, opts: ExportOptions) -> tuple[str, int, str, str] | None:
         with self._lock:

@@ -15,10 +15,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from buildkit_py.registry.credentials import Credentials, CredentialsProvider
 from buildkit_py.registry.errors import AuthenticationError, RegistryError, login_hint
+from buildkit_py.registry.lean_httpx import httpx
 
 DEFAULT_TOKEN_LIFETIME = 60.0
 CLIENT_ID = "buildkit-py"

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import httpx
-
 from buildkit_py.content.errors import ContentError
 from buildkit_py.platforms import Platform, as_platform, best_match
 from buildkit_py.registry import mediatypes as mt
@@ -38,6 +36,7 @@ from buildkit_py.registry.errors import (
     parse_error_body,
 )
 from buildkit_py.registry.hosts import Endpoint, HostsConfig, RegistryHosts
+from buildkit_py.registry.lean_httpx import httpx
 from buildkit_py.registry.reference import Reference, parse_reference, parse_repository
 from buildkit_py.registry.transport import RETRY_STATUSES, RetryPolicy, Transport
 

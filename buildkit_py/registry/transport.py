@@ -14,13 +14,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import certifi
-import httpx
 
 from buildkit_py.errors import UsageError
 from buildkit_py.registry.auth import Authorizer
 from buildkit_py.registry.credentials import CredentialsProvider
 from buildkit_py.registry.errors import RegistryUnavailableError
 from buildkit_py.registry.hosts import Endpoint, RegistryHosts
+from buildkit_py.registry.lean_httpx import httpx
 
 log = logging.getLogger("buildkit_py.registry")
 

@@ -2,9 +2,10 @@
 reader that detects gzip / zstd / plain by magic bytes.
 
 Writers produce (blob digest, blob size, diff ID) in one pass. gzip output is
-deterministic (no name, mtime 0, fixed level). Compression and the writes to the
-destination run on a helper thread so they overlap with tar generation; zlib,
-zstd and sha256 release the GIL on large buffers.
+deterministic (no name, mtime 0, fixed level and engine: ``deflate`` says which engine
+and why). Compression and the writes to the destination run on a helper thread so
+they overlap with tar generation; zlib, ISA-L, zstd and sha256 release the GIL on large
+buffers.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import threading
 import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
+
+from buildkit_py.snapshot import deflate
 
 if TYPE_CHECKING:
     import concurrent.futures
@@ -90,23 +93,17 @@ _GZIP_BLOCK = 1 << 20
 _DICT = 32 * 1024
 
 
-def _deflate_block(level: int, block: bytes, zdict: bytes) -> bytes:
-    c = (
-        zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 9, zlib.Z_DEFAULT_STRATEGY, zdict)
-        if zdict
-        else zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 9)
-    )
-    return c.compress(block) + c.flush(zlib.Z_SYNC_FLUSH)
-
-
 class _Gzip:
     """gzip with a fixed header (no name, mtime 0, OS unknown), compressed
     pigz-style: fixed 1 MiB blocks, each primed with the previous block's last
-    32 KiB and deflated on a thread pool (zlib releases the GIL). The bytes depend
-    only on the input and level, never on the thread count or write sizes."""
+    32 KiB and deflated on a thread pool (the engines release the GIL). The bytes
+    depend only on the input, the level (None: the engine's default) and the engine,
+    never on the thread count or write sizes."""
 
-    def __init__(self, level: int) -> None:
+    def __init__(self, level: int | None, *, workers: int | None = None) -> None:
         self._level = level
+        self._deflate = deflate.engine()[1]
+        self._workers = max(1, min(8, os.cpu_count() or 1)) if workers is None else workers
         self._crc = 0
         self._len = 0
         self._pending = bytearray()
@@ -121,16 +118,15 @@ class _Gzip:
 
     def _submit(self, block: bytes) -> None:
         if self._pool is None:
-            workers = max(1, min(8, os.cpu_count() or 1))
             self._pool = concurrent.futures.ThreadPoolExecutor(
-                workers, thread_name_prefix="bkpy-gzip"
+                self._workers, thread_name_prefix="bkpy-gzip"
             )
-        self._inflight.append(self._pool.submit(_deflate_block, self._level, block, self._tail))
+        self._inflight.append(self._pool.submit(self._deflate, self._level, block, self._tail))
         self._tail = block[-_DICT:]
 
     def _collect(self, wait_all: bool) -> bytes:
         out = []
-        limit = 0 if wait_all else 2 * (os.cpu_count() or 1)
+        limit = 0 if wait_all else 2 * self._workers
         while self._inflight and (len(self._inflight) > limit or self._inflight[0].done()):
             out.append(self._inflight.popleft().result())
         return b"".join(out)
@@ -165,7 +161,8 @@ class _Gzip:
         body = self._collect(wait_all=True)
         if self._pool is not None:
             self._pool.shutdown()
-        final = zlib.compressobj(self._level, zlib.DEFLATED, -zlib.MAX_WBITS, 9).flush()
+        last = 6 if self._level is None else self._level
+        final = zlib.compressobj(last, zlib.DEFLATED, -zlib.MAX_WBITS, 9).flush()
         out = self._header + body + final
         self._header = b""
         return out + struct.pack("<II", self._crc & 0xFFFFFFFF, self._len & 0xFFFFFFFF)
@@ -188,11 +185,13 @@ def _zstd_encoder(level: int) -> _Encoder:
 
 
 def make_encoder(compression: Compression, level: int | None = None) -> _Encoder:
-    lvl = DEFAULT_LEVELS[compression] if level is None else level
+    """The encoder of ``compression`` at ``level``; a gzip level of None is the deflate
+    engine's default (``deflate``), an explicit one is zlib's."""
     if compression is Compression.GZIP:
-        if not 0 <= lvl <= 9:
-            raise ValueError(f"gzip compression level {lvl} out of range 0-9")
-        return _Gzip(lvl)
+        if level is not None and not 0 <= level <= 9:
+            raise ValueError(f"gzip compression level {level} out of range 0-9")
+        return _Gzip(level)
+    lvl = DEFAULT_LEVELS[compression] if level is None else level
     if compression is Compression.ZSTD:
         if not 0 <= lvl <= 22:
             raise ValueError(f"zstd compression level {lvl} out of range 0-22")

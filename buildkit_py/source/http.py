@@ -55,9 +55,8 @@ from buildkit_py.worker.results import SnapshotResult
 if TYPE_CHECKING:
     import ssl
 
-    import httpx
-
     from buildkit_py.llb import ops_pb2
+    from buildkit_py.registry.lean_httpx import httpx
     from buildkit_py.worker.ops.base import OpWorker
 
 HTTP_SCHEMES = ("http", "https")  # LLB source schemes this module serves
@@ -265,7 +264,7 @@ def _ssl_detail(text: str) -> str:
 def transport_error(url: str, err: Exception) -> BuildError:
     """A failed request as Go words it (``Get "URL": ...``), with a hint."""
     # reason: httpx is imported only when a build downloads something
-    import httpx
+    from buildkit_py.registry.lean_httpx import httpx
 
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -314,7 +313,7 @@ class HttpSources:
         # reason: httpx (~60 ms) only for builds that download something
         import importlib.util
 
-        import httpx
+        from buildkit_py.registry.lean_httpx import httpx
 
         return httpx.Client(
             verify=self._ssl_context(),
@@ -450,7 +449,7 @@ class HttpSourceHandler:
         """BuildKit asks with HEAD first (some servers mishandle If-None-Match on GET);
         any failure just falls through to the GET."""
         # reason: httpx is imported only when a build downloads something
-        import httpx
+        from buildkit_py.registry.lean_httpx import httpx
 
         headers = {**self._headers(ctx), **conditional, "Accept-Encoding": "gzip"}
         try:
@@ -502,7 +501,7 @@ class HttpSourceHandler:
     @contextmanager
     def _get(self, ctx: OpContext, extra: dict[str, str]) -> Iterator[httpx.Response]:
         # reason: httpx is imported only when a build downloads something
-        import httpx
+        from buildkit_py.registry.lean_httpx import httpx
 
         url = self.spec.url
         headers = {**self._headers(ctx), **extra}

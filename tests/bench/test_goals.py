@@ -6,7 +6,7 @@ import pytest
 
 from bench.harness.procs import Measurement
 from bench.harness.report import markdown
-from bench.harness.results import OURS, THEIRS, ResultSet, judge
+from bench.harness.results import OURS, OURS_NO_SERVER, THEIRS, ResultSet, judge
 
 
 def _results(times: dict[tuple[str, str, str], list[float]]) -> ResultSet:
@@ -55,3 +55,14 @@ def test_markdown_marks_unsupported_cells_and_unmeasured_goals() -> None:
     table = markdown(rs, meta)
     assert "| twoplatform | push | 3.00 | n/a | - | 98 | - |" in table
     assert "| push, every case | not measured | <= 1.0 | - |" in table
+
+
+def test_markdown_adds_the_no_server_columns_only_when_that_row_was_measured() -> None:
+    meta = {"date": "2026-01-01 00:00:00", "command": "x", "runs": 1, "machine": "m",
+            "bkpy": "0", "buildkit": "b"}
+    rs = _results({("small", "noop", OURS): [0.2], ("small", "noop", THEIRS): [0.4]})
+    assert "no-server" not in markdown(rs, meta)
+    rs.series("small", "noop", OURS_NO_SERVER).samples.append(Measurement(0.6, 100_000, True))
+    table = markdown(rs, meta)
+    assert "| small | noop | 0.20 | 0.40 | 0.50 | 98 | 98 | 0.60 | 1.50 | 98 |" in table
+    assert rs.ratio("small", "noop", OURS_NO_SERVER) == pytest.approx(1.5)

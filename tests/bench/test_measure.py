@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-from bench.harness.procs import measure, tree_pids
+from bench.harness.procs import EnvFinder, measure, tree_pids
 
 ALLOC = "import time; b = bytearray({mb} * 1024 * 1024); b[::4096] = b'x' * len(b[::4096]); " \
         "time.sleep(0.3)"
@@ -63,3 +64,23 @@ def test_a_command_running_past_the_timeout_is_killed_and_fails(tmp_path: Path) 
     m = measure([[hang]], env={}, log=tmp_path / "l", timeout=0.5)
     assert not m.ok
     assert m.seconds < 10
+
+
+def test_a_detached_process_found_by_its_environment_counts_in_the_peak(tmp_path: Path) -> None:
+    # A server the command starts in a new session leaves the command's tree, as a bkpy
+    # command server does; EnvFinder still finds it by the variable it inherited.
+    ready = tmp_path / "ready"
+    server = tmp_path / "server.py"
+    server.write_text(ALLOC.format(mb=80).replace("time.sleep(0.3)", "")
+                      + f"open({str(ready)!r}, 'w').close(); time.sleep(2)\n")
+    starter = tmp_path / "starter.py"
+    starter.write_text(
+        "import os, subprocess, sys, time\n"
+        f"subprocess.Popen([sys.executable, {str(server)!r}], start_new_session=True)\n"
+        f"while not os.path.exists({str(ready)!r}):\n    time.sleep(0.02)\n"
+        "time.sleep(0.4)\n")
+    env = {**os.environ, "BENCH_TEST_MARK": str(tmp_path)}
+    m = measure([[[sys.executable, str(starter)]]], env=env, log=tmp_path / "l",
+                find_daemons=EnvFinder("BENCH_TEST_MARK", str(tmp_path)))
+    assert m.ok
+    assert m.peak_rss_kb > 80 * 1024

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from buildkit_py.cli.cmdserver import log_path
-from tests.e2e.conftest import Bkpy, make_runner
+from buildkit_py.cli.autostart import log_path
+from tests.e2e.conftest import Bkpy, Run, make_runner
 from tests.images import write_busybox_layout
 
 SERVER_MODULE = "buildkit_py.cli.cmdserver"
@@ -49,14 +49,18 @@ def _served(root: Path) -> list[str]:
 @pytest.fixture
 def served(tmp_path: Path, layout: Path) -> Iterator[tuple[Path, Bkpy]]:
     root = tmp_path / "state"
-    run = make_runner(root)
-    run("image", "import", str(layout), "busybox:latest")
-    started = run("server", "start", "--idle-timeout", "0")
+    local = make_runner(root)  # BKPY_NO_SERVER=1, as the whole suite (tests/conftest.py)
+    local("image", "import", str(layout), "busybox:latest")
+    started = local("server", "start", "--idle-timeout", "0")
     assert "started" in started.out, started.out + started.err
+
+    def run(*args: str, env: dict[str, str] | None = None, **kwargs: object) -> Run:
+        return local(*args, env={"BKPY_NO_SERVER": "0", **(env or {})}, **kwargs)
+
     try:
         yield root, run
     finally:
-        run("server", "stop", check=False)
+        local("server", "stop", check=False)
         Path(log_path(_socket(root))).unlink(missing_ok=True)
 
 

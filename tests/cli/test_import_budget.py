@@ -3,7 +3,8 @@ must not import the heavy libraries only other paths need (a guard, not a timing
 
 - ``networkx``: not used by the solver at all;
 - ``grpc``: only the daemon and the remote client speak gRPC;
-- ``httpx`` (and its httpcore/rich/trio imports): only registry pulls and pushes;
+- ``httpx`` (and httpcore): only registry pulls and pushes, and even then without httpx's
+  CLI (rich, pygments) or trio (``tests/registry/test_lean_httpx.py``);
 - ``lark``: only to build the grammar tables once; later processes load them from disk.
 """
 
