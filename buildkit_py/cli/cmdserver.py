@@ -41,6 +41,7 @@ from typing import Any
 import buildkit_py
 from buildkit_py.cli.autostart import lock_path, pid_path
 from buildkit_py.cli.launch import (
+    ACCEPT_FRAME,
     EXIT_FRAME,
     FRAME,
     RETRY_FRAME,
@@ -102,6 +103,20 @@ def warm_up() -> None:
     compile_loaded_parsers()
 
 
+def _package_stamps() -> dict[str, float]:
+    """Modification times of the package's source files (whether imported yet or not)."""
+    stamps: dict[str, float] = {}
+    for top in buildkit_py.__path__:
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+            for name in filenames:
+                if name.endswith(".py"):
+                    path = os.path.join(dirpath, name)
+                    with contextlib.suppress(OSError):
+                        stamps[path] = os.stat(path).st_mtime
+    return stamps
+
+
 def _module_stamps() -> dict[str, float]:
     stamps: dict[str, float] = {}
     for module in list(sys.modules.values()):
@@ -158,20 +173,32 @@ class CommandServer:
         self.root_seen = bool(self.root) and os.path.isdir(self.root)
 
     def serve(self) -> None:
-        warm_up()
-        self.stamps = _module_stamps()
-        # Move everything imported so far out of the collector's reach: a child's
-        # collections then never touch (and so never copy) the parent's pages.
-        gc.collect()
-        gc.freeze()
-        if threading.active_count() != 1:  # forking would copy a lock some thread holds
-            raise RuntimeError("a thread started during warm-up; refusing to fork")
+        # Listening before the warm-up: a command that comes meanwhile waits in the
+        # socket's queue for a warm server instead of paying for its own start-up.
+        signal.signal(signal.SIGTERM, self._on_term)  # a stop during warm-up cleans up too
+        signal.signal(signal.SIGINT, self._on_term)
+        # The code as it is now is what this server serves: a file changed during the
+        # warm-up already makes it stale.
+        self.stamps = _package_stamps()
         listener = self._listen()
+        try:
+            warm_up()
+            for path, mtime in _module_stamps().items():  # modules from elsewhere
+                self.stamps.setdefault(path, mtime)
+            # Move everything imported so far out of the collector's reach: a child's
+            # collections then never touch (and so never copy) the parent's pages.
+            gc.collect()
+            gc.freeze()
+            if threading.active_count() != 1:  # forking would copy a lock some thread holds
+                raise RuntimeError("a thread started during warm-up; refusing to fork")
+        except BaseException:
+            self._turn_away(listener)
+            listener.close()
+            self._cleanup()
+            raise
         # A signal wakes the select below at once (PEP 475 would otherwise resume it).
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w)
-        signal.signal(signal.SIGTERM, self._on_term)
-        signal.signal(signal.SIGINT, self._on_term)
         print(f"bkpy command server {os.getpid()} listening on {self.sock_path}",
               file=sys.stderr, flush=True)
         last_busy = time.monotonic()
@@ -363,6 +390,7 @@ def run_child(conn: socket.socket) -> int:
               file=sys.stderr, flush=True)
         conn.sendall(FRAME.pack(RETRY_FRAME, 0))
         return 0
+    conn.sendall(FRAME.pack(ACCEPT_FRAME, 0))  # from here on the command counts as run
     argv = [str(a) for a in request["argv"]]
     _LOG_FD = os.dup(2)  # the server's log, before stderr becomes the caller's
     os.write(_LOG_FD, f"{time.strftime('%H:%M:%S')} pid {os.getpid()}: bkpy {' '.join(argv)}\n"

@@ -7,7 +7,7 @@ passes argv, cwd, environment, umask and its stdin/stdout/stderr descriptors (SC
 and the server forks a child that runs the command exactly as this process would have,
 writing straight to the caller's terminal or pipes. Signals received here are forwarded;
 the exit status comes back. When no server answers, the command runs in this process, and
-:mod:`autostart` first starts a server in the background for the commands after it. With
+then :mod:`autostart` starts a server in the background for the commands after it. With
 ``BKPY_NO_SERVER=1`` neither happens.
 
 There is one server per state root *and install*: the socket's name hashes ``BKPY_ROOT``
@@ -30,10 +30,13 @@ from types import FrameType
 from buildkit_py import __version__
 
 # Frames: client -> server one request (length-prefixed JSON, stdio fds attached), then
-# signal notices; server -> client: "X" + exit status, or "R" (stale server: run locally).
+# signal notices; server -> client: "A" when the command starts, then "X" + exit status;
+# or "R" (stale server: run locally). A connection that ends before "A" ran nothing (a
+# server that died while warming up), so the caller runs the command itself.
 SIGNAL_FRAME = b"S"
 EXIT_FRAME = b"X"
 RETRY_FRAME = b"R"
+ACCEPT_FRAME = b"A"
 FRAME = struct.Struct("!ci")
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 NO_SERVER_ENV = "BKPY_NO_SERVER"
@@ -136,6 +139,7 @@ def run_via_server(sock: socket.socket, argv: list[str]) -> int | None:
     except OSError:
         return None
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
+    accepted = False
     try:
         while True:
             try:
@@ -147,13 +151,17 @@ def run_via_server(sock: socket.socket, argv: list[str]) -> int | None:
             if len(frame) < FRAME.size:
                 break
             kind, value = FRAME.unpack(frame)
-            if kind == RETRY_FRAME:
+            if kind == ACCEPT_FRAME:
+                accepted = True
+            elif kind == RETRY_FRAME:
                 return None
-            if kind == EXIT_FRAME:
+            elif kind == EXIT_FRAME:
                 return value
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if not accepted and not forwarded:
+        return None  # the server went away before starting the command: run it here
     if forwarded:  # the command died of the signal we passed on, as it would have here
         return 128 + forwarded[-1]
     sys.stderr.write("bkpy: the command server's worker ended without an exit status "
@@ -179,10 +187,17 @@ def main() -> None:
             if status is not None:
                 sys.stdout.flush()
                 os._exit(status)
-        # reason: standard library only until no server answered; the CLI loads next anyway
-        from buildkit_py.cli.autostart import start_in_background
+        try:
+            _run_here()
+        finally:
+            # After the command, not beside it: a server warming up (importing the whole
+            # builder) would take CPU from this first command. Callers that come while it
+            # warms up queue on its socket and are served once it is warm.
+            # reason: standard library only until no server answered; the CLI is loaded now
+            from buildkit_py.cli.autostart import start_in_background
 
-        start_in_background(sys.argv[1:], path)
+            start_in_background(sys.argv[1:], path)
+        return
     _run_here()
 
 

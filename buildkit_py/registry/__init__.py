@@ -19,7 +19,7 @@ importing e.g. ``registry.mediatypes`` does not pull in httpx)::
                 mount_from={layer_digest: "other/repo"}, progress=cb)
 
 - ``RegistryClient(hosts, credentials, *, max_workers=4, retry=RetryPolicy(), timeout=60,
-  chunk_size=8 MiB, monolithic_max=8 MiB)``; thread-safe; ``close()`` or use ``with``.
+  chunk_size=8 MiB, monolithic_max=None)``; thread-safe; ``close()`` or use ``with``.
 - ``resolve(ref, platform=None) -> (Descriptor, bytes)``: the manifest/index ``ref`` names;
   with ``platform``, an index is followed to that platform's manifest (containerd-style
   matching: exact variant preferred, then lower compatible ones).
@@ -28,9 +28,9 @@ importing e.g. ``registry.mediatypes`` does not pull in httpx)::
   fetched in parallel and verified (digest and size) while streaming; a bad blob raises
   ``DigestMismatchError`` and is not stored. Mirrors are tried before the registry.
 - ``push(ref, store, root, *, tags=(), mount_from=None, progress=None) -> Descriptor``:
-  layers (HEAD first, skip existing; cross-repo mount; monolithic PUT up to
-  ``monolithic_max``, chunked PATCH above), then configs, manifests by digest, and ``root``
-  under each tag. Every blob read from ``store`` is checked against its digest as it is
+  layers (HEAD first, skip existing; cross-repo mount; one PUT streaming the blob, or
+  with ``monolithic_max`` set, chunked PATCH above it), then configs, manifests by digest,
+  and ``root`` under each tag. Every blob read from ``store`` is checked against its digest as it is
   uploaded: a corrupted one raises ``content.CorruptContentError`` before its last bytes
   are sent, its upload is cancelled and no manifest is pushed.
 - ``fetch_blobs(ref, descs, store, *, progress=None)``: just these blobs (verified, in

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import closing
 from dataclasses import dataclass
@@ -48,7 +48,8 @@ log = logging.getLogger("buildkit_py.registry")
 MiB = 1 << 20
 MAX_MANIFEST_SIZE = 16 * MiB
 MAX_INDEX_DEPTH = 4
-PROGRESS_STEP = MiB // 2  # report download progress at most this often
+PROGRESS_STEP = MiB // 2  # report transfer progress at most this often
+STREAM_CHUNK = MiB  # the read size of a streamed upload body
 
 T = TypeVar("T")
 
@@ -105,8 +106,9 @@ class RegistryClient:
 
     ``hosts`` maps a registry host to its :class:`RegistryHostConfig` (or a dict of the same
     keys); ``credentials`` defaults to docker's ``config.json``. Blobs are transferred
-    ``max_workers`` at a time. Blobs larger than ``monolithic_max`` are uploaded in
-    ``chunk_size`` PATCH requests.
+    ``max_workers`` at a time, each in one streamed PUT; with ``monolithic_max`` set,
+    blobs larger than that go in ``chunk_size`` PATCH requests instead (for registries
+    that limit a request's size).
     """
 
     def __init__(
@@ -118,7 +120,7 @@ class RegistryClient:
         retry: RetryPolicy | None = None,
         timeout: float = 60.0,
         chunk_size: int = 8 * MiB,
-        monolithic_max: int = 8 * MiB,
+        monolithic_max: int | None = None,
     ) -> None:
         self.hosts = hosts if isinstance(hosts, RegistryHosts) else RegistryHosts(hosts)
         self.max_workers = max(1, max_workers)
@@ -573,20 +575,12 @@ class RegistryClient:
         min_chunk: int,
     ) -> None:
         octets = {"Content-Type": "application/octet-stream"}
+        if self.monolithic_max is None or desc.size <= self.monolithic_max:
+            self._upload_whole(ep, r, desc, store, location, scopes, progress)
+            return
         # Hashed as it is read: the read that reaches the end raises CorruptContentError
         # before the last bytes are sent, so a corrupted blob is never committed.
         with store.open_verified(desc.digest) as f:
-            if desc.size <= self.monolithic_max:
-                data = f.read()
-                resp = self._transport.request(
-                    ep, "PUT", _with_digest(location, desc.digest), scopes=scopes,
-                    headers=octets, content=data, retry=False,
-                )
-                with closing(resp):
-                    self._check_upload(resp, r, desc, 201)
-                if progress is not None:
-                    progress(BlobProgress(desc.digest, len(data), desc.size, "done"))
-                return
             chunk = max(self.chunk_size, min_chunk)
             offset = 0
             while offset < desc.size:
@@ -607,6 +601,42 @@ class RegistryClient:
         resp = self._transport.request(
             ep, "PUT", _with_digest(location, desc.digest), scopes=scopes, content=b"",
             headers=octets, retry=False,
+        )
+        with closing(resp):
+            self._check_upload(resp, r, desc, 201)
+        if progress is not None:
+            progress(BlobProgress(desc.digest, desc.size, desc.size, "done"))
+
+    def _upload_whole(
+        self,
+        ep: Endpoint,
+        r: Reference,
+        desc: DescriptorLike,
+        store: ContentStore,
+        location: str,
+        scopes: tuple[str, ...],
+        progress: ProgressCallback | None,
+    ) -> None:
+        """One PUT whose body streams from the store, as containerd pushes: no round trip
+        per chunk, no chunk in memory. The body is hashed as it is read, and the read that
+        reaches the end raises CorruptContentError before the last bytes go out, so the
+        registry never commits a corrupted blob."""
+
+        def body() -> Iterator[bytes]:
+            sent = reported = 0
+            with store.open_verified(desc.digest) as f:
+                while chunk := f.read(STREAM_CHUNK):
+                    yield chunk
+                    sent += len(chunk)
+                    if progress is not None and sent - reported >= PROGRESS_STEP:
+                        reported = sent
+                        progress(BlobProgress(desc.digest, sent, desc.size, "uploading"))
+
+        resp = self._transport.request(
+            ep, "PUT", _with_digest(location, desc.digest), scopes=scopes, content=body,
+            headers={"Content-Type": "application/octet-stream",
+                     "Content-Length": str(desc.size)},
+            retry=False,
         )
         with closing(resp):
             self._check_upload(resp, r, desc, 201)

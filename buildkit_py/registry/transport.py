@@ -10,7 +10,7 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import certifi
@@ -136,7 +136,7 @@ class Transport:
         *,
         scopes: tuple[str, ...],
         headers: Mapping[str, str] | None = None,
-        content: bytes | None = None,
+        content: bytes | Callable[[], Iterator[bytes]] | None = None,
         stream: bool = False,
         retry: bool = True,
     ) -> httpx.Response:
@@ -145,6 +145,8 @@ class Transport:
         Returns the final response whatever its status (after auth and retries), or raises
         :class:`RegistryUnavailableError` when the registry cannot be reached.
         Non-idempotent requests pass ``retry=False`` and get 5xx responses back at once.
+        A streamed body is given as a factory of chunk iterators: each attempt (an auth
+        challenge answered, a retry) sends it again from the start.
         """
         attempt = 0
         auth_retried = False
@@ -157,8 +159,9 @@ class Transport:
                 send_headers["Authorization"] = auth
             client = self.client(ep)
             try:
+                body = content() if callable(content) else content
                 request = client.build_request(method, full_url, headers=send_headers,
-                                               content=content)
+                                               content=body)
                 response = client.send(request, stream=stream)
             except httpx.TransportError as err:
                 if ep.http_fallback and ep.scheme == "https" and _is_tls_or_connect(err):

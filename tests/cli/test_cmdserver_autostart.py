@@ -1,7 +1,8 @@
 """The warm command server starts itself: the first command on a state root starts one in
-the background and the next is served warm; concurrent first commands start one between
-them; an idle server exits; another install is never served by it; ``BKPY_NO_SERVER=1``
-and ``[command-server] auto-start = false`` turn the start off.
+the background as it ends and the next is served warm (queued while the server warms up);
+concurrent first commands start one between them; a server that dies before starting a
+command leaves it to its caller; an idle server exits; another install is never served by
+it; ``BKPY_NO_SERVER=1`` and ``[command-server] auto-start = false`` turn the start off.
 
 The rest of the suite runs with ``BKPY_NO_SERVER=1`` (tests/conftest.py); these tests set
 it to 0 and end every server they caused (by pid), checking that none is left.
@@ -155,7 +156,7 @@ def test_auto_start_can_be_turned_off(tmp_path: Path, sockets: list[str], how: s
     off = ({"BKPY_NO_SERVER": "1"} if how == "env" else
            {"BKPY_BUILDER_CONFIG": _config(tmp_path, "[command-server]\nauto-start = false\n")})
     _bkpy(root, "images", **off)
-    # a server is spawned before the command runs: one started would be alive now
+    # a server is spawned as the command ends: one started would be alive now
     assert _servers(sock) == [] and not os.path.exists(sock)
     if how == "config":  # an explicit start still works
         assert "started" in _bkpy(root, "server", "start", **off).stdout
@@ -204,3 +205,48 @@ def test_another_install_is_never_served(tmp_path: Path, sockets: list[str]) -> 
                          capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "None", out.stderr
     assert _served(sock) == [] and len(_servers(sock)) == 1  # still serving its own
+
+
+def _server_started(root: Path, sock: str) -> int:
+    _bkpy(root, "server", "start")  # returns once it listens, possibly still warming up
+    (pid,) = _servers(sock)
+    return pid
+
+
+def test_a_command_during_warm_up_waits_for_the_server(
+        tmp_path: Path, sockets: list[str]) -> None:
+    root = tmp_path / "state"
+    sock = _socket(root)
+    sockets.append(sock)
+    pid = _server_started(root, sock)
+    os.kill(pid, signal.SIGSTOP)  # a server that has not finished warming up
+    try:
+        caller = subprocess.Popen([sys.executable, "-m", "buildkit_py", "images"],
+                                  env=_env(root), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        assert caller.poll() is None, "the caller ran the command itself"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    out, err = caller.communicate(timeout=120)
+    assert caller.returncode == 0, err
+    assert "NAME" in out and _served(sock) == ["bkpy images"]
+
+
+def test_a_server_dying_before_the_command_starts_leaves_it_to_the_caller(
+        tmp_path: Path, sockets: list[str]) -> None:
+    root = tmp_path / "state"
+    sock = _socket(root)
+    sockets.append(sock)
+    pid = _server_started(root, sock)
+    os.kill(pid, signal.SIGSTOP)
+    caller = subprocess.Popen([sys.executable, "-m", "buildkit_py", "images"],
+                              env=_env(root, BKPY_BUILDER_CONFIG=_config(
+                                  tmp_path, "[command-server]\nauto-start = false\n")),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)  # queued on the socket, its request sent
+    os.kill(pid, signal.SIGKILL)
+    out, err = caller.communicate(timeout=120)
+    assert caller.returncode == 0, err
+    assert "NAME" in out and err == ""
+    assert _served(sock) == []

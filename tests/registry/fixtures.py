@@ -318,6 +318,11 @@ class Proxy:
                 length = int(self.headers.get("Content-Length", "0") or "0")
                 body = self.rfile.read(length) if length else b""
                 path = self.path
+                if len(body) < length:  # the client gave up mid-body: forward nothing
+                    with proxy._lock:
+                        proxy.requests.append((f"{self.command}(cut)", path))
+                    self.close_connection = True
+                    return
                 with proxy._lock:
                     proxy.requests.append((self.command, path))
                     fault = proxy.fault(self.command, path) if proxy.fault else None

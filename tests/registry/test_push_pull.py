@@ -158,8 +158,29 @@ def test_multi_platform_index_push_then_resolve_by_platform(
     assert "linux/amd64, linux/arm/v6, linux/arm/v7, linux/arm64" in info.value.message
 
 
-def test_blob_above_16_mib_is_uploaded_in_chunks(
+def test_a_large_blob_goes_in_one_streamed_put(
     registry: RegistryServer, client: RegistryClient, store: ContentStore,
+    other_store: ContentStore, make_proxy: Callable[[str], Proxy],
+) -> None:
+    image = make_image(store, layer_sizes=(17 * MiB, 100))
+    big = image.layers[0]
+    proxy = make_proxy(registry.host)
+    ref = f"{proxy.host}/whole/img:v1"
+    events: list[BlobProgress] = []
+    client.push(ref, store, image.manifest, progress=events.append)
+    assert proxy.methods("/blobs/uploads/").count("PATCH") == 0
+    puts = [p for m, p in proxy.requests if m == "PUT" and big.digest.split(":")[1] in p]
+    assert len(puts) == 1
+    uploading = [e.done for e in events if e.digest == big.digest and e.status == "uploading"]
+    assert uploading and uploading == sorted(uploading) and uploading[-1] < big.size
+    assert [e.status for e in events if e.digest == big.digest][-1] == "done"
+
+    client.pull(f"{registry.host}/whole/img:v1", other_store, "linux/amd64")
+    assert other_store.read(big.digest) == store.read(big.digest)
+
+
+def test_blob_above_monolithic_max_is_uploaded_in_chunks(
+    registry: RegistryServer, store: ContentStore,
     other_store: ContentStore, make_proxy: Callable[[str], Proxy],
 ) -> None:
     image = make_image(store, layer_sizes=(17 * MiB, 100))
@@ -168,7 +189,9 @@ def test_blob_above_16_mib_is_uploaded_in_chunks(
     proxy = make_proxy(registry.host)
     ref = f"{proxy.host}/chunked/img:v1"
     events: list[BlobProgress] = []
-    client.push(ref, store, image.manifest, progress=events.append)
+    with RegistryClient(credentials=StaticCredentials({}), retry=FAST_RETRY,
+                        chunk_size=8 * MiB, monolithic_max=8 * MiB) as client:
+        client.push(ref, store, image.manifest, progress=events.append)
     patches = [p for m, p in proxy.requests if m == "PATCH"]
     assert len(patches) == 3  # 8 + 8 + 1 MiB
     finals = [p for m, p in proxy.requests if m == "PUT" and big.digest.split(":")[1] in p]
@@ -280,10 +303,13 @@ def test_pushing_a_blob_missing_everywhere_names_it(
     assert image.layers[0].digest in info.value.message
 
 
+@pytest.mark.parametrize("chunked", [False, True])
 def test_flaky_registry_is_retried_with_backoff(
-    registry: RegistryServer, client: RegistryClient, store: ContentStore,
+    registry: RegistryServer, store: ContentStore, chunked: bool,
     other_store: ContentStore, make_proxy: Callable[[str], Proxy],
 ) -> None:
+    client = RegistryClient(credentials=StaticCredentials({}), retry=FAST_RETRY,
+                            monolithic_max=8 * MiB if chunked else None)
     proxy = make_proxy(registry.host)
     seen: set[tuple[str, str]] = set()
 
@@ -301,13 +327,15 @@ def test_flaky_registry_is_retried_with_backoff(
 
     proxy.fault = first_fails
     image = make_image(store, layer_sizes=(2000, 3000, 9 * MiB))
-    ref = f"{proxy.host}/flaky/img:v1"
-    client.push(ref, store, image.manifest)
-    client.pull(ref, other_store, "linux/amd64")
+    ref = f"{proxy.host}/flaky/img-{int(chunked)}:v1"
+    with client:
+        client.push(ref, store, image.manifest)
+        client.pull(ref, other_store, "linux/amd64")
     _assert_same_blobs(store, other_store, image)
     assert os.listdir(other_store.ingest_dir) == []
     faulted = {m for m, _ in seen}
-    assert {"GET", "HEAD", "POST", "PUT", "PATCH"} <= faulted
+    assert {"GET", "HEAD", "POST", "PUT"} <= faulted
+    assert ("PATCH" in faulted) == chunked
     assert proxy.faults_served == len(seen)
 
 
@@ -403,5 +431,7 @@ def test_pushing_a_corrupted_blob_fails_and_commits_nothing(
     chunks = -(-image.layers[0].size // MiB)
     assert uploads.count("PATCH") == (chunks - 1 if chunked else 0)
     assert "DELETE" in uploads
+    # a whole-blob PUT stops before its last bytes: the registry never sees it complete
+    assert uploads.count("PUT(cut)") == (0 if chunked else 1)
     assert not [p for m, p in proxy.requests if m == "PUT" and layer in p]
     assert not [p for m, p in proxy.requests if "/manifests/" in p and m == "PUT"]
