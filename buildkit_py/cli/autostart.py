@@ -2,9 +2,16 @@
 
 A fresh process pays ~0.3 s of interpreter start-up and imports before it does anything;
 a cached rebuild needs a fraction of that. So the first command on a state root that finds
-no server (:mod:`launch` tried to connect) starts one in the background and then runs
-itself in this process as before: it pays one fork+exec, not the server's warm-up, and the
-commands after it are served warm. The server exits after an idle timeout.
+no server (:mod:`launch` tried to connect) starts one in the background and runs itself in
+this process as before; the commands after it are served warm. The server exits after an
+idle timeout.
+
+When it starts: its warm-up (importing the whole builder, ~1 s of CPU) must not slow the
+first command down, and should be over before the next one comes. A server that can raise
+its priority back afterwards (root, or an RLIMIT_NICE that allows nice 0) warms up at idle
+priority (SCHED_IDLE: only CPU nothing else wants) beside the first command; any other is
+started when the first command ends. Either way it listens before warming up, so a command
+that comes meanwhile waits for it instead of paying for its own start-up.
 
 One server per socket, however many first commands start at once: a lock file next to the
 socket is the arbiter. Whoever takes it (``flock``, non-blocking) spawns the server and
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import resource
 import subprocess
 import sys
 
@@ -45,6 +53,15 @@ def log_path(sock_path: str) -> str:
 def lock_path(sock_path: str) -> str:
     """Held (flock) by the server for its whole life: at most one server per socket."""
     return sock_path.removesuffix(".sock") + ".lock"
+
+
+def can_leave_idle_priority() -> bool:
+    """Whether a process of this user that switched to SCHED_IDLE may switch back (the
+    kernel asks for CAP_SYS_NICE or an RLIMIT_NICE allowing nice 0)."""
+    if os.geteuid() == 0:
+        return True
+    soft, _ = resource.getrlimit(resource.RLIMIT_NICE)
+    return soft == resource.RLIM_INFINITY or soft >= 20
 
 
 def wanted_for(argv: list[str]) -> bool:

@@ -36,10 +36,11 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 import buildkit_py
-from buildkit_py.cli.autostart import lock_path, pid_path
+from buildkit_py.cli.autostart import can_leave_idle_priority, lock_path, pid_path
 from buildkit_py.cli.launch import (
     ACCEPT_FRAME,
     EXIT_FRAME,
@@ -101,6 +102,24 @@ def warm_up() -> None:
     for text in (_WARM_DOCKERFILE, "# escape=`\n" + _WARM_DOCKERFILE):
         load_dockerfile(text)
     compile_loaded_parsers()
+
+
+@contextlib.contextmanager
+def _idle_priority() -> Iterator[None]:
+    """Run the block at SCHED_IDLE when this process may come back to SCHED_OTHER after
+    it (see :mod:`autostart`): a warm-up beside the first command uses only idle CPU."""
+    if not can_leave_idle_priority():
+        yield
+        return
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
 def _package_stamps() -> dict[str, float]:
@@ -182,7 +201,8 @@ class CommandServer:
         self.stamps = _package_stamps()
         listener = self._listen()
         try:
-            warm_up()
+            with _idle_priority():
+                warm_up()
             for path, mtime in _module_stamps().items():  # modules from elsewhere
                 self.stamps.setdefault(path, mtime)
             # Move everything imported so far out of the collector's reach: a child's

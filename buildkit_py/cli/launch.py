@@ -7,8 +7,8 @@ passes argv, cwd, environment, umask and its stdin/stdout/stderr descriptors (SC
 and the server forks a child that runs the command exactly as this process would have,
 writing straight to the caller's terminal or pipes. Signals received here are forwarded;
 the exit status comes back. When no server answers, the command runs in this process, and
-then :mod:`autostart` starts a server in the background for the commands after it. With
-``BKPY_NO_SERVER=1`` neither happens.
+:mod:`autostart` starts a server in the background (beside it or after it) for the
+commands after it. With ``BKPY_NO_SERVER=1`` neither happens.
 
 There is one server per state root *and install*: the socket's name hashes ``BKPY_ROOT``
 with the interpreter, its environment (``sys.prefix``), the package's path and version,
@@ -187,16 +187,19 @@ def main() -> None:
             if status is not None:
                 sys.stdout.flush()
                 os._exit(status)
+        # reason: standard library only until no server answered; the CLI loads next anyway
+        from buildkit_py.cli import autostart
+
+        # Beside this command when the server can warm up at idle priority, else after it
+        # (see autostart): its warm-up must not take CPU from this command.
+        beside = autostart.can_leave_idle_priority()
+        if beside:
+            autostart.start_in_background(sys.argv[1:], path)
         try:
             _run_here()
         finally:
-            # After the command, not beside it: a server warming up (importing the whole
-            # builder) would take CPU from this first command. Callers that come while it
-            # warms up queue on its socket and are served once it is warm.
-            # reason: standard library only until no server answered; the CLI is loaded now
-            from buildkit_py.cli.autostart import start_in_background
-
-            start_in_background(sys.argv[1:], path)
+            if not beside:
+                autostart.start_in_background(sys.argv[1:], path)
         return
     _run_here()
 

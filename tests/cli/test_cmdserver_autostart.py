@@ -156,7 +156,7 @@ def test_auto_start_can_be_turned_off(tmp_path: Path, sockets: list[str], how: s
     off = ({"BKPY_NO_SERVER": "1"} if how == "env" else
            {"BKPY_BUILDER_CONFIG": _config(tmp_path, "[command-server]\nauto-start = false\n")})
     _bkpy(root, "images", **off)
-    # a server is spawned as the command ends: one started would be alive now
+    # a server is spawned by the time the command ends: one started would be alive now
     assert _servers(sock) == [] and not os.path.exists(sock)
     if how == "config":  # an explicit start still works
         assert "started" in _bkpy(root, "server", "start", **off).stdout
