@@ -21,6 +21,11 @@ The same file configures the embedded builder and ``bkpyd``::
     auto-start = true                  # false: only `bkpy server start` starts it
     idle-timeout = "15m"               # an unused server exits after this ("0": never)
 
+    [history]                          # recorded builds (`bkpy history`); 0: no limit
+    max-entries = 50
+    max-age = "48h"
+    max-size = "1GB"                   # default: no limit
+
     [registry."localhost:5000"]
     http = true
     insecure = false
@@ -176,6 +181,16 @@ class CommandServerConfig:
 
 
 @dataclass
+class HistoryConfig:
+    """``[history]``: how many recorded builds to keep, how long, how much disk
+    (``bkpy history``). BuildKit's defaults: 50 entries, 48 hours; 0 is no limit."""
+
+    max_entries: int = 50
+    max_age: float = 48 * 3600.0
+    max_size: int = 0
+
+
+@dataclass
 class BuilderConfig:
     root: Path = field(default_factory=default_state_root)
     max_parallelism: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -187,6 +202,7 @@ class BuilderConfig:
     cdi: CDIConfig = field(default_factory=lambda: CDIConfig())
     http: HttpConfig = field(default_factory=HttpConfig)
     command_server: CommandServerConfig = field(default_factory=CommandServerConfig)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
 
 
 def _expect(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -216,7 +232,7 @@ def load_config(path: Path | None = None) -> BuilderConfig:
         raise UsageError(f"{path}: invalid TOML: {err}") from None
     where = str(path)
     known = {"root", "max-parallelism", "oci-runtime", "gc", "registry",
-             "insecure-entitlements", "cdi", "http", "command-server"}
+             "insecure-entitlements", "cdi", "http", "command-server", "history"}
     unknown = set(data) - known
     if unknown:
         raise UsageError(f"{where}: unknown keys {sorted(unknown)}",
@@ -255,6 +271,8 @@ def load_config(path: Path | None = None) -> BuilderConfig:
         cfg.http.ca = list(ca)
     if "command-server" in data:
         _load_command_server(_expect(data, "command-server", dict, where), cfg, where)
+    if "history" in data:
+        _load_history(_expect(data, "history", dict, where), cfg, f"{where}: [history]")
     if "gc" in data:
         gc = _expect(data, "gc", dict, where)
         if "keep-storage" in gc:
@@ -271,6 +289,28 @@ def load_config(path: Path | None = None) -> BuilderConfig:
             mirrors=list(opts.get("mirrors", [])),
         )
     return cfg
+
+
+def _load_history(table: dict[str, Any], cfg: BuilderConfig, where: str) -> None:
+    # buildkitd.toml spells them maxEntries and maxAge (seconds)
+    keys = {"max-entries": "maxEntries", "max-age": "maxAge", "max-size": "maxSize"}
+    unknown = set(table) - set(keys) - set(keys.values())
+    if unknown:
+        raise UsageError(f"{where}: unknown keys {sorted(unknown)}",
+                         hint="known keys: max-entries, max-age, max-size")
+
+    def value(key: str) -> Any:
+        return table.get(key, table.get(keys[key]))
+
+    if value("max-entries") is not None:
+        entries = value("max-entries")
+        if not isinstance(entries, int) or entries < 0:
+            raise UsageError(f"{where}: max-entries must be a whole number >= 0")
+        cfg.history.max_entries = entries
+    if value("max-age") is not None:
+        cfg.history.max_age = parse_duration(value("max-age"))
+    if value("max-size") is not None:
+        cfg.history.max_size = parse_size(value("max-size"))
 
 
 def _load_command_server(table: dict[str, Any], cfg: BuilderConfig, where: str) -> None:

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "build": "buildkit_py.cli.build_cmd:build",
     "builder": "buildkit_py.cli.builder_cmd:builder",
     "du": "buildkit_py.cli.du_cmd:du",
+    "history": "buildkit_py.cli.history_cmd:history",
     "prune": "buildkit_py.cli.du_cmd:prune",
     "server": "buildkit_py.cli.server_cmd:server",
     "dockerfile": "buildkit_py.cli.dockerfile_cmd:dockerfile",

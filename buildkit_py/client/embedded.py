@@ -15,6 +15,8 @@ from buildkit_py.api.outcome import BuildOutcome
 from buildkit_py.api.request import BuildRequest
 from buildkit_py.api.usage import PruneOptions, UsageItem
 from buildkit_py.api.workers import WorkerInfo
+from buildkit_py.builder.history_record import recorded
+from buildkit_py.builder.history_store import HistoryStore
 from buildkit_py.config import BuilderConfig
 from buildkit_py.solver.progress import ProgressSink
 
@@ -40,7 +42,8 @@ class EmbeddedClient:
 
     def build(self, req: BuildRequest, progress: ProgressSink) -> BuildOutcome:
         with open_builder(self.config) as builder:
-            return builder.build(req, progress)
+            return recorded(HistoryStore(self.config.root), self.config.history, req,
+                            progress, lambda sink: builder.build(req, sink))
 
     def disk_usage(self, verify: bool = False) -> list[UsageItem]:
         # reason: du's code (~30 ms: snapshotter, solver cache) is not for builder inspect

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 from buildkit_py.api import control_pb2 as pb
 from buildkit_py.api.outcome import BuildOutcome
 from buildkit_py.api.outputs import OutputSpec
+from buildkit_py.builder.history_record import recorded
+from buildkit_py.builder.history_store import HistoryStore
 from buildkit_py.api.request import BuildRequest, SecretSpec, SSHSpec
 from buildkit_py.api.wire import lent_cache_name
 from buildkit_py.builder.core import Builder
@@ -195,8 +197,10 @@ def run_remote_build(builder: Builder, req: pb.SolveRequest, session: DaemonSess
         bsession = RemoteBuildSession(session, local_dirs, list(req.secret_ids), sockets,
                                       lent_root=workdir / "lent")
         breq, deliveries = to_build_request(req, workdir, local_dirs, session.id)
-        outcome = builder.build(breq, _client_paths(progress, req, deliveries), bsession,
-                                cancel)
+        outcome = recorded(
+            HistoryStore(builder.root), builder.config.history, breq,
+            _client_paths(progress, req, deliveries),
+            lambda sink: builder.build(breq, sink, bsession, cancel))
         for d in deliveries:
             if d.kind == "cache":
                 if not (d.path / "index.json").is_file():
