@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 from buildkit_py.api import control_pb2 as pb
 from buildkit_py.api.outcome import BuildOutcome
 from buildkit_py.api.outputs import OutputSpec
-from buildkit_py.builder.history_record import recorded
-from buildkit_py.builder.history_store import HistoryStore
 from buildkit_py.api.request import BuildRequest, SecretSpec, SSHSpec
 from buildkit_py.api.wire import lent_cache_name
 from buildkit_py.builder.core import Builder
+from buildkit_py.builder.history_record import recorded
+from buildkit_py.builder.history_store import HistoryStore
 from buildkit_py.control.contexts import ContextCache
 from buildkit_py.control.deliveries import Delivery
 from buildkit_py.errors import UsageError
