@@ -104,6 +104,12 @@ class BuildRequest:
     # The Dockerfile's path inside the remote context (``-f``, default ``Dockerfile``),
     # read by the builder; None: ``dockerfile_data`` holds it (stdin, a local ``-f``).
     dockerfile_in_context: str | None = None
+    # "build", or "check": only lint the Dockerfile (buildx's --call check); the result
+    # comes back as BuildKit's lint JSON in the outcome's metadata ("result.json").
+    call: str = "build"
+    # Put the build's warnings into the metadata as buildx.build.warnings (buildx does so
+    # when BUILDX_METADATA_WARNINGS is set).
+    metadata_warnings: bool = False
 
     @property
     def dockerfile_name(self) -> str:
