@@ -149,8 +149,6 @@ def _dispatch(cmd: str, root: str, opts: dict[str, str | bool], pos: list[str]) 
 
     if cmd in ("run", "create"):
         cid = _one_id(cmd, pos)
-        if opts.get("console_socket"):
-            raise RuntimeFailure("--console-socket", "terminals are not supported")
         try:
             preserve = int(opts.get("preserve_fds") or 0)
         except ValueError:
@@ -158,7 +156,8 @@ def _dispatch(cmd: str, root: str, opts: dict[str, str | bool], pos: list[str]) 
         return container.create(container.Options(
             root, cid, str(opts.get("bundle") or os.getcwd()), run=cmd == "run",
             detach=bool(opts.get("detach")), pid_file=str(opts.get("pid_file") or ""),
-            no_pivot=bool(opts.get("no_pivot")), preserve_fds=preserve))
+            no_pivot=bool(opts.get("no_pivot")), preserve_fds=preserve,
+            console_socket=str(opts.get("console_socket") or "")))
     if cmd == "start":
         container.start(root, _one_id(cmd, pos))
     elif cmd == "state":

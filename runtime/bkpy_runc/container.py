@@ -15,7 +15,7 @@ import _signal
 import os
 import time
 
-from . import cgroups, hooks, init, mounts, namespaces, process, report, signals
+from . import cgroups, hooks, init, mounts, namespaces, process, report, signals, terminal
 from . import spec as spec_mod
 from . import state as state_mod
 from . import syscalls as sc
@@ -32,10 +32,12 @@ _RUNTIME_HOOKS = ("prestart", "createRuntime", "poststart", "poststop")
 
 
 class Options:
-    __slots__ = ("bundle", "detach", "id", "no_pivot", "pid_file", "preserve_fds", "root", "run")
+    __slots__ = ("bundle", "console_socket", "detach", "id", "no_pivot", "pid_file",
+                 "preserve_fds", "root", "run")
 
     def __init__(self, root: str, cid: str, bundle: str, *, run: bool, detach: bool = False,
-                 pid_file: str = "", no_pivot: bool = False, preserve_fds: int = 0) -> None:
+                 pid_file: str = "", no_pivot: bool = False, preserve_fds: int = 0,
+                 console_socket: str = "") -> None:
         self.root = root
         self.id = cid
         self.bundle = bundle
@@ -44,12 +46,23 @@ class Options:
         self.pid_file = pid_file
         self.no_pivot = no_pivot
         self.preserve_fds = preserve_fds
+        self.console_socket = console_socket
 
 
 def create(opts: Options) -> int:
     """``create`` (opts.run False) or ``run``; returns the exit code for the CLI."""
     state_mod.check_id(opts.id)
     spec = spec_mod.load(opts.bundle)
+    # runc's rules: the terminal's master goes to whoever listens on --console-socket, for
+    # a container that is created or runs detached (runc relays a foreground one to its own
+    # terminal, which bkpy-runc does not do)
+    detached = opts.detach or not opts.run
+    if opts.console_socket and not (detached and spec.terminal):
+        raise RuntimeFailure("--console-socket",
+                             "cannot use console socket if runc will not detach or allocate tty")
+    if spec.terminal and not opts.console_socket:
+        raise RuntimeFailure("config.json", "process.terminal: true needs --console-socket "
+                             "(and --detach for run)")
     if spec.seccomp is not None:
         from . import seccomp  # only bundles with a profile load it (before the init forks)
 
@@ -287,9 +300,12 @@ def _init_child(opts: Options, spec: Spec, st: State, hs: list[cgroups.Hierarchy
         hooks.run("createContainer", spec.hooks.get("createContainer") or [],
                   st.hook_state("created"))
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC) if fifo else -1
+        console = terminal.connect(opts.console_socket) if spec.terminal else None
         fs.switch_root(opts.no_pivot)
         namespaces.set_names(spec)
         fs.finalize()
+        if console is not None:  # from the container's own devpts, as runc
+            terminal.setup(console, spec.console_size)
         env = process.environment(spec)
         process.ensure_cwd(spec)
         exe = process.lookup(spec, env)

@@ -50,9 +50,10 @@ class Spec:
         self.rootfs = os.path.realpath(os.path.join(bundle, path))
         self.root_readonly = bool(root.get("readonly", False))
         proc = _obj(raw.get("process"), "process")
-        if proc.get("terminal"):
-            raise RuntimeFailure("config.json",
-                                 "process.terminal: true is not supported (no terminal support)")
+        self.terminal = bool(proc.get("terminal", False))
+        size = proc.get("consoleSize") or {}
+        self.console_size = ((int(size.get("height", 0)), int(size.get("width", 0)))
+                             if isinstance(size, dict) else (0, 0))
         self.process = proc
         args = proc.get("args")
         if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
