@@ -7,6 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# The progress log stream that carries a warning (BuildKit's VertexWarning as JSON)
+# instead of output; displays print it as "#N WARN: ...".
+WARNING_STREAM = 3
+
 
 @dataclass
 class BuildOutcome:

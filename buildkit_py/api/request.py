@@ -110,6 +110,9 @@ class BuildRequest:
     # Put the build's warnings into the metadata as buildx.build.warnings (buildx does so
     # when BUILDX_METADATA_WARNINGS is set).
     metadata_warnings: bool = False
+    # The step debugger (`bkpy debug --on=error`): the command to open on the caller's
+    # terminal in the container of a RUN step that fails. Embedded builds only.
+    debug_shell: list[str] | None = None
 
     @property
     def dockerfile_name(self) -> str:

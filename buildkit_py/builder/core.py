@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from buildkit_py.api.outcome import BuildOutcome
 from buildkit_py.api.request import BuildRequest
 from buildkit_py.builder.entitlements import DeviceGrant, check_granted, check_llb
+from buildkit_py.builder.lint_report import check_outcome, report_lint
 from buildkit_py.config import BuilderConfig
 from buildkit_py.content.images import ImageStore
 from buildkit_py.content.store import ContentStore
@@ -180,7 +181,7 @@ class Builder:
         from buildkit_py.exporter.base import PlatformResult
         from buildkit_py.exporter.kinds import exporters_for
         from buildkit_py.frontend.dockerfile import load_dockerfile
-        from buildkit_py.frontend.dockerfile.convert import ConvertOptions, convert
+        from buildkit_py.frontend.dockerfile.convert import ConvertOptions, convert, make_linter
         from buildkit_py.frontend.dockerfile.convert.remote_context import names_directory
 
         exporters = exporters_for(req.outputs)
@@ -202,12 +203,18 @@ class Builder:
                 remote = None
                 if req.context_url is not None:  # fetched here; its Dockerfile read from it
                     remote = self._remote_context(req, bus, session, cancel)
+                definition_vertex = ""  # where lint warnings show in the progress
                 if remote is not None and req.dockerfile_in_context is not None:
                     name = remote.filename
-                    df = load_dockerfile(remote.dockerfile, name)
+                    dockerfile_data = remote.dockerfile
+                    if req.call != "check":
+                        df = load_dockerfile(dockerfile_data, name)
                 else:
-                    with _vertex(bus, f"[internal] load build definition from {name}"):
-                        df = load_dockerfile(req.dockerfile_data, name)
+                    dockerfile_data = req.dockerfile_data
+                    with _digest_vertex(bus, f"[internal] load build definition from {name}") \
+                            as definition_vertex:
+                        if req.call != "check":  # the check reports a broken file itself
+                            df = load_dockerfile(dockerfile_data, name)
                 ignore: list[str] = []
                 if req.context is not None:
                     with _vertex(bus, "[internal] load .dockerignore"):
@@ -228,7 +235,7 @@ class Builder:
                 resolver = BuildResolver(self.sources, pull=req.pull,
                                          report=lambda text: _vertex(bus, text))
                 converted = []
-                for plat in platforms:
+                for index, plat in enumerate(platforms):
                     opts = ConvertOptions(
                         target=req.target, target_platform=plat, build_args=dict(req.build_args),
                         labels=dict(req.labels), build_contexts=contexts, no_cache=req.no_cache,
@@ -239,15 +246,34 @@ class Builder:
                         main_context=remote.context if remote is not None else None,
                         source_date_epoch=epoch, image_resolver=resolver,
                         dockerfile_name=name, multi_platform=len(platforms) > 1,
-                        session_id=build_id)
-                    converted.append(convert(df, opts))
+                        session_id=build_id, lint_report=index == 0)
+                    if req.call == "check":
+                        checked = check_outcome(bytes(dockerfile_data), opts)
+                        if req.metadata_file is not None:
+                            req.metadata_file.write_text(
+                                json.dumps(checked.metadata, indent=2) + "\n")
+                        return checked
+                    lint = make_linter(df, opts)
+                    try:
+                        converted.append(convert(df, opts, lint))
+                    except BaseException:  # e.g. error=true: show what was found first
+                        report_lint(lint.warnings, bus, definition_vertex, name,
+                                    bytes(dockerfile_data), BuildOutcome(), metadata=False)
+                        raise
         except BaseException:
-            sub.close()
-            bus.close()
+            if req.call != "check":
+                sub.close()
+                bus.close()
             raise
+        finally:
+            if req.call == "check":  # nothing else to do: the check's result is returned
+                sub.close()
+                bus.close()
 
         outcome = BuildOutcome()
         for c in converted:
+            report_lint(c.lint, bus, definition_vertex, name, bytes(dockerfile_data), outcome,
+                        metadata=req.metadata_warnings)
             for w in c.warnings:
                 # buildx's short form; each platform's conversion finds the same ones
                 text = f"{w.rule}: {w.message}" + (
@@ -440,12 +466,19 @@ _counter_lock = threading.Lock()
 @contextlib.contextmanager
 def _vertex(bus: ProgressBus, name: str) -> Iterator[None]:
     """Report an export step as a pseudo-vertex, as BuildKit does."""
+    with _digest_vertex(bus, name):
+        yield
+
+
+@contextlib.contextmanager
+def _digest_vertex(bus: ProgressBus, name: str) -> Iterator[str]:
+    """:func:`_vertex` that yields the vertex's digest (to attach warnings to it)."""
     with _counter_lock:
         digest = f"export:{next(_export_counter)}"
     started = time.time()
     bus.publish(VertexStarted(digest, name, started))
     try:
-        yield
+        yield digest
     except BaseException as err:
         bus.publish(VertexFailed(digest, name, started, time.time(), str(err)))
         raise

@@ -17,7 +17,7 @@ from buildkit_py.errors import UsageError
 from buildkit_py.remotecache.spec import export_spec, import_spec, parse_cache_arg
 from buildkit_py.units import parse_csv_kv, parse_ulimit, ram_in_bytes
 
-CALL_MODES = ("build", "outline", "targets")
+CALL_MODES = ("build", "check", "outline", "targets")
 PROGRESS_MODES = ("auto", "tty", "plain", "rawjson", "quiet")
 
 
@@ -83,6 +83,13 @@ def _entitlements(allow: tuple[str, ...], network: str) -> list[str]:
     if network == "host":
         out.append("network.host")
     return list(dict.fromkeys(out))
+
+
+def _metadata_warnings() -> bool:
+    """buildx writes the build's warnings into --metadata-file only when
+    BUILDX_METADATA_WARNINGS is a true Go boolean."""
+    return os.environ.get("BUILDX_METADATA_WARNINGS", "") in (
+        "1", "t", "T", "TRUE", "true", "True")
 
 
 def _kv_list(values: tuple[str, ...], what: str, *, env_fallback: bool = False) -> dict[str, str]:
@@ -201,7 +208,8 @@ def _read_dockerfile(context: str, file: str | None) -> _Input:
 @click.option("--allow", "allow", multiple=True,
               help='Allow an entitlement: "network.host", "security.insecure", "device[=NAME]".')
 @click.option("--builder", envvar="BKPY_BUILDER", help="Builder to use.")
-@click.option("--call", "call", default="build", help="build|outline|targets")
+@click.option("--call", "call", default="build", help="build|check|outline|targets")
+@click.option("--check", "check", is_flag=True, help='Shorthand for "--call=check".')
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               help="Output format for --call.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image id.")
@@ -214,8 +222,10 @@ def build(context: str, file: str | None, tags: tuple[str, ...], target: str | N
           iidfile: str | None, labels: tuple[str, ...], network: str,
           add_hosts: tuple[str, ...], shm_size: str | None, ulimits: tuple[str, ...],
           allow: tuple[str, ...], builder: str | None,
-          call: str, fmt: str, quiet: bool) -> None:
+          call: str, check: bool, fmt: str, quiet: bool) -> None:
     """Build an image from a Dockerfile and a context directory."""
+    if check:
+        call = "check"
     call, _, call_opts = call.partition(",")
     if call not in CALL_MODES:
         raise UsageError(f"--call {call!r}: unknown", hint=f"use one of {', '.join(CALL_MODES)}")
@@ -240,6 +250,8 @@ def build(context: str, file: str | None, tags: tuple[str, ...], target: str | N
         click.echo(text, nl=not text.endswith("\n"))
         return
 
+    if call == "check":  # lint only: nothing is built or exported
+        outputs, push, load = (), False, False
     output_specs = [parse_output(o) for o in outputs]
     if push:
         output_specs.append(OutputSpec("image", {"push": "true"}))
@@ -277,9 +289,16 @@ def build(context: str, file: str | None, tags: tuple[str, ...], target: str | N
         iidfile=Path(iidfile) if iidfile else None,
         context_url=inp.context_url,
         dockerfile_in_context=inp.dockerfile_in_context,
+        call=call,
+        metadata_warnings=_metadata_warnings(),
     )
     # reason: the build client (~13 ms: solver progress, display) stays off --help, --call
     from buildkit_py.cli.build_run import run_build
 
-    run_build(request, progress="quiet" if quiet else progress, call=call, quiet=quiet,
-              builder=builder)
+    outcome = run_build(request, progress="quiet" if quiet else progress, call=call,
+                        quiet=quiet, builder=builder)
+    if call == "check":
+        # reason: the lint result printer is for --call check only
+        from buildkit_py.cli.check_result import exit_with, print_check_result, source_name
+
+        exit_with(print_check_result(outcome.metadata, fmt, source_name(context, file)))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import click
 
+from buildkit_py.api.outcome import BuildOutcome
 from buildkit_py.api.request import BuildRequest
 from buildkit_py.cli.progress_display import Display, make_display
 from buildkit_py.client.builders import BuilderStore, open_client
@@ -56,17 +58,36 @@ def print_warnings(warnings: list[str]) -> None:
         click.echo(f" - {warning}", err=True)
 
 
+def with_debugger(request: BuildRequest, progress: str) -> tuple[BuildRequest, str]:
+    """The request and progress mode as ``bkpy debug`` (cli/debug_cmd.py) wants them: its
+    shell in the request, and plain progress (a live screen would draw over the shell)."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_object(dict) if ctx is not None else None
+    shell = obj.get("debug_shell") if obj else None
+    if not shell:
+        return request, progress
+    return (dataclasses.replace(request, debug_shell=list(shell)),
+            "plain" if progress in ("auto", "tty") else progress)
+
+
 def run_build(request: BuildRequest, *, progress: str, call: str, quiet: bool,
-              builder: str | None) -> None:
+              builder: str | None) -> BuildOutcome:
     store = BuilderStore()
+    request, progress = with_debugger(request, progress)
     client = open_client(store.selected(builder or None), store)
     display = make_display(progress, sys.stderr)
     try:
         outcome = client.build(request, lambda ev: feed(display, ev))
-    finally:
+    except BaseException:
         display.close()
         client.close()
+        if progress not in ("quiet", "rawjson"):  # buildx: the warnings, then the error
+            print_warnings(display.warnings)
+        raise
+    display.close()
+    client.close()
     if progress not in ("quiet", "rawjson"):
         print_warnings(outcome.warnings)
     if quiet and outcome.image_id:
         click.echo(outcome.image_id)
+    return outcome

@@ -21,6 +21,7 @@ from buildkit_py.errors import UserError
 COMMANDS: dict[str, str] = {
     "build": "buildkit_py.cli.build_cmd:build",
     "builder": "buildkit_py.cli.builder_cmd:builder",
+    "debug": "buildkit_py.cli.debug_cmd:debug",
     "du": "buildkit_py.cli.du_cmd:du",
     "history": "buildkit_py.cli.history_cmd:history",
     "prune": "buildkit_py.cli.du_cmd:prune",

@@ -7,12 +7,15 @@ embedded builder and, later, events arriving over gRPC from a daemon.
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
+
+from buildkit_py.api.outcome import WARNING_STREAM
 
 # The plain display's own line for why a step ran: "#7 cache miss: build arg V changed".
 CACHE_MISS_PREFIX = "cache miss: "
@@ -42,6 +45,8 @@ class Display:
         self.vertices: dict[str, VertexView] = {}
         self.lock = threading.Lock()
         self.t0 = time.time()
+        self.warnings: list[str] = []  # lint warnings seen (their short form), for buildx's
+        # summary even when the build fails
 
     def _view(self, digest: str, name: str) -> VertexView:
         v = self.vertices.get(digest)
@@ -67,6 +72,16 @@ class Display:
             self.on_vertex(v)
 
     def log(self, digest: str, stream: int, data: bytes, timestamp: float) -> None:
+        if stream == WARNING_STREAM:  # a lint warning (BuildKit's VertexWarning as JSON)
+            try:
+                record = json.loads(data)
+            except ValueError:
+                return
+            with self.lock:
+                self.warnings.append(
+                    base64.b64decode(record.get("short", "")).decode("utf-8", "replace"))
+                self.on_warning(self._view(digest, ""), record)
+            return
         with self.lock:
             v = self._view(digest, "")
             buf = v.partial.get(stream, b"") + data
@@ -113,6 +128,9 @@ class Display:
     def on_status(self, v: VertexView, sid: str) -> None:
         pass
 
+    def on_warning(self, v: VertexView, record: dict[str, Any]) -> None:
+        pass
+
     def on_cache_miss(self, v: VertexView) -> None:
         pass
 
@@ -156,6 +174,12 @@ class PlainDisplay(Display):
         since = timestamp - (v.started or timestamp)
         self.out.write(f"#{v.number} {since:.3f} {line}\n")
 
+    def on_warning(self, v: VertexView, record: dict[str, Any]) -> None:
+        self._header(v)
+        short = base64.b64decode(record.get("short", "")).decode("utf-8", "replace")
+        self.out.write(f"#{v.number} WARN: {short}\n")
+        self.out.flush()
+
     def on_cache_miss(self, v: VertexView) -> None:
         # "#N cache miss: ..." has no timestamp, so it never reads as a log line
         self._header(v)
@@ -189,6 +213,9 @@ class RawJSONDisplay(Display):
     def on_log(self, v: VertexView, line: str, timestamp: float) -> None:
         self.out.write(json.dumps({"logs": [{"vertex": v.digest, "timestamp": timestamp,
                                              "msg": line}]}) + "\n")
+
+    def on_warning(self, v: VertexView, record: dict[str, Any]) -> None:
+        self.out.write(json.dumps({"warnings": [record]}) + "\n")
 
     def on_cache_miss(self, v: VertexView) -> None:
         self.out.write(json.dumps({"bkpy.cacheMisses": [{"vertex": v.digest,

@@ -42,8 +42,12 @@ class EmbeddedClient:
 
     def build(self, req: BuildRequest, progress: ProgressSink) -> BuildOutcome:
         with open_builder(self.config) as builder:
+            session = None
+            if req.debug_shell:  # the shell runs on this process's terminal
+                session = builder.session_for(req)
+                session.debug_shell = list(req.debug_shell)
             return recorded(HistoryStore(self.config.root), self.config.history, req,
-                            progress, lambda sink: builder.build(req, sink))
+                            progress, lambda sink: builder.build(req, sink, session))
 
     def disk_usage(self, verify: bool = False) -> list[UsageItem]:
         # reason: du's code (~30 ms: snapshotter, solver cache) is not for builder inspect

@@ -121,6 +121,8 @@ def to_build_request(req: pb.SolveRequest, workdir: Path, local_dirs: dict[str, 
         iidfile=workdir / "iid" if req.want_iid else None,
         context_url=req.context_url or None,
         dockerfile_in_context=(req.dockerfile_in_context or None) if req.context_url else None,
+        call=req.call or "build",
+        metadata_warnings=req.metadata_warnings,
     )
     return breq, deliveries
 

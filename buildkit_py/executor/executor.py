@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,6 +297,61 @@ class Executor:
         """Run ``req`` to completion; returns the process exit status (128+n on signal n)."""
         if cancel is not None and cancel.is_set():
             raise ExecCancelledError("cancelled before start")
+        with ExitStack() as stack:
+            cid, bundle, spec = self._bundle(req, stack, cancel)
+            (bundle / "config.json").write_text(json.dumps(spec))
+            return self._run_container(cid, bundle, req.args, stdout, stderr, cancel)
+        raise AssertionError("unreachable")  # ExitStack does not swallow exceptions
+
+    def run_interactive(self, req: ExecRequest, *, cancel: threading.Event | None = None
+                        ) -> None:
+        """Run ``req`` as the step would run, but on a terminal relayed to this process's
+        own stdin/stdout (the step debugger's shell): returns when the process ends."""
+        # reason: the terminal relay (termios, tty) is for the step debugger only
+        from buildkit_py.executor.terminal import relay, window_size
+
+        with ExitStack() as stack:
+            cid, bundle, spec = self._bundle(req, stack, cancel)
+            spec["process"]["terminal"] = True
+            rows, cols = window_size(0)
+            if rows and cols:
+                spec["process"]["consoleSize"] = {"height": rows, "width": cols}
+            (bundle / "config.json").write_text(json.dumps(spec))
+            sock_path = bundle / "console.sock"
+            if len(str(sock_path)) >= _SUN_PATH_MAX:
+                short = Path(stack.enter_context(_short_tempdir()))
+                sock_path = short / "console.sock"
+            listener = stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+            listener.bind(str(sock_path))
+            listener.listen(1)
+            pid_file = bundle / "pid"
+            started = subprocess.run(
+                [*self._runtime_argv, "--root", str(self._runtime_root),
+                 "--log", str(bundle / "runtime.log"), "--log-format", "json",
+                 "run", "--detach", "--console-socket", str(sock_path),
+                 "--pid-file", str(pid_file), "--bundle", str(bundle), cid],
+                stdin=subprocess.DEVNULL, capture_output=True, check=False, timeout=60)
+            stack.callback(self._runtime_cmd, "delete", "--force", cid)
+            if started.returncode != 0:
+                message = _runtime_error(bundle / "runtime.log") or started.stderr.decode(
+                    errors="replace").strip()
+                raise RuntimeStartError(f"the debug shell could not start: {message}")
+            listener.settimeout(10)
+            conn, _ = listener.accept()
+            with conn:
+                _msg, fds, _flags, _addr = socket.recv_fds(conn, 1024, 1)
+            if not fds:
+                raise RuntimeStartError("the runtime sent no terminal")
+            master = fds[0]
+            stack.callback(os.close, master)
+            pidfd = os.pidfd_open(int(pid_file.read_text().strip()))
+            stack.callback(os.close, pidfd)
+            relay(master, pidfd, cancel)
+
+    def _bundle(self, req: ExecRequest, stack: ExitStack, cancel: threading.Event | None
+                ) -> tuple[str, Path, dict[str, Any]]:
+        """A container id, its bundle directory and the OCI spec for ``req``; everything
+        made for it is undone when ``stack`` closes."""
         if req.platform is not None:
             ensure_platform(req.platform)
         rootfs = Path(os.path.abspath(req.rootfs))
@@ -306,66 +361,63 @@ class Executor:
         cid = "bkpy-" + uuid.uuid4().hex[:24]
         bundle = self.bundle_root / cid
 
-        with ExitStack() as stack:
-            bundle.mkdir(mode=0o711)
-            stack.callback(shutil.rmtree, bundle, True)
-            identity = resolve_user(rootfs, req.user)
-            ensure_cwd(rootfs, cwd, identity)
+        bundle.mkdir(mode=0o711)
+        stack.callback(shutil.rmtree, bundle, True)
+        identity = resolve_user(rootfs, req.user)
+        ensure_cwd(rootfs, cwd, identity)
 
-            private: list[Path] = []
+        private: list[Path] = []
 
-            def private_dir() -> Path:
-                # Secrets and sockets live outside any snapshot (on tmpfs when available).
-                if not private:
-                    path = bundle / "private"
-                    path.mkdir(mode=0o700)  # removed with the bundle
-                    private.append(path)
-                return private[0]
+        def private_dir() -> Path:
+            # Secrets and sockets live outside any snapshot (on tmpfs when available).
+            if not private:
+                path = bundle / "private"
+                path.mkdir(mode=0o700)  # removed with the bundle
+                private.append(path)
+            return private[0]
 
-            preparer = MountPreparer(
-                cache=self.cache_mounts,
-                private_dir=private_dir,
-                stack=stack,
-                secrets=req.secrets,
-                cancel=cancel,
+        preparer = MountPreparer(
+            cache=self.cache_mounts,
+            private_dir=private_dir,
+            stack=stack,
+            secrets=req.secrets,
+            cancel=cancel,
+        )
+        env_names = {e.partition("=")[0] for e in req.env}
+        prepared = preparer.prepare(req.mounts, cwd, env_names)
+        env = merge_env(req.env, prepared.env)
+
+        hosts = bundle / "hosts"
+        hosts.write_bytes(hosts_content(req.hostname, req.extra_hosts))
+        resolv = bundle / "resolv.conf"
+        resolv.write_bytes(self._resolv.content(own_netns=req.network != "host"))
+
+        spec = build_spec(
+            SpecInput(
+                rootfs=rootfs,
+                args=list(req.args),
+                env=env,
+                cwd=cwd,
+                identity=identity,
+                hostname=req.hostname,
+                network=req.network,
+                security=req.security,
+                readonly_rootfs=req.readonly_rootfs,
+                hosts_file=hosts,
+                resolv_conf=resolv,
+                tracing_socket=self._tracing_socket,
+                mounts=prepared.oci,
+                ulimits=list(req.ulimits),
+                devices=req.devices,
             )
-            env_names = {e.partition("=")[0] for e in req.env}
-            prepared = preparer.prepare(req.mounts, cwd, env_names)
-            env = merge_env(req.env, prepared.env)
-
-            hosts = bundle / "hosts"
-            hosts.write_bytes(hosts_content(req.hostname, req.extra_hosts))
-            resolv = bundle / "resolv.conf"
-            resolv.write_bytes(self._resolv.content(own_netns=req.network != "host"))
-
-            spec = build_spec(
-                SpecInput(
-                    rootfs=rootfs,
-                    args=list(req.args),
-                    env=env,
-                    cwd=cwd,
-                    identity=identity,
-                    hostname=req.hostname,
-                    network=req.network,
-                    security=req.security,
-                    readonly_rootfs=req.readonly_rootfs,
-                    hosts_file=hosts,
-                    resolv_conf=resolv,
-                    tracing_socket=self._tracing_socket,
-                    mounts=prepared.oci,
-                    ulimits=list(req.ulimits),
-                    devices=req.devices,
-                )
-            )
-            # As BuildKit: only the network files' and the step's own mount points are
-            # cleaned up; /dev, /proc and /sys made for the runtime's mounts stay in the layer.
-            stubs = MountStubs.record(
-                rootfs, [*_NETWORK_FILES, *(m["destination"] for m in prepared.oci)]
-            )
-            stack.callback(stubs.cleanup)
-            (bundle / "config.json").write_text(json.dumps(spec))
-            return self._run_container(cid, bundle, req.args, stdout, stderr, cancel)
-        raise AssertionError("unreachable")  # ExitStack does not swallow exceptions
+        )
+        # As BuildKit: only the network files' and the step's own mount points are
+        # cleaned up; /dev, /proc and /sys made for the runtime's mounts stay in the layer.
+        stubs = MountStubs.record(
+            rootfs, [*_NETWORK_FILES, *(m["destination"] for m in prepared.oci)]
+        )
+        stack.callback(stubs.cleanup)
+        return cid, bundle, spec
 
     def _runtime_cmd(self, *args: str) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(
@@ -482,6 +534,15 @@ class Executor:
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(proc.pid, signal.SIGKILL)
         return cancelled
+
+
+@contextlib.contextmanager
+def _short_tempdir() -> Iterator[str]:
+    """A directory whose socket paths fit sun_path whatever the state root's length."""
+    import tempfile  # reason: only for a state root too deep for a socket path
+
+    with tempfile.TemporaryDirectory(prefix="bkpy-tty-") as path:
+        yield path
 
 
 def _runtime_error(log: Path) -> str:

@@ -44,6 +44,9 @@ class BuildSession:
     ssh_sockets: dict[str, Path] = field(default_factory=dict)
     # --allow device=NAME,alias=X: the Dockerfile's device X means NAME
     device_aliases: dict[str, str] = field(default_factory=dict)
+    # The step debugger (`bkpy debug`): the command to open, on this process's terminal,
+    # in the container of a RUN step that fails; None: no debugger (and never remotely).
+    debug_shell: list[str] | None = None
 
     def local_dir(self, name: str) -> Path:
         try:

@@ -158,6 +158,13 @@ class BuilderWorker:
                 return s.device_aliases[name]
         return name
 
+    def debug_shell(self, ctx: OpContext) -> list[str] | None:
+        """The step debugger's command when a build waiting on this vertex asked for one."""
+        for s in self._sessions(ctx):
+            if s.debug_shell:
+                return s.debug_shell
+        return None
+
     def ssh_socket(self, ctx: OpContext, sid: str) -> Path | None:
         for s in self._sessions(ctx):
             if sid in s.ssh_sockets:

@@ -30,6 +30,7 @@ from buildkit_py.frontend.dockerfile.instructions import (
     parse_go_duration,
     parse_mount,
 )
+from buildkit_py.frontend.dockerfile.parser import CheckConfig
 
 
 def load_one(body: str) -> object:
@@ -283,8 +284,9 @@ def test_check_and_syntax_directives_are_typed() -> None:
         "# syntax=docker/dockerfile:1.7 extra\n# check=skip=all;error=true\nFROM a\n"
     )
     assert df.syntax == "docker/dockerfile:1.7" and df.check.skip_all and df.check.error
-    err = error_of("# check=error=maybe\nFROM a\n")
-    assert err.location is not None and err.location.start_line == 1
+    # a malformed value is the linter's error when converting (BuildKit's wording, no
+    # location: tests/e2e/test_lint_referee.py), not the load's
+    assert load_dockerfile("# check=error=maybe\nFROM a\n").check == CheckConfig()
 
 
 # ---------------------------------------------------------------- RUN --mount

@@ -73,6 +73,10 @@ class OpWorker(Protocol):
         """The ssh agent socket a client forwards under ``sid``."""
         ...
 
+    def debug_shell(self, ctx: OpContext) -> list[str] | None:
+        """The step debugger's command, when a build sharing the op asked for one."""
+        ...
+
 
 HandlerFactory = Callable[[OpWorker, ops_pb2.Op], OpHandler]
 """Makes the handler of one op (a handler class, or the image source's factory)."""

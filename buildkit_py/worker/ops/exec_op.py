@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from buildkit_py import rootpath
 from buildkit_py.errors import BuildError
@@ -157,6 +159,9 @@ class ExecHandler:
                                      f"{err.message}", hint=err.hint) from err
                 valid = list(op.meta.valid_exit_codes) or [0]
                 if code not in valid:
+                    shell = self.worker.debug_shell(ctx)
+                    if shell:
+                        self._debug(ctx, req, shell, code)
                     for _, layer in layers:
                         layer.discard = True
                     raise BuildError(
@@ -170,6 +175,21 @@ class ExecHandler:
         if missing:
             raise BuildError(f"invalid exec op: outputs {missing} were not produced")
         return [o for o in outputs if o is not None]
+
+    def _debug(self, ctx: OpContext, req: Any, shell: list[str], code: int) -> None:
+        """The step debugger: ``shell`` in the failed step's container (its files as the
+        failure left them, its mounts, env, workdir and user) on our terminal."""
+        sys.stderr.write(
+            f"\nbkpy debug: {ctx.vertex.name} failed (exit code {code}); opening "
+            f"{' '.join(shell)} in its container. Exit the shell to end the build.\n")
+        sys.stderr.flush()
+        try:
+            self.worker.executor.run_interactive(dataclasses.replace(req, args=list(shell)),
+                                                 cancel=self._cancel)
+        except (BuildError, OSError) as err:
+            sys.stderr.write(f"bkpy debug: {err}\n")
+        sys.stderr.write("bkpy debug: the shell ended\n")
+        sys.stderr.flush()
 
     @staticmethod
     def _input(ins: list[SnapshotResult | LocalResult], index: int

@@ -17,7 +17,7 @@ names), ``context`` (the main build context with follow paths), ``remote_context
 (what handlers share).
 """
 
-from buildkit_py.frontend.dockerfile.convert.converter import convert
+from buildkit_py.frontend.dockerfile.convert.converter import convert, make_linter
 from buildkit_py.frontend.dockerfile.convert.options import (
     ConvertOptions,
     ConvertResult,
@@ -33,4 +33,5 @@ __all__ = [
     "ImageResolver",
     "ResolvedImage",
     "convert",
+    "make_linter",
 ]

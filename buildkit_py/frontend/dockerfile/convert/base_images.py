@@ -9,6 +9,7 @@ from buildkit_py import llb
 from buildkit_py.errors import DockerfileError, UsageError
 from buildkit_py.frontend.dockerfile.convert.dispatch_context import ConvertContext
 from buildkit_py.frontend.dockerfile.convert.image_config import ImageConfig
+from buildkit_py.frontend.dockerfile.convert.lint_checks import base_platform
 from buildkit_py.frontend.dockerfile.convert.options import ResolvedImage
 from buildkit_py.frontend.dockerfile.convert.remote_context import (
     is_remote_url,
@@ -173,6 +174,7 @@ def resolve_stage(ds: StageState, cx: ConvertContext) -> None:
     if _is_empty_image(config):
         ds.state = llb.scratch().platform(_pb(platform))
         return
+    base_platform(ds.base_name, platform, config, ds.location, cx.lint)
     name = ds.namer.name(f"FROM {ref}", platform) if not ds.implicit else f"FROM {ref}"
     location = None
     if cx.source is not None and ds.location is not None and not ds.implicit:

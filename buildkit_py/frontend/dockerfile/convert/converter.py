@@ -17,6 +17,11 @@ from buildkit_py.frontend.dockerfile.convert.dispatch import STEP_TYPES, dispatc
 from buildkit_py.frontend.dockerfile.convert.dispatch_context import ConvertContext
 from buildkit_py.frontend.dockerfile.convert.dispatch_meta import normalize_workdir
 from buildkit_py.frontend.dockerfile.convert.errors import located
+from buildkit_py.frontend.dockerfile.convert.lint_checks import (
+    from_args,
+    from_platform,
+    invalid_default_base,
+)
 from buildkit_py.frontend.dockerfile.convert.onbuild import parse_trigger
 from buildkit_py.frontend.dockerfile.convert.options import (
     ConvertOptions,
@@ -26,6 +31,12 @@ from buildkit_py.frontend.dockerfile.convert.options import (
 from buildkit_py.frontend.dockerfile.convert.stage_state import StageState
 from buildkit_py.frontend.dockerfile.convert.stages import StageGraph, check_cycles, reachable
 from buildkit_py.frontend.dockerfile.instructions.model import Dockerfile, Onbuild, Stage
+from buildkit_py.frontend.dockerfile.lint import (
+    CheckOptionError,
+    Linter,
+    linter_for,
+    run_static_checks,
+)
 from buildkit_py.frontend.dockerfile.shell_lex import ShellLex
 from buildkit_py.frontend.dockerfile.suggest import suggest
 from buildkit_py.frontend.dockerfile.syntax import frontend_of
@@ -51,11 +62,29 @@ def _proxy_env(build_args: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def convert(dockerfile: Dockerfile, opts: ConvertOptions) -> ConvertResult:
-    """Compile ``dockerfile`` (from ``load_dockerfile``) for one target platform."""
+def make_linter(dockerfile: Dockerfile, opts: ConvertOptions) -> Linter:
+    """The build's linter (``BUILDKIT_DOCKERFILE_CHECK`` or ``# check=``); a malformed
+    value fails the build, as in BuildKit."""
+    directive = dockerfile.parse.directive("check")
+    try:
+        return linter_for(directive.value if directive else None, opts.build_args,
+                          report=opts.lint_report)
+    except CheckOptionError as err:
+        raise DockerfileError(str(err)) from None
+
+
+def convert(dockerfile: Dockerfile, opts: ConvertOptions,
+            linter: Linter | None = None) -> ConvertResult:
+    """Compile ``dockerfile`` (from ``load_dockerfile``) for one target platform.
+
+    ``linter`` collects BuildKit's lint findings (a caller that wants them even when
+    conversion fails passes its own); by default one is made from the Dockerfile.
+    """
+    lint = linter if linter is not None else make_linter(dockerfile, opts)
     stages = list(dockerfile.stages)
     if not stages:
         raise DockerfileError("dockerfile contains no stages to build")
+    run_static_checks(dockerfile, lint)
     target_platform = opts.target_platform or host_platform()
     build_platform = opts.build_platform or host_platform()
     lex = ShellLex(dockerfile.escape or "\\")
@@ -65,6 +94,7 @@ def convert(dockerfile: Dockerfile, opts: ConvertOptions) -> ConvertResult:
                            build_platform=build_platform,
                            target_stage=(target_name or "default").lower())
     builtin = build_args.builtin_options()
+    invalid_default_base(dockerfile, lex, build_args, lint)
     meta = build_args.meta_scope()
     for arg in dockerfile.meta_args:
         with located(arg.location):
@@ -93,6 +123,7 @@ def convert(dockerfile: Dockerfile, opts: ConvertOptions) -> ConvertResult:
         cache_ns=builtin.cache_mount_ns,
         hostname=opts.build_args.get("BUILDKIT_SANDBOX_HOSTNAME", ""),
         labs=frontend_of(dockerfile, opts.build_args).labs,
+        lint=lint,
     )
 
     graph = _build_graph(stages, cx)
@@ -101,8 +132,12 @@ def convert(dockerfile: Dockerfile, opts: ConvertOptions) -> ConvertResult:
     if len([s for s in graph.states if not s.implicit]) == 1:
         graph.states[0].namer.stage_name = ""
 
+    def wanted() -> set[StageState]:
+        # for lint without a target: every stage (BuildKit's AllStages)
+        return set(graph.states) if opts.all_stages else reachable(target)
+
     while True:
-        needed = reachable(target)
+        needed = wanted()
         for ds in list(graph.states):
             if ds in needed and ds.base is None and not ds.resolved:
                 with located(ds.location):
@@ -110,13 +145,16 @@ def convert(dockerfile: Dockerfile, opts: ConvertOptions) -> ConvertResult:
         if not _init_onbuild(graph, needed, cx):
             break
         check_cycles(graph.states)  # triggers' --from may have closed a cycle
-    needed = reachable(target)
+    needed = wanted()
 
     for ds in graph.states:
         if ds not in needed or ds.dispatched:
             continue
         _dispatch_stage(ds, cx)
     cx.main_context.finish()
+    failure = lint.error()
+    if failure is not None:  # `# check=error=true` and a rule fired
+        raise DockerfileError(failure)
 
     assert target.image is not None
     image = target.image
@@ -128,7 +166,7 @@ def convert(dockerfile: Dockerfile, opts: ConvertOptions) -> ConvertResult:
     if unused:
         cx.warnings.append(ConvertWarning(
             "UnconsumedBuildArgs",
-            f"one or more build-args {unused} were not consumed"))
+            f"one or more build-args [{' '.join(unused)}] were not consumed"))
     definition = target.state.marshal(platform=_pb_platform(target_platform))
     return ConvertResult(
         definition=definition,
@@ -136,6 +174,7 @@ def convert(dockerfile: Dockerfile, opts: ConvertOptions) -> ConvertResult:
         platform=target_platform,
         stage_name=target.name or None,
         warnings=cx.warnings,
+        lint=list(lint.warnings),
         base_image=image.base,
     )
 
@@ -145,14 +184,21 @@ def _build_graph(stages: list[Stage], cx: ConvertContext) -> StageGraph:
     meta_env = cx.meta.env()
     no_cache_filter = {n.lower() for n in cx.opts.no_cache_filter}
     multi = cx.opts.multi_platform
+    declared = cx.meta.declared
     for i, st in enumerate(stages):
+        lint = cx.lint.with_comments(st.from_.comments)
+        from_args(str(st.base), meta_env, declared, st.location, cx.lex, lint)
         with located(st.location):
             base_name = cx.expand(str(st.base), meta_env)
             if not base_name:
                 raise DockerfileError(f"base name ({st.base}) should not be blank")
             platform = None
             if st.platform:
+                matched, unmatched = from_args(str(st.platform), meta_env, declared,
+                                               st.location, cx.lex, lint)
                 value = cx.expand(str(st.platform), meta_env)
+                from_platform(str(st.name or ""), str(st.platform), value, matched,
+                              unmatched, meta_env, st.location, lint)
                 if not value:
                     raise DockerfileError(f"empty platform value from expression {st.platform}")
                 try:
@@ -244,6 +290,7 @@ def _init_stage(ds: StageState, cx: ConvertContext) -> None:
         assert base.image is not None and base.scope is not None
         ds.image = base.image.clone()
         ds.scope = base.scope.child(reapply=ds.image.env())
+        ds.workdir_set = base.workdir_set  # a WORKDIR of the base stage counts (lint)
     assert ds.image is not None
     # The inherited triggers were compiled into this stage; grandchildren don't see them.
     ds.image.set_field("OnBuild", None)

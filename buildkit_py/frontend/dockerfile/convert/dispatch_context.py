@@ -10,6 +10,7 @@ from buildkit_py import llb
 from buildkit_py.frontend.dockerfile.buildargs import BuildArgs, MetaArgs
 from buildkit_py.frontend.dockerfile.convert.context import MainContext
 from buildkit_py.frontend.dockerfile.convert.options import ConvertOptions, ConvertWarning
+from buildkit_py.frontend.dockerfile.lint import Linter
 from buildkit_py.frontend.dockerfile.shell_lex import ExpansionError, ShellLex
 from buildkit_py.platforms import Platform
 
@@ -31,6 +32,7 @@ class ConvertContext:
     warnings: list[ConvertWarning] = field(default_factory=list)
     current_onbuild: bool = False  # the instruction being dispatched is an ONBUILD trigger
     labs: bool = False  # `# syntax=` names a labs frontend: RUN --device is available
+    lint: Linter = field(default_factory=Linter)  # the instruction's (its # check= comment)
 
     def __post_init__(self) -> None:
         # Vertex names expand variables but keep quotes and unknown references.
@@ -52,10 +54,6 @@ class ConvertContext:
         if loc is None or self.source is None:
             return None
         return self.source.location(loc.start_line, loc.end_line)
-
-    def warn(self, rule: str, message: str, instr: Any) -> None:
-        """Report a lint finding at ``instr``'s lines."""
-        self.warnings.append(ConvertWarning(rule, message, getattr(instr, "location", None)))
 
     def timestamp(self) -> int | None:
         """SOURCE_DATE_EPOCH in nanoseconds for files the build creates, else None."""

@@ -8,6 +8,7 @@ from typing import Any
 from buildkit_py import llb
 from buildkit_py.errors import DockerfileError
 from buildkit_py.frontend.dockerfile.convert.dispatch_context import ConvertContext
+from buildkit_py.frontend.dockerfile.convert.lint_checks import copy_ignored
 from buildkit_py.frontend.dockerfile.convert.names import uppercase_command
 from buildkit_py.frontend.dockerfile.convert.sources import (
     is_http_source,
@@ -145,6 +146,9 @@ def dispatch_copy(d: StageState, source: StageState | None, c: Copy | Add,
                           description={llb.CUSTOM_NAME: name})
             add(st, f"/{filename}", attempt_unpack=bool(unpack))
         else:
+            if source is None:  # from the main context: is .dockerignore excluding it?
+                copy_ignored("Add" if is_add else "Copy", [src], cx.opts.ignore_patterns,
+                             c.location, cx.lint)
             include: list[str] = []
             required: list[str] = []
             path = src

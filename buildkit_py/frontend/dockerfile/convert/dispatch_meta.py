@@ -10,12 +10,13 @@ from buildkit_py import llb
 from buildkit_py.errors import DockerfileError
 from buildkit_py.frontend.dockerfile.convert.dispatch_context import ConvertContext
 from buildkit_py.frontend.dockerfile.convert.image_config import ImageConfig
+from buildkit_py.frontend.dockerfile.convert.lint_checks import expose_ports
 from buildkit_py.frontend.dockerfile.convert.names import uppercase_command
 from buildkit_py.frontend.dockerfile.convert.stage_state import StageState
 from buildkit_py.frontend.dockerfile.convert.values import parse_port_specs, validate_stop_signal
 from buildkit_py.frontend.dockerfile.dockerignore import go_clean
 from buildkit_py.frontend.dockerfile.instructions import model as m
-from buildkit_py.frontend.dockerfile.lint import SECRETS_USED_IN_ARG_OR_ENV, secrets_used
+from buildkit_py.frontend.dockerfile.lint import looks_secret
 from buildkit_py.gostrings import go_quote_list
 
 
@@ -65,9 +66,27 @@ def _img(d: StageState) -> ImageConfig:
 
 def _check_secret_name(instruction: str, name: str, c: m.Instruction,
                        cx: ConvertContext) -> None:
-    message = secrets_used(instruction, name)
-    if message is not None:
-        cx.warn(SECRETS_USED_IN_ARG_OR_ENV.name, message, c)
+    if looks_secret(name):
+        cx.lint.run("SecretsUsedInArgOrEnv", c.location, instruction, name)
+
+
+def _legacy_pairs(c: m.Env | m.Label, cx: ConvertContext) -> None:
+    for p in c.pairs:
+        if p.legacy:
+            cx.lint.run("LegacyKeyValueFormat", c.location, c.keyword or c.NAME)
+
+
+def _used_once(d: StageState, c: m.Instruction, cx: ConvertContext) -> None:
+    """MultipleInstructionsDisallowed, reported at the earlier one (which is ignored)."""
+    earlier = d.last_set.get(c.NAME)
+    if earlier is not None:
+        cx.lint.run("MultipleInstructionsDisallowed", earlier, c.keyword or c.NAME)
+    d.last_set[c.NAME] = c.location
+
+
+def _json_args(d: StageState, c: m.CommandLine, cx: ConvertContext) -> None:
+    if c.prepend_shell and not _img(d).config.get("Shell"):
+        cx.lint.run("JSONArgsRecommended", c.location, c.keyword or c.NAME)
 
 
 def dispatch_env(d: StageState, c: m.Env, cx: ConvertContext) -> None:
@@ -76,6 +95,7 @@ def dispatch_env(d: StageState, c: m.Env, cx: ConvertContext) -> None:
     # Every value sees the state before the instruction (ENV a=1 b=$a uses the old a).
     pairs = [(cx.expand(p.key, env), cx.expand(p.value, env)) for p in c.pairs]
     msg = "ENV"
+    _legacy_pairs(c, cx)
     # A key that expands to nothing is kept (BuildKit only rejects a blank key as written).
     for key, value in pairs:
         _check_secret_name("ENV", key, c, cx)
@@ -89,6 +109,7 @@ def dispatch_label(d: StageState, c: m.Label, cx: ConvertContext) -> None:
     assert d.scope is not None
     env = d.scope.expand_env()
     pairs = [(cx.expand(p.key, env), cx.expand(p.value, env)) for p in c.pairs]
+    _legacy_pairs(c, cx)
     _img(d).set_labels(dict(pairs))
     msg = "LABEL" + "".join(f" {k}={v}" for k, v in pairs)
     _img(d).commit(msg, layer=False, buildkit=False, epoch=cx.epoch)
@@ -105,6 +126,7 @@ def dispatch_expose(d: StageState, c: m.Expose, cx: ConvertContext) -> None:
     words: list[str] = []
     for raw in c.ports:
         words.extend(cx.lex.process_words(raw, env))
+    expose_ports(words, c.location, cx.lint)
     ports = parse_port_specs(words)
     _img(d).add_keys("ExposedPorts", ports)
     _img(d).commit(f"EXPOSE [{' '.join(ports)}]", layer=False, buildkit=False, epoch=cx.epoch)
@@ -151,6 +173,8 @@ def _command_args(d: StageState, c: m.CommandLine) -> list[str]:
 
 
 def dispatch_cmd(d: StageState, c: m.Cmd, cx: ConvertContext) -> None:
+    _used_once(d, c, cx)
+    _json_args(d, c, cx)
     args = _command_args(d, c)
     img = _img(d)
     img.set_field("Cmd", args or None)  # CMD [] clears it (Go's omitempty)
@@ -160,6 +184,8 @@ def dispatch_cmd(d: StageState, c: m.Cmd, cx: ConvertContext) -> None:
 
 
 def dispatch_entrypoint(d: StageState, c: m.Entrypoint, cx: ConvertContext) -> None:
+    _used_once(d, c, cx)
+    _json_args(d, c, cx)
     args = _command_args(d, c)
     img = _img(d)
     img.set_field("Entrypoint", args or None)  # ENTRYPOINT [] clears it
@@ -170,6 +196,7 @@ def dispatch_entrypoint(d: StageState, c: m.Entrypoint, cx: ConvertContext) -> N
 
 
 def dispatch_healthcheck(d: StageState, c: m.Healthcheck, cx: ConvertContext) -> None:
+    _used_once(d, c, cx)
     hc: dict[str, Any] = {"Test": list(c.test)}
     for key, value in (
         ("Interval", c.interval),
@@ -223,6 +250,10 @@ def dispatch_workdir(d: StageState, c: m.Workdir, cx: ConvertContext) -> None:
     assert d.scope is not None
     env = d.scope.expand_env()
     path = cx.expand(c.path, env)
+    if not d.workdir_set and not path.startswith("/"):
+        # only the first WORKDIR of a stage: a later relative one builds on it
+        cx.lint.run("WorkdirRelativePath", c.location, path)
+    d.workdir_set = True
     img = _img(d)
     wd = normalize_workdir(str(img.config.get("WorkingDir") or ""), path)
     img.set_field("WorkingDir", wd)

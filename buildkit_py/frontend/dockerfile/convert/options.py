@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from buildkit_py.errors import SourceLocation
+from buildkit_py.frontend.dockerfile.lint import LintWarning
 from buildkit_py.platforms import Platform
 
 if TYPE_CHECKING:
@@ -60,6 +61,11 @@ class ConvertOptions:
     # Ties the build's local sources to one client session: two concurrent builds of the
     # same Dockerfile from different clients must not share each other's files.
     session_id: str = ""
+    # Lint: convert every stage, not only those the target needs (``--call check``
+    # without --target), and whether to keep findings (only the first platform of a
+    # multi-platform build reports them, as in BuildKit).
+    all_stages: bool = False
+    lint_report: bool = True
 
 
 @dataclass(frozen=True)
@@ -80,5 +86,6 @@ class ConvertResult:
     platform: Platform
     stage_name: str | None
     warnings: list[ConvertWarning] = field(default_factory=list)
+    lint: list[LintWarning] = field(default_factory=list)  # BuildKit's lint rules that fired
     # the target stage's base image config (None for scratch), for rewrite-timestamp
     base_image: dict[str, Any] | None = None

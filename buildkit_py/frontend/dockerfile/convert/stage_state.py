@@ -47,6 +47,9 @@ class StageState:
     ignore_cache: bool = False
     cmd_set: bool = False  # a CMD was set in this stage (ENTRYPOINT keeps it then)
     from_image: bool = False  # based on a registry image (FROM counts as a step)
+    workdir_set: bool = False  # a WORKDIR of this Dockerfile ran (WorkdirRelativePath)
+    # where CMD / ENTRYPOINT / HEALTHCHECK were last set (MultipleInstructionsDisallowed)
+    last_set: dict[str, SourceLocation] = field(default_factory=dict)
 
     @property
     def display_name(self) -> str:

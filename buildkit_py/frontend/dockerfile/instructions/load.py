@@ -37,7 +37,11 @@ from buildkit_py.frontend.dockerfile.instructions.model import (
     Workdir,
 )
 from buildkit_py.frontend.dockerfile.instructions.mounts import MountError, parse_mount
-from buildkit_py.frontend.dockerfile.parser.directives import CheckConfig, parse_check_directive
+from buildkit_py.frontend.dockerfile.parser.directives import (
+    CheckConfig,
+    CheckOptionError,
+    parse_check_directive,
+)
 from buildkit_py.frontend.dockerfile.parser.nodes import Heredoc, Node, ParseResult
 from buildkit_py.frontend.dockerfile.parser.parse import gc_paused, parse_dockerfile
 from buildkit_py.frontend.dockerfile.parser.words import shell_unquote
@@ -89,6 +93,7 @@ class _Request:
             "location": result.location(node.start_line, node.end_line),
             "original": node.original,
             "comments": list(node.prev_comment),
+            "keyword": node.keyword,
         }
 
     def flags(self) -> Any:
@@ -124,7 +129,9 @@ def _from(req: _Request) -> From:
             "write FROM <image> or FROM <image> AS <name>",
         )
     flags = req.flags()
-    return From(base=args[0], stage_name=name, platform=flags.get("platform"), **req.common)
+    return From(base=args[0], stage_name=name, platform=flags.get("platform"),
+                name_as_written=args[2] if name else None,
+                as_keyword=args[1] if name else None, **req.common)
 
 
 def _command(node: Node) -> list[str]:
@@ -469,10 +476,12 @@ def load_dockerfile(
     check = CheckConfig()
     check_directive = result.directive("check")
     if check_directive is not None:
+        # As BuildKit: only the first word counts, and a malformed value fails the
+        # conversion (the linter reports it, worded as BuildKit), not the load.
         try:
-            check = parse_check_directive(check_directive.value)
-        except ValueError as err:
-            raise DockerfileError(str(err), result.location(check_directive.line)) from None
+            check = parse_check_directive(check_directive.value.split(" ", 1)[0])
+        except CheckOptionError:
+            check = CheckConfig()
     syntax = result.directive("syntax")
     source = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else bytes(data)
     return Dockerfile(

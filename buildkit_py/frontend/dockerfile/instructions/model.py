@@ -34,6 +34,7 @@ class Instruction:
     location: SourceLocation
     original: str  # the logical line, continuation characters removed
     comments: list[str] = field(default_factory=list)  # comment lines right above
+    keyword: str = ""  # the instruction word as written ("RUN", "run", "Run"), for lint
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ class From(Instruction):
     base: str
     stage_name: str | None = None  # lower case, as BuildKit compares names
     platform: str | None = None
+    name_as_written: str | None = None  # the stage name before lower-casing (for lint)
+    as_keyword: str | None = None  # the "AS" word as written (for lint)
 
 
 @dataclass(kw_only=True)

@@ -7,6 +7,7 @@ S-expression dump used by BuildKit's parser tests.
 
 from buildkit_py.frontend.dockerfile.parser.directives import (
     CheckConfig,
+    CheckOptionError,
     detect_syntax,
     parse_check_directive,
 )
@@ -22,6 +23,7 @@ from buildkit_py.frontend.dockerfile.parser.parse import parse_dockerfile
 
 __all__ = [
     "CheckConfig",
+    "CheckOptionError",
     "Directive",
     "Heredoc",
     "Node",

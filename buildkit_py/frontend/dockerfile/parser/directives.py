@@ -87,13 +87,29 @@ def detect_syntax(text: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+class CheckOptionError(ValueError):
+    """A malformed ``check`` value, worded as BuildKit words it."""
+
+
 @dataclass(frozen=True)
 class CheckConfig:
-    """The ``# check=skip=A,B;error=true`` directive."""
+    """The ``# check=skip=A,B;error=true;experimental=C`` directive (BuildKit's linter
+    config; the same syntax serves the ``BUILDKIT_DOCKERFILE_CHECK`` build arg)."""
 
     skip: tuple[str, ...] = ()
     skip_all: bool = False
+    experimental: tuple[str, ...] = ()
+    experimental_all: bool = False
     error: bool = False
+
+    def merged(self, other: CheckConfig) -> CheckConfig:
+        """BuildKit's WithMergedConfig: the other's skips and experiments are added (its
+        ``error`` is not)."""
+        return CheckConfig(
+            skip=self.skip + other.skip, skip_all=self.skip_all or other.skip_all,
+            experimental=self.experimental + other.experimental,
+            experimental_all=self.experimental_all or other.experimental_all,
+            error=self.error)
 
 
 _GO_BOOLS = {
@@ -107,30 +123,41 @@ def parse_go_bool(value: str) -> bool | None:
     return _GO_BOOLS.get(value)
 
 
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(","))
+
+
 def parse_check_directive(value: str) -> CheckConfig:
-    """Parse the value of a ``check`` directive; raises ValueError when malformed."""
+    """Parse a ``check`` value (BuildKit's ParseLintOptions); raises CheckOptionError."""
     value = value.strip()
     if not value:
         return CheckConfig()
     skip: tuple[str, ...] = ()
-    skip_all = False
-    error = False
-    for part in value.split(";", 1):
+    experimental: tuple[str, ...] = ()
+    skip_all = experimental_all = error = False
+    for part in value.split(";", 2):  # Go's SplitN(..., 3): a third part keeps its ';'
         key, eq, val = part.partition("=")
         if not eq:
-            raise ValueError(f"invalid check option {go_quote(part)}")
-        key = key.strip()
+            raise CheckOptionError(f"invalid check option {go_quote(part)}")
+        key, val = key.strip(), val.strip()
         if key == "skip":
-            val = val.strip()
             if val == "all":
                 skip_all = True
             else:
-                skip = tuple(v.strip() for v in val.split(","))
+                skip = _names(val)
+        elif key == "experimental":
+            if val == "all":
+                experimental_all = True
+            else:
+                experimental = _names(val)
         elif key == "error":
-            parsed = parse_go_bool(val.strip())
+            parsed = parse_go_bool(val)
             if parsed is None:
-                raise ValueError(f"failed to parse check option {go_quote(part)}: invalid syntax")
+                raise CheckOptionError(
+                    f"failed to parse check option {go_quote(part)}: strconv.ParseBool: "
+                    f"parsing {go_quote(val)}: invalid syntax")
             error = parsed
         else:
-            raise ValueError(f"invalid check option {go_quote(key)}")
-    return CheckConfig(skip=skip, skip_all=skip_all, error=error)
+            raise CheckOptionError(f"invalid check option {go_quote(key)}")
+    return CheckConfig(skip=skip, skip_all=skip_all, experimental=experimental,
+                       experimental_all=experimental_all, error=error)

@@ -1,0 +1,84 @@
+"""``bkpy debug --on=error build``: a failed RUN step's container opens on the terminal
+(driven here through a real pty with pexpect): its files as the failure left them, its
+mounts, env, workdir and user; the build then ends with the step's error."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from tests.e2e.conftest import make_runner
+
+DOCKERFILE = """\
+FROM busybox:latest
+RUN mkdir /work && chown 1000:1000 /work
+WORKDIR /work
+ENV STAGE=debugging
+USER 1000
+RUN --mount=type=cache,target=/cache,uid=1000 \\
+    echo from-cache > /cache/note && echo made > made.txt && exit 5
+"""
+PROMPT = r"\$ "
+
+
+@pytest.fixture
+def root(tmp_path: Path, busybox_layout: Path) -> Path:
+    state = tmp_path / "state"
+    make_runner(state)("image", "import", str(busybox_layout), "busybox:latest")
+    return state
+
+
+def _spawn(root: Path, *args: str) -> pexpect.spawn:
+    env = dict(os.environ, BKPY_ROOT=str(root), BKPY_CONFIG=str(root / "client"),
+               BKPY_NO_SERVER="1", TERM="dumb")
+    env.pop("BKPY_DEBUG", None)
+    return pexpect.spawn(sys.executable, ["-m", "buildkit_py", *args], env=env,
+                         encoding="utf-8", timeout=120, dimensions=(40, 120))
+
+
+def test_a_failed_step_opens_a_shell_in_its_container(root: Path, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(DOCKERFILE)
+    child = _spawn(root, "debug", "--on=error", "build", "--network", "none", str(ctx))
+    try:
+        child.expect("failed \\(exit code 5\\); opening /bin/sh in its container")
+        child.expect(PROMPT)
+        child.sendline("echo at:$(pwd) uid:$(id -u) stage:$STAGE; cat made.txt /cache/note; "
+                       "stty size; [ -t 0 ] && echo on-a-tty")
+        child.expect("at:/work uid:1000 stage:debugging")
+        child.expect("made")
+        child.expect("from-cache")
+        child.expect("40 120")
+        child.expect("on-a-tty")
+        child.sendline("exit")
+        child.expect("the shell ended")
+        child.expect("did not complete successfully: exit code: 5")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 1
+
+
+def test_a_build_that_succeeds_opens_nothing(root: Path, tmp_path: Path) -> None:
+    ctx = tmp_path / "ok"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox:latest\nRUN echo fine\n")
+    child = _spawn(root, "debug", "build", "--network", "none", str(ctx))
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert "opening" not in (child.before or "")
+
+
+def test_debug_needs_a_build_and_the_embedded_builder(root: Path, tmp_path: Path) -> None:
+    bkpy = make_runner(root)
+    bad = bkpy("debug", "images", check=False)
+    assert bad.code == 2 and "bkpy debug wraps a build" in bad.err
+    bkpy("builder", "create", "--name", "far", "--driver", "remote", "unix:///nonexistent.sock")
+    remote = bkpy("debug", "build", "--builder", "far", str(tmp_path), check=False)
+    assert remote.code == 2 and "needs the embedded builder" in remote.err
