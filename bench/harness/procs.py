@@ -1,10 +1,13 @@
 """Timed command runs with peak-memory accounting.
 
 Memory is measured two ways and the larger is kept: ``wait4``'s ``ru_maxrss`` (the largest
-single process of the command's tree that was waited for) and a sampled sum of VmRSS over
-the command's process tree plus any daemon trees named (buildkitd with its runc and
-containers) or found while it runs (a ``bkpy`` command server that the command itself
-started, detached from it), taken every ``SAMPLE_INTERVAL`` seconds.
+single process of the command's tree that was waited for) and a sampled sum of the
+proportional set size (PSS) over the command's process tree plus any daemon trees named
+(buildkitd with its runc and containers) or found while it runs (a ``bkpy`` command server
+that the command itself started, detached from it), taken every ``SAMPLE_INTERVAL``
+seconds. PSS, not RSS, because a forked worker shares most of its pages with its server:
+summed RSS would count them twice, PSS counts a page shared by n processes 1/n in each, so
+the sum is what the tree really occupies (for processes that share nothing the two agree).
 """
 
 from __future__ import annotations
@@ -76,6 +79,18 @@ def _rss_kb(pid: int) -> int:
         return 0
 
 
+def _pss_kb(pid: int) -> int:
+    """The process's proportional set size (its RSS where smaps_rollup is unreadable)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1])
+    except (OSError, IndexError, ValueError):
+        pass
+    return _rss_kb(pid)
+
+
 class EnvFinder:
     """Processes whose environment holds ``KEY=VALUE``: a detached server a command started.
 
@@ -105,7 +120,7 @@ class EnvFinder:
 
 
 class TreeSampler:
-    """Samples the summed RSS of some process trees in a thread; ``peak_kb`` is the max."""
+    """Samples the summed PSS of some process trees in a thread; ``peak_kb`` is the max."""
 
     def __init__(self, roots: set[int],
                  find: Callable[[], Iterable[int]] | None = None) -> None:
@@ -119,7 +134,7 @@ class TreeSampler:
         roots = set(self.roots)
         if self.find is not None:
             roots.update(self.find())
-        total = sum(_rss_kb(pid) for pid in tree_pids(sorted(roots)))
+        total = sum(_pss_kb(pid) for pid in tree_pids(sorted(roots)))
         self.peak_kb = max(self.peak_kb, total)
 
     def _loop(self) -> None:

@@ -110,9 +110,11 @@ class BuildRequest:
     # Put the build's warnings into the metadata as buildx.build.warnings (buildx does so
     # when BUILDX_METADATA_WARNINGS is set).
     metadata_warnings: bool = False
-    # The step debugger (`bkpy debug --on=error`): the command to open on the caller's
-    # terminal in the container of a RUN step that fails. Embedded builds only.
+    # The step debugger (`bkpy debug`, `bkpy build --invoke`): the command to open on the
+    # caller's terminal in the container of a RUN step that fails, and with debug_on
+    # "always" also in a container of the result when the build succeeds. Embedded only.
     debug_shell: list[str] | None = None
+    debug_on: str = "error"
 
     @property
     def dockerfile_name(self) -> str:

@@ -296,7 +296,8 @@ class Builder:
                                           lambda text: _vertex(bus, text))
                 # Nothing reads the results when there is no output, image metadata or
                 # cache export: an imported head then stays in the import.
-                need = bool(exporters or cache_to or req.iidfile or req.metadata_file)
+                need = bool(exporters or cache_to or req.iidfile or req.metadata_file
+                            or req.debug_on == "always")
                 results = self._solve_all(converted, bus, req, session, cancel, imports,
                                           need)
             for r in results:
@@ -310,6 +311,12 @@ class Builder:
                 if any(spec.type == "inline" for spec in cache_to):
                     plat_results = self._with_inline_cache(plat_results, results)
                 self._export(req, exporters, plat_results, bus, epoch, outcome)
+                if session.debug_shell and req.debug_on == "always":
+                    # reason: the step debugger's result shell is for `--invoke` only
+                    from buildkit_py.builder.debug_result import open_on_result
+
+                    open_on_result(self.worker, results[0].ref, plat_results[0],
+                                   session.debug_shell)
                 for spec in cache_to:
                     if spec.type != "inline":
                         self._export_cache(spec, results, plat_results, bus, outcome,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,6 +215,9 @@ def _read_dockerfile(context: str, file: str | None) -> _Input:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               help="Output format for --call.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image id.")
+@click.option("--invoke", default=None,
+              help="After the build, open CMD in a container of its result (or of a RUN "
+                   "step that failed); embedded builder only.")
 def build(context: str, file: str | None, tags: tuple[str, ...], target: str | None,
           platforms: tuple[str, ...], build_args: tuple[str, ...],
           build_contexts: tuple[str, ...], secrets: tuple[str, ...], ssh: tuple[str, ...],
@@ -222,7 +227,7 @@ def build(context: str, file: str | None, tags: tuple[str, ...], target: str | N
           iidfile: str | None, labels: tuple[str, ...], network: str,
           add_hosts: tuple[str, ...], shm_size: str | None, ulimits: tuple[str, ...],
           allow: tuple[str, ...], builder: str | None,
-          call: str, check: bool, fmt: str, quiet: bool) -> None:
+          call: str, check: bool, fmt: str, quiet: bool, invoke: str | None) -> None:
     """Build an image from a Dockerfile and a context directory."""
     if check:
         call = "check"
@@ -292,6 +297,11 @@ def build(context: str, file: str | None, tags: tuple[str, ...], target: str | N
         call=call,
         metadata_warnings=_metadata_warnings(),
     )
+    if invoke is not None:
+        shell = shlex.split(invoke)
+        if not shell:
+            raise UsageError("--invoke needs a command", hint="e.g. --invoke /bin/sh")
+        request = dataclasses.replace(request, debug_shell=shell, debug_on="always")
     # reason: the build client (~13 ms: solver progress, display) stays off --help, --call
     from buildkit_py.cli.build_run import run_build
 

@@ -11,6 +11,7 @@ from buildkit_py.api.outcome import BuildOutcome
 from buildkit_py.api.request import BuildRequest
 from buildkit_py.cli.progress_display import Display, make_display
 from buildkit_py.client.builders import BuilderStore, open_client
+from buildkit_py.errors import UsageError
 from buildkit_py.solver.progress import (
     ProgressEvent,
     VertexCached,
@@ -63,18 +64,25 @@ def with_debugger(request: BuildRequest, progress: str) -> tuple[BuildRequest, s
     shell in the request, and plain progress (a live screen would draw over the shell)."""
     ctx = click.get_current_context(silent=True)
     obj = ctx.find_object(dict) if ctx is not None else None
-    shell = obj.get("debug_shell") if obj else None
-    if not shell:
+    if obj and obj.get("debug_shell"):
+        request = dataclasses.replace(request, debug_shell=list(obj["debug_shell"]),
+                                      debug_on=str(obj.get("debug_on", "error")))
+    if not request.debug_shell:
         return request, progress
-    return (dataclasses.replace(request, debug_shell=list(shell)),
-            "plain" if progress in ("auto", "tty") else progress)
+    return request, "plain" if progress in ("auto", "tty") else progress
 
 
 def run_build(request: BuildRequest, *, progress: str, call: str, quiet: bool,
               builder: str | None) -> BuildOutcome:
     store = BuilderStore()
     request, progress = with_debugger(request, progress)
-    client = open_client(store.selected(builder or None), store)
+    record = store.selected(builder or None)
+    if request.debug_shell and record.driver != "embedded":
+        raise UsageError(f"the step debugger needs the embedded builder; {record.name!r} is a "
+                         f"{record.driver} builder",
+                         hint="add --builder default (the embedded one), or run it on the "
+                              "daemon's machine")
+    client = open_client(record, store)
     display = make_display(progress, sys.stderr)
     try:
         outcome = client.build(request, lambda ev: feed(display, ev))

@@ -1,29 +1,31 @@
-"""``bkpy debug [--on=error] [--invoke CMD] build ...``: the step debugger, as buildx's.
+"""``bkpy debug [--on=error|always] [--invoke CMD] build ...``: the step debugger, as buildx's.
 
 The build runs as ``bkpy build`` would; when one of its RUN steps fails, CMD (a shell by
 default) opens on this terminal inside that step's container: its files as the failure
 left them, its mounts (cache, secret, ssh, bind), env, workdir and user. When the shell
-exits, the build ends with the step's error. It needs the embedded builder: the shell's
-terminal is this process's own (a remote bkpyd would need it relayed over its session).
+exits, the build ends with the step's error. With ``--on=always`` a build that succeeds
+opens CMD in a container of its result (``bkpy build --invoke CMD`` does the same). It
+needs the embedded builder (checked in cli/build_run.py): the shell's terminal is this
+process's own (a remote bkpyd would need it relayed over its session).
 """
 
 from __future__ import annotations
 
-import os
 import shlex
 
 import click
 
-from buildkit_py.client.builders import BuilderStore
 from buildkit_py.errors import UsageError
 
-USAGE = "bkpy debug [--on=error] [--invoke CMD] build [OPTIONS] PATH"
+USAGE = "bkpy debug [--on=error|always] [--invoke CMD] build [OPTIONS] PATH"
 
 
 @click.command("debug", context_settings={"ignore_unknown_options": True,
                                           "allow_interspersed_args": False})
-@click.option("--on", "on", type=click.Choice(["error"]), default="error", show_default=True,
-              help="When to open the shell: when a step fails.")
+@click.option("--on", "on", type=click.Choice(["error", "always"]), default="error",
+              show_default=True,
+              help="error: when a RUN step fails; always: also in the result when the build "
+                   "succeeds.")
 @click.option("--invoke", default="/bin/sh", show_default=True,
               help="The command to open in the failed step's container.")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
@@ -36,26 +38,12 @@ def debug(ctx: click.Context, on: str, invoke: str, args: tuple[str, ...]) -> No
     if not shell:
         raise UsageError("--invoke needs a command", hint="e.g. --invoke /bin/sh")
     build_args = list(args[1:])
-    builder = _builder_name(build_args)
-    record = BuilderStore().selected(builder)
-    if record.driver != "embedded":
-        raise UsageError(f"the step debugger needs the embedded builder; {record.name!r} is a "
-                         f"{record.driver} builder",
-                         hint="add --builder default (the embedded one), or run it on the "
-                              "daemon's machine")
     # reason: the build command (and the builder) load only when a build runs
     from buildkit_py.cli.build_cmd import build
 
     ctx.ensure_object(dict)
-    ctx.obj["debug_shell"] = shell  # read by cli/build_run.py
+    ctx.obj.update(debug_shell=shell, debug_on=on)  # read by cli/build_run.py
     with build.make_context("build", build_args, parent=ctx) as sub:
         build.invoke(sub)
 
 
-def _builder_name(args: list[str]) -> str | None:
-    for i, arg in enumerate(args):
-        if arg == "--builder" and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith("--builder="):
-            return arg.split("=", 1)[1]
-    return os.environ.get("BKPY_BUILDER") or None

@@ -26,6 +26,17 @@ def test_concurrent_commands_are_summed_in_the_sampled_peak(tmp_path: Path) -> N
     assert m.peak_rss_kb >= 115 * 1024
 
 
+FORKED = ("import os, time; b = bytearray(80 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096]); "
+          "pid = os.fork(); time.sleep(0.5); os._exit(0) if pid == 0 else os.waitpid(pid, 0)")
+
+
+def test_pages_a_fork_shares_are_counted_once(tmp_path: Path) -> None:
+    # a server and its forked worker: summed RSS would be ~160 MB, their PSS ~80 MB
+    m = measure([[[sys.executable, "-c", FORKED]]], env={}, log=tmp_path / "l")
+    assert m.ok
+    assert 80 * 1024 <= m.peak_rss_kb < 130 * 1024
+
+
 def test_groups_run_in_sequence_and_time_adds_up(tmp_path: Path) -> None:
     nap = [sys.executable, "-c", "import time; time.sleep(0.2)"]
     m = measure([[nap], [nap]], env={}, log=tmp_path / "l")

@@ -1,6 +1,7 @@
 """``bkpy debug --on=error build``: a failed RUN step's container opens on the terminal
 (driven here through a real pty with pexpect): its files as the failure left them, its
-mounts, env, workdir and user; the build then ends with the step's error."""
+mounts, env, workdir and user; the build then ends with the step's error. ``bkpy build
+--invoke`` and ``debug --on=always`` open a shell in the result of a build that succeeds."""
 
 from __future__ import annotations
 
@@ -64,6 +65,39 @@ def test_a_failed_step_opens_a_shell_in_its_container(root: Path, tmp_path: Path
     assert child.exitstatus == 1
 
 
+@pytest.mark.parametrize("how", ["build --invoke", "debug --on=always"])
+def test_invoke_opens_a_shell_in_the_result(root: Path, tmp_path: Path, how: str) -> None:
+    ctx = tmp_path / "result"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox:latest\nWORKDIR /app\nENV MODE=built\nRUN echo result > out.txt\n")
+    args = (["build", "--invoke", "/bin/sh"] if how == "build --invoke"
+            else ["debug", "--on=always", "build"])
+    child = _spawn(root, *args, "--network", "none", str(ctx))
+    try:
+        child.expect("the build succeeded; opening /bin/sh in a container of its result")
+        child.expect(r"# ")
+        child.sendline("echo at:$(pwd) mode:$MODE; cat out.txt; touch /scratch-change")
+        child.expect("at:/app mode:built")
+        child.expect("result")
+        child.sendline("exit")
+        child.expect("the shell ended")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+    # the shell's changes were thrown away: the next shell does not see them
+    again = _spawn(root, "build", "--invoke", "/bin/sh", "--network", "none", str(ctx))
+    try:
+        again.expect(r"# ")
+        again.sendline("ls /scratch-change || echo no-leftover")
+        again.expect("no-leftover")
+        again.sendline("exit")
+        again.expect(pexpect.EOF)
+    finally:
+        again.close(force=True)
+
+
 def test_a_build_that_succeeds_opens_nothing(root: Path, tmp_path: Path) -> None:
     ctx = tmp_path / "ok"
     ctx.mkdir()
@@ -79,6 +113,8 @@ def test_debug_needs_a_build_and_the_embedded_builder(root: Path, tmp_path: Path
     bkpy = make_runner(root)
     bad = bkpy("debug", "images", check=False)
     assert bad.code == 2 and "bkpy debug wraps a build" in bad.err
+    (tmp_path / "Dockerfile").write_text("FROM busybox:latest\n")
     bkpy("builder", "create", "--name", "far", "--driver", "remote", "unix:///nonexistent.sock")
-    remote = bkpy("debug", "build", "--builder", "far", str(tmp_path), check=False)
-    assert remote.code == 2 and "needs the embedded builder" in remote.err
+    for args in (["debug", "build"], ["build", "--invoke", "sh"]):
+        remote = bkpy(*args, "--builder", "far", str(tmp_path), check=False)
+        assert remote.code == 2 and "needs the embedded builder" in remote.err
