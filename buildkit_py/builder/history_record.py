@@ -23,6 +23,8 @@ from buildkit_py.api.request import BuildRequest
 from buildkit_py.builder.history_store import (
     DOCKERFILE,
     EVENTS,
+    FAILED,
+    FAILED_TAR,
     LOGS,
     RECORD,
     HistoryPolicy,
@@ -40,6 +42,7 @@ from buildkit_py.solver.progress import (
     VertexLog,
     VertexStarted,
 )
+from buildkit_py.worker.session import FailedStep
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -132,6 +135,21 @@ class BuildRecorder:
             self._events.write(json.dumps(line) + "\n")
             self._events.flush()
 
+    def keep_failed_step(self, step: FailedStep) -> None:
+        """Keep the first failed RUN step for ``bkpy history debug``: how it ran and what it
+        changed (an uncompressed layer tar, ``failed/rootfs.tar``)."""
+        with self._lock:
+            if "failed_state" in self.record:
+                return
+            self.record["failed_state"] = {}  # claimed: a parallel failure keeps nothing
+        folder = self.dir / FAILED
+        folder.mkdir(exist_ok=True)
+        with open(folder / FAILED_TAR, "wb") as f:
+            step.write_diff(f)
+        state = {k: v for k, v in asdict(step).items() if k != "write_diff"}
+        with self._lock:
+            self.record["failed_state"] = state
+
     def finish(self, outcome: BuildOutcome | None, error: BaseException | None) -> None:
         with self._lock:
             for f in self._logs.values():
@@ -167,21 +185,25 @@ class BuildRecorder:
             _write_json(self.dir / RECORD, self.record)
 
 
+FailedStepHook = Callable[[FailedStep], None]
+
+
 def recorded(store: HistoryStore, policy: HistoryPolicy, req: BuildRequest,
              progress: ProgressSink,
-             run: Callable[[ProgressSink], BuildOutcome]) -> BuildOutcome:
-    """Run ``run`` (a build) with its progress recorded as a history entry, then apply
-    the retention policy. Lint-only and other ``--call`` requests are not builds: not
-    recorded."""
+             run: Callable[[ProgressSink, FailedStepHook | None], BuildOutcome]
+             ) -> BuildOutcome:
+    """Run ``run`` (a build, given the progress sink and who keeps a failed step) with its
+    progress recorded as a history entry, then apply the retention policy. Lint-only and
+    other ``--call`` requests are not builds: not recorded."""
     if req.call != "build":
-        return run(progress)
+        return run(progress, None)
     try:
         recorder = BuildRecorder(store, req)
     except OSError:
-        return run(progress)  # no history (read-only or full disk): still build
+        return run(progress, None)  # no history (read-only or full disk): still build
     outcome: BuildOutcome | None = None
     try:
-        outcome = run(recorder.sink(progress))
+        outcome = run(recorder.sink(progress), recorder.keep_failed_step)
     except BaseException as err:
         recorder.finish(None, err)
         raise

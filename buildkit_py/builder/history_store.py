@@ -29,6 +29,8 @@ RECORD = "record.json"
 EVENTS = "events.jsonl"
 LOGS = "logs"
 DOCKERFILE = "Dockerfile"
+FAILED = "failed"  # the first failed RUN step: what it changed (FAILED_TAR)
+FAILED_TAR = "rootfs.tar"
 _REF_CHARS = string.ascii_lowercase + string.digits
 _REF_LEN = 25
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,13 @@ from typing import Any
 
 import click
 
-from buildkit_py.builder.history_store import EVENTS, HistoryStore, log_name
+from buildkit_py.builder.history_store import (
+    EVENTS,
+    FAILED,
+    FAILED_TAR,
+    HistoryStore,
+    log_name,
+)
 from buildkit_py.client.builders import (
     BuilderStore,
     default_daemon_root,
@@ -133,6 +140,9 @@ def inspect(builder: str | None, ref: str | None, fmt: str) -> None:
     if failed:
         click.echo(f"\nFailed step: #{failed['index']} {failed['name']} "
                    f"(`bkpy history logs {record['ref'][:12]} --step {failed['index']}`)")
+        if record.get("failed_state"):
+            click.echo(f"Post-mortem: `bkpy history debug {record['ref'][:12]}` opens a shell "
+                       "in its container as it failed")
     if record.get("warnings"):
         click.echo(f"\nWarnings ({len(record['warnings'])}):")
         for w in record["warnings"]:
@@ -264,3 +274,33 @@ def export(builder: str | None, ref: str | None, output: Path) -> None:
 def import_(builder: str | None, bundle: Path) -> None:
     """Add a build exported elsewhere to this builder's history."""
     click.echo(_store(builder).import_bundle(bundle))
+
+
+@history.command("debug")
+@builder_option
+@click.argument("ref", required=False)
+@click.option("--invoke", default="/bin/sh", show_default=True,
+              help="The command to open in the failed step's container.")
+def debug(builder: str | None, ref: str | None, invoke: str) -> None:
+    """Post-mortem: open a shell in a past build's failed RUN step, as it failed."""
+    record_ = BuilderStore().selected(builder or None)
+    if record_.driver != "embedded":
+        raise UsageError("a post-mortem needs the embedded builder (it opens the builder's "
+                         "root)", hint="run it on the daemon's machine with BKPY_ROOT set")
+    store = _store(builder)
+    record = store.resolve(ref)
+    state = record.get("failed_state")
+    if not state:
+        raise UserError(f"build {record['ref']} kept no failed RUN step",
+                        hint="only a build whose RUN step failed can be opened")
+    shell = shlex.split(invoke)
+    if not shell:
+        raise UsageError("--invoke needs a command", hint="e.g. --invoke /bin/sh")
+    # reason: the builder core loads only for a post-mortem, not for ls/inspect/logs
+    from buildkit_py.builder.debug_result import open_on_failed_step
+    from buildkit_py.client.embedded import open_builder
+
+    config = embedded_config(record_.nodes[0])
+    with open_builder(config) as b:
+        open_on_failed_step(b.worker, state,
+                            store.path(str(record["ref"])) / FAILED / FAILED_TAR, shell)

@@ -8,7 +8,7 @@ first command after one that was killed cleans up what that one left.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from buildkit_py.api.outcome import BuildOutcome
@@ -19,6 +19,7 @@ from buildkit_py.builder.history_record import recorded
 from buildkit_py.builder.history_store import HistoryStore
 from buildkit_py.config import BuilderConfig
 from buildkit_py.solver.progress import ProgressSink
+from buildkit_py.worker.session import FailedStep
 
 if TYPE_CHECKING:
     from buildkit_py.builder.core import Builder
@@ -42,12 +43,17 @@ class EmbeddedClient:
 
     def build(self, req: BuildRequest, progress: ProgressSink) -> BuildOutcome:
         with open_builder(self.config) as builder:
-            session = None
-            if req.debug_shell:  # the shell runs on this process's terminal
+
+            def run(sink: ProgressSink, keep: Callable[[FailedStep], None] | None
+                    ) -> BuildOutcome:
                 session = builder.session_for(req)
-                session.debug_shell = list(req.debug_shell)
+                session.on_failed_step = keep
+                if req.debug_shell:  # the shell runs on this process's terminal
+                    session.debug_shell = list(req.debug_shell)
+                return builder.build(req, sink, session)
+
             return recorded(HistoryStore(self.config.root), self.config.history, req,
-                            progress, lambda sink: builder.build(req, sink, session))
+                            progress, run)
 
     def disk_usage(self, verify: bool = False) -> list[UsageItem]:
         # reason: du's code (~30 ms: snapshotter, solver cache) is not for builder inspect

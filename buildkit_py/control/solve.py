@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,7 @@ from buildkit_py.solver.progress import (
     VertexStatus,
 )
 from buildkit_py.units import parse_ulimit
+from buildkit_py.worker.session import FailedStep
 
 if TYPE_CHECKING:
     from buildkit_py.solver.cancel import CancelToken
@@ -199,10 +201,13 @@ def run_remote_build(builder: Builder, req: pb.SolveRequest, session: DaemonSess
         bsession = RemoteBuildSession(session, local_dirs, list(req.secret_ids), sockets,
                                       lent_root=workdir / "lent")
         breq, deliveries = to_build_request(req, workdir, local_dirs, session.id)
-        outcome = recorded(
-            HistoryStore(builder.root), builder.config.history, breq,
-            _client_paths(progress, req, deliveries),
-            lambda sink: builder.build(breq, sink, bsession, cancel))
+        def run(sink: ProgressSink, keep: Callable[[FailedStep], None] | None
+                ) -> BuildOutcome:
+            bsession.on_failed_step = keep
+            return builder.build(breq, sink, bsession, cancel)
+
+        outcome = recorded(HistoryStore(builder.root), builder.config.history, breq,
+                           _client_paths(progress, req, deliveries), run)
         for d in deliveries:
             if d.kind == "cache":
                 if not (d.path / "index.json").is_file():

@@ -3,9 +3,10 @@ device aliases it was granted)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from buildkit_py.errors import BuildError
 
@@ -37,6 +38,23 @@ class LocalFiles:
         return path if path.is_file() else None
 
 
+@dataclass(frozen=True)
+class FailedStep:
+    """A RUN step that failed, as the history keeps it for a post-mortem shell: how it ran,
+    the committed snapshot it ran on, and a writer of what it changed before failing."""
+
+    name: str
+    parent: str | None  # the snapshot key the step's root was made on (None: scratch)
+    args: list[str]
+    env: list[str]
+    cwd: str
+    user: str
+    hostname: str
+    platform: str | None
+    network: str
+    write_diff: Callable[[BinaryIO], object]  # its changes, as an uncompressed layer tar
+
+
 @dataclass
 class BuildSession:
     local_dirs: dict[str, Path] = field(default_factory=dict)
@@ -47,6 +65,9 @@ class BuildSession:
     # The step debugger (`bkpy debug`): the command to open, on this process's terminal,
     # in the container of a RUN step that fails; None: no debugger (and never remotely).
     debug_shell: list[str] | None = None
+    # Told about the first RUN step that fails (the build history keeps it for `bkpy
+    # history debug`); None: nobody keeps it.
+    on_failed_step: Callable[[FailedStep], None] | None = None
 
     def local_dir(self, name: str) -> Path:
         try:

@@ -32,7 +32,7 @@ from buildkit_py.worker.ops.file_op import FileHandler
 from buildkit_py.worker.ops.merge_diff import DiffHandler, MergeHandler
 from buildkit_py.worker.ops.source_local import LocalSourceHandler
 from buildkit_py.worker.results import SCRATCH_ID, SnapshotResult
-from buildkit_py.worker.session import BuildSession
+from buildkit_py.worker.session import BuildSession, FailedStep
 from buildkit_py.worker.snapshots import Snapshots
 
 if TYPE_CHECKING:
@@ -157,6 +157,10 @@ class BuilderWorker:
             if name in s.device_aliases:
                 return s.device_aliases[name]
         return name
+
+    def failed_step_hooks(self, ctx: OpContext) -> list[Callable[[FailedStep], None]]:
+        """Who keeps a failed RUN step (the history of each build waiting on it)."""
+        return [s.on_failed_step for s in self._sessions(ctx) if s.on_failed_step]
 
     def debug_shell(self, ctx: OpContext) -> list[str] | None:
         """The step debugger's command when a build waiting on this vertex asked for one."""

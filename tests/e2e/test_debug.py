@@ -98,6 +98,38 @@ def test_invoke_opens_a_shell_in_the_result(root: Path, tmp_path: Path, how: str
         again.close(force=True)
 
 
+def test_post_mortem_from_the_history(root: Path, tmp_path: Path) -> None:
+    ctx = tmp_path / "pm"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(DOCKERFILE)
+    bkpy = make_runner(root)
+    failed = bkpy("build", "--network", "none", str(ctx), check=False)  # no debugger asked
+    assert failed.code == 1
+    assert "bkpy history debug" in bkpy("history", "inspect").out
+    layers = root / "worker" / "snapshots" / "overlayfs" / "snapshots"
+    snapshots = sorted(os.listdir(layers))
+    child = _spawn(root, "history", "debug")
+    try:
+        child.expect("opening /bin/sh in its container as the failure left it")
+        child.expect(PROMPT)
+        child.sendline("echo at:$(pwd) uid:$(id -u) stage:$STAGE; cat made.txt")
+        child.expect("at:/work uid:1000 stage:debugging")
+        child.expect("made")
+        child.sendline("exit")
+        child.expect("the shell ended")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+    # the layers made to open it are gone again
+    assert sorted(os.listdir(layers)) == snapshots
+
+    (ctx / "Dockerfile").write_text("FROM busybox:latest\nRUN true\n")
+    bkpy("build", "--network", "none", str(ctx))
+    none = bkpy("history", "debug", check=False)
+    assert none.code == 1 and "kept no failed RUN step" in none.err
+
+
 def test_a_build_that_succeeds_opens_nothing(root: Path, tmp_path: Path) -> None:
     ctx = tmp_path / "ok"
     ctx.mkdir()

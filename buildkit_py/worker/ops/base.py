@@ -22,6 +22,7 @@ from buildkit_py.worker.snapshots import Snapshots
 if TYPE_CHECKING:
     from buildkit_py.executor.cdi import CDIRegistry
     from buildkit_py.executor.executor import Executor
+    from buildkit_py.worker.session import FailedStep
 
 
 class OpWorker(Protocol):
@@ -75,6 +76,10 @@ class OpWorker(Protocol):
 
     def debug_shell(self, ctx: OpContext) -> list[str] | None:
         """The step debugger's command, when a build sharing the op asked for one."""
+        ...
+
+    def failed_step_hooks(self, ctx: OpContext) -> list[Callable[[FailedStep], None]]:
+        """Who keeps a failed RUN step for a post-mortem (the builds' histories)."""
         ...
 
 

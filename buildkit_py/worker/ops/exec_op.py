@@ -17,6 +17,7 @@ from buildkit_py.executor.errors import RuntimeStartError, UnknownUserError
 from buildkit_py.gostrings import go_quote
 from buildkit_py.llb import ops_pb2
 from buildkit_py.llb.cachemounts import cache_mount_id
+from buildkit_py.snapshot import Compression
 from buildkit_py.solver.worker import CacheMap, CacheMapDep, OpContext, Result
 from buildkit_py.worker.ops.base import OpWorker
 from buildkit_py.worker.ops.common import (
@@ -28,6 +29,7 @@ from buildkit_py.worker.ops.common import (
 )
 from buildkit_py.worker.ops.explain import describe_exec_change, exec_summary
 from buildkit_py.worker.results import LocalResult, SnapshotResult
+from buildkit_py.worker.session import FailedStep
 
 if TYPE_CHECKING:
     from buildkit_py.executor.cdi import ContainerEdits
@@ -159,6 +161,7 @@ class ExecHandler:
                                      f"{err.message}", hint=err.hint) from err
                 valid = list(op.meta.valid_exit_codes) or [0]
                 if code not in valid:
+                    self._keep_failed(ctx, req, root_layer)
                     shell = self.worker.debug_shell(ctx)
                     if shell:
                         self._debug(ctx, req, shell, code)
@@ -175,6 +178,24 @@ class ExecHandler:
         if missing:
             raise BuildError(f"invalid exec op: outputs {missing} were not produced")
         return [o for o in outputs if o is not None]
+
+    def _keep_failed(self, ctx: OpContext, req: Any, root_layer: Any) -> None:
+        """Hand the failed step to whoever keeps it (the history, for a post-mortem)."""
+        hooks = self.worker.failed_step_hooks(ctx)
+        if not hooks:
+            return
+        sn = self.worker.sn
+        step = FailedStep(
+            name=ctx.vertex.name, parent=root_layer.parent, args=list(req.args),
+            env=list(req.env), cwd=req.cwd, user=req.user, hostname=req.hostname,
+            platform=_platform(self.op), network=req.network,
+            write_diff=lambda f: sn.export_layer(root_layer.key, f,
+                                                 compression=Compression.UNCOMPRESSED))
+        for hook in hooks:
+            try:
+                hook(step)
+            except (OSError, BuildError) as err:  # the build's own error matters more
+                sys.stderr.write(f"bkpy: could not keep the failed step: {err}\n")
 
     def _debug(self, ctx: OpContext, req: Any, shell: list[str], code: int) -> None:
         """The step debugger: ``shell`` in the failed step's container (its files as the
