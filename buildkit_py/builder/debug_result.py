@@ -66,7 +66,8 @@ def open_on_failed_step(worker: BuilderWorker, state: dict[str, Any], diff: Path
     try:
         tar = open(diff, "rb")
     except OSError:
-        raise UserError("this build's history keeps no files of its failed step",
+        why = state.get("files_dropped") or "they were not kept"
+        raise UserError(f"this build's history keeps no files of its failed step ({why})",
                         hint="re-run the build with `bkpy debug build ...`") from None
     with tar:
         layer = worker.snapshots.layer_from_tar(SnapshotResult(parent), tar)

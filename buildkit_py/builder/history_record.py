@@ -68,6 +68,29 @@ def request_summary(req: BuildRequest) -> dict[str, Any]:
     }
 
 
+# A failed step that changed more than this keeps no files (writing them would make the
+# failure slow and the history large); its post-mortem then says so.
+FAILED_STEP_MAX = 1 << 30
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Capped:
+    """A writer that refuses to grow past ``limit`` bytes."""
+
+    def __init__(self, f: IO[bytes], limit: int) -> None:
+        self._f = f
+        self._left = limit
+
+    def write(self, data: bytes) -> int:
+        self._left -= len(data)
+        if self._left < 0:
+            raise _TooLarge
+        return self._f.write(data)
+
+
 class BuildRecorder:
     """Writes one build's folder; use :meth:`sink` as the build's progress."""
 
@@ -144,9 +167,13 @@ class BuildRecorder:
             self.record["failed_state"] = {}  # claimed: a parallel failure keeps nothing
         folder = self.dir / FAILED
         folder.mkdir(exist_ok=True)
-        with open(folder / FAILED_TAR, "wb") as f:
-            step.write_diff(f)
         state = {k: v for k, v in asdict(step).items() if k != "write_diff"}
+        try:
+            with open(folder / FAILED_TAR, "wb") as f:
+                step.write_diff(_Capped(f, FAILED_STEP_MAX))
+        except _TooLarge:
+            (folder / FAILED_TAR).unlink()
+            state["files_dropped"] = f"over {FAILED_STEP_MAX >> 20} MiB of changes"
         with self._lock:
             self.record["failed_state"] = state
 

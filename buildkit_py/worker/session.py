@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 from buildkit_py.errors import BuildError
+from buildkit_py.snapshot import Writable
 
 
 class LentFiles(Protocol):
@@ -52,7 +53,7 @@ class FailedStep:
     hostname: str
     platform: str | None
     network: str
-    write_diff: Callable[[BinaryIO], object]  # its changes, as an uncompressed layer tar
+    write_diff: Callable[[Writable], object]  # its changes, as an uncompressed layer tar
 
 
 @dataclass
