@@ -43,7 +43,7 @@ class LocalDir(_message.Message):
     def __init__(self, name: _Optional[str] = ..., context_id: _Optional[str] = ...) -> None: ...
 
 class SolveRequest(_message.Message):
-    __slots__ = ("ref", "session_id", "dockerfile", "dockerfile_name", "ignore_patterns", "has_context", "tags", "target", "platforms", "build_args", "build_contexts", "secret_ids", "ssh_ids", "no_cache", "no_cache_filter", "pull", "outputs", "labels", "network", "cache_to", "cache_from", "want_iid", "want_metadata", "local_dirs", "entitlements", "extra_hosts", "shm_size", "ulimits", "context_url", "dockerfile_in_context", "call", "metadata_warnings")
+    __slots__ = ("ref", "session_id", "dockerfile", "dockerfile_name", "ignore_patterns", "has_context", "tags", "target", "platforms", "build_args", "build_contexts", "secret_ids", "ssh_ids", "no_cache", "no_cache_filter", "pull", "outputs", "labels", "network", "cache_to", "cache_from", "want_iid", "want_metadata", "local_dirs", "entitlements", "extra_hosts", "shm_size", "ulimits", "context_url", "dockerfile_in_context", "call", "metadata_warnings", "debug_shell", "debug_on", "debug_rows", "debug_cols")
     class BuildArgsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +97,10 @@ class SolveRequest(_message.Message):
     DOCKERFILE_IN_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     CALL_FIELD_NUMBER: _ClassVar[int]
     METADATA_WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    DEBUG_SHELL_FIELD_NUMBER: _ClassVar[int]
+    DEBUG_ON_FIELD_NUMBER: _ClassVar[int]
+    DEBUG_ROWS_FIELD_NUMBER: _ClassVar[int]
+    DEBUG_COLS_FIELD_NUMBER: _ClassVar[int]
     ref: str
     session_id: str
     dockerfile: bytes
@@ -129,7 +133,11 @@ class SolveRequest(_message.Message):
     dockerfile_in_context: str
     call: str
     metadata_warnings: bool
-    def __init__(self, ref: _Optional[str] = ..., session_id: _Optional[str] = ..., dockerfile: _Optional[bytes] = ..., dockerfile_name: _Optional[str] = ..., ignore_patterns: _Optional[_Iterable[str]] = ..., has_context: _Optional[bool] = ..., tags: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., platforms: _Optional[_Iterable[str]] = ..., build_args: _Optional[_Mapping[str, str]] = ..., build_contexts: _Optional[_Mapping[str, str]] = ..., secret_ids: _Optional[_Iterable[str]] = ..., ssh_ids: _Optional[_Iterable[str]] = ..., no_cache: _Optional[bool] = ..., no_cache_filter: _Optional[_Iterable[str]] = ..., pull: _Optional[bool] = ..., outputs: _Optional[_Iterable[_Union[Output, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., network: _Optional[str] = ..., cache_to: _Optional[_Iterable[_Union[CacheSpec, _Mapping]]] = ..., cache_from: _Optional[_Iterable[_Union[CacheSpec, _Mapping]]] = ..., want_iid: _Optional[bool] = ..., want_metadata: _Optional[bool] = ..., local_dirs: _Optional[_Iterable[_Union[LocalDir, _Mapping]]] = ..., entitlements: _Optional[_Iterable[str]] = ..., extra_hosts: _Optional[_Iterable[str]] = ..., shm_size: _Optional[int] = ..., ulimits: _Optional[_Iterable[str]] = ..., context_url: _Optional[str] = ..., dockerfile_in_context: _Optional[str] = ..., call: _Optional[str] = ..., metadata_warnings: _Optional[bool] = ...) -> None: ...
+    debug_shell: _containers.RepeatedScalarFieldContainer[str]
+    debug_on: str
+    debug_rows: int
+    debug_cols: int
+    def __init__(self, ref: _Optional[str] = ..., session_id: _Optional[str] = ..., dockerfile: _Optional[bytes] = ..., dockerfile_name: _Optional[str] = ..., ignore_patterns: _Optional[_Iterable[str]] = ..., has_context: _Optional[bool] = ..., tags: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., platforms: _Optional[_Iterable[str]] = ..., build_args: _Optional[_Mapping[str, str]] = ..., build_contexts: _Optional[_Mapping[str, str]] = ..., secret_ids: _Optional[_Iterable[str]] = ..., ssh_ids: _Optional[_Iterable[str]] = ..., no_cache: _Optional[bool] = ..., no_cache_filter: _Optional[_Iterable[str]] = ..., pull: _Optional[bool] = ..., outputs: _Optional[_Iterable[_Union[Output, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., network: _Optional[str] = ..., cache_to: _Optional[_Iterable[_Union[CacheSpec, _Mapping]]] = ..., cache_from: _Optional[_Iterable[_Union[CacheSpec, _Mapping]]] = ..., want_iid: _Optional[bool] = ..., want_metadata: _Optional[bool] = ..., local_dirs: _Optional[_Iterable[_Union[LocalDir, _Mapping]]] = ..., entitlements: _Optional[_Iterable[str]] = ..., extra_hosts: _Optional[_Iterable[str]] = ..., shm_size: _Optional[int] = ..., ulimits: _Optional[_Iterable[str]] = ..., context_url: _Optional[str] = ..., dockerfile_in_context: _Optional[str] = ..., call: _Optional[str] = ..., metadata_warnings: _Optional[bool] = ..., debug_shell: _Optional[_Iterable[str]] = ..., debug_on: _Optional[str] = ..., debug_rows: _Optional[int] = ..., debug_cols: _Optional[int] = ...) -> None: ...
 
 class SolveResponse(_message.Message):
     __slots__ = ("image_id", "metadata_json", "ran", "cached", "warnings")

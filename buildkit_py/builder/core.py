@@ -315,8 +315,7 @@ class Builder:
                     # reason: the step debugger's result shell is for `--invoke` only
                     from buildkit_py.builder.debug_result import open_on_result
 
-                    open_on_result(self.worker, results[0].ref, plat_results[0],
-                                   session.debug_shell)
+                    open_on_result(self.worker, results[0].ref, plat_results[0], session)
                 for spec in cache_to:
                     if spec.type != "inline":
                         self._export_cache(spec, results, plat_results, bus, outcome,

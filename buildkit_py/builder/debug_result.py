@@ -23,30 +23,31 @@ from buildkit_py.exporter.base import PlatformResult
 from buildkit_py.solver.worker import Result
 from buildkit_py.worker.ops.common import unwrap
 from buildkit_py.worker.results import SnapshotResult
+from buildkit_py.worker.session import BuildSession, say
 from buildkit_py.worker.worker import BuilderWorker
 
 _DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def open_on_result(worker: BuilderWorker, ref: Result | None, result: PlatformResult,
-                   shell: list[str]) -> None:
+                   session: BuildSession) -> None:
     # reason: the OCI executor loads when a container runs, not for every build
     from buildkit_py.executor import ExecRequest
 
+    shell = list(session.debug_shell or ["/bin/sh"])
     config: dict[str, Any] = result.config.get("config") or {}
     env = list(config.get("Env") or [_DEFAULT_PATH])
     parent = unwrap(ref) if ref is not None else None
-    sys.stderr.write(f"\nbkpy debug: the build succeeded; opening {' '.join(shell)} in a "
-                     "container of its result (changes are discarded). Exit the shell to "
-                     "finish.\n")
-    sys.stderr.flush()
-    with worker.snapshots.write(parent, commit=False) as layer:
-        worker.executor.run_interactive(ExecRequest(
-            rootfs=layer.path, args=list(shell), env=env,
-            cwd=config.get("WorkingDir") or "/", user=config.get("User") or "",
-            platform=result.platform, network="default"))
-    sys.stderr.write("bkpy debug: the shell ended\n")
-    sys.stderr.flush()
+    with session.terminal() as (inp, out):
+        say(out, f"bkpy debug: the build succeeded; opening {' '.join(shell)} in a container "
+                 "of its result (changes are discarded). Exit the shell to finish.")
+        with worker.snapshots.write(parent, commit=False) as layer:
+            worker.executor.run_interactive(ExecRequest(
+                rootfs=layer.path, args=shell, env=env,
+                cwd=config.get("WorkingDir") or "/", user=config.get("User") or "",
+                platform=result.platform, network="default"),
+                terminal=(inp, out), size=session.terminal_size())
+        say(out, "bkpy debug: the shell ended")
 
 
 def open_on_failed_step(worker: BuilderWorker, state: dict[str, Any], diff: Path,

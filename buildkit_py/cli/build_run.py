@@ -77,11 +77,10 @@ def run_build(request: BuildRequest, *, progress: str, call: str, quiet: bool,
     store = BuilderStore()
     request, progress = with_debugger(request, progress)
     record = store.selected(builder or None)
-    if request.debug_shell and record.driver != "embedded":
-        raise UsageError(f"the step debugger needs the embedded builder; {record.name!r} is a "
-                         f"{record.driver} builder",
-                         hint="add --builder default (the embedded one), or run it on the "
-                              "daemon's machine")
+    if request.debug_shell and len(record.nodes) > 1:
+        raise UsageError(f"the step debugger needs a single-node builder; {record.name!r} has "
+                         f"{len(record.nodes)} nodes",
+                         hint="use --builder with one of its nodes, or the embedded one")
     client = open_client(record, store)
     display = make_display(progress, sys.stderr)
     try:

@@ -4,9 +4,9 @@ The build runs as ``bkpy build`` would; when one of its RUN steps fails, CMD (a 
 default) opens on this terminal inside that step's container: its files as the failure
 left them, its mounts (cache, secret, ssh, bind), env, workdir and user. When the shell
 exits, the build ends with the step's error. With ``--on=always`` a build that succeeds
-opens CMD in a container of its result (``bkpy build --invoke CMD`` does the same). It
-needs the embedded builder (checked in cli/build_run.py): the shell's terminal is this
-process's own (a remote bkpyd would need it relayed over its session).
+opens CMD in a container of its result (``bkpy build --invoke CMD`` does the same). The
+shell's terminal is this process's own; on a bkpyd the shell runs there and its terminal
+is relayed over the build's session (session/terminal handling in session/client.py).
 """
 
 from __future__ import annotations

@@ -155,6 +155,12 @@ def _solve_request(req: BuildRequest, ref: str, session_id: str,
     if epoch and "SOURCE_DATE_EPOCH" not in build_args:
         build_args["SOURCE_DATE_EPOCH"] = epoch
     ignore = senders["context"].ignore_patterns if "context" in senders else []
+    rows = cols = 0
+    if req.debug_shell:  # the daemon's shell gets our terminal's size
+        # reason: the terminal helpers (termios, tty) are for the step debugger only
+        from buildkit_py.executor.terminal import window_size
+
+        rows, cols = window_size(0)
     return pb.SolveRequest(
         ref=ref, session_id=session_id, dockerfile=req.dockerfile_data,
         dockerfile_name=req.dockerfile.name if req.dockerfile else "Dockerfile",
@@ -171,6 +177,8 @@ def _solve_request(req: BuildRequest, ref: str, session_id: str,
         context_url=req.context_url or "",
         dockerfile_in_context=req.dockerfile_in_context or "",
         call=req.call, metadata_warnings=req.metadata_warnings,
+        debug_shell=list(req.debug_shell or []), debug_on=req.debug_on,
+        debug_rows=rows, debug_cols=cols,
         cache_to=[pb.CacheSpec(attrs=c) for c in req.cache_to],
         cache_from=[pb.CacheSpec(attrs=c) for c in req.cache_from],
         want_iid=req.iidfile is not None, want_metadata=req.metadata_file is not None,

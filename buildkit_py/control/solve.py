@@ -125,6 +125,8 @@ def to_build_request(req: pb.SolveRequest, workdir: Path, local_dirs: dict[str, 
         dockerfile_in_context=(req.dockerfile_in_context or None) if req.context_url else None,
         call=req.call or "build",
         metadata_warnings=req.metadata_warnings,
+        debug_shell=list(req.debug_shell) or None,
+        debug_on=req.debug_on or "error",
     )
     return breq, deliveries
 
@@ -201,6 +203,10 @@ def run_remote_build(builder: Builder, req: pb.SolveRequest, session: DaemonSess
         bsession = RemoteBuildSession(session, local_dirs, list(req.secret_ids), sockets,
                                       lent_root=workdir / "lent")
         breq, deliveries = to_build_request(req, workdir, local_dirs, session.id)
+        if breq.debug_shell:  # the shell's terminal is the client's, over the session
+            bsession.debug_shell = list(breq.debug_shell)
+            if req.debug_rows and req.debug_cols:
+                bsession.debug_size = (req.debug_rows, req.debug_cols)
         def run(sink: ProgressSink, keep: Callable[[FailedStep], None] | None
                 ) -> BuildOutcome:
             bsession.on_failed_step = keep

@@ -303,17 +303,20 @@ class Executor:
             return self._run_container(cid, bundle, req.args, stdout, stderr, cancel)
         raise AssertionError("unreachable")  # ExitStack does not swallow exceptions
 
-    def run_interactive(self, req: ExecRequest, *, cancel: threading.Event | None = None
-                        ) -> None:
-        """Run ``req`` as the step would run, but on a terminal relayed to this process's
-        own stdin/stdout (the step debugger's shell): returns when the process ends."""
+    def run_interactive(self, req: ExecRequest, *, cancel: threading.Event | None = None,
+                        terminal: tuple[int, int] = (0, 1),
+                        size: tuple[int, int] | None = None) -> None:
+        """Run ``req`` as the step would run, but on a pseudo-terminal relayed to the
+        ``terminal`` descriptors (input, output: this process's stdin/stdout, or a remote
+        client's stream): the step debugger's shell. Returns when the process ends."""
         # reason: the terminal relay (termios, tty) is for the step debugger only
         from buildkit_py.executor.terminal import relay, window_size
 
+        inp, out = terminal
         with ExitStack() as stack:
             cid, bundle, spec = self._bundle(req, stack, cancel)
             spec["process"]["terminal"] = True
-            rows, cols = window_size(0)
+            rows, cols = size or window_size(inp)
             if rows and cols:
                 spec["process"]["consoleSize"] = {"height": rows, "width": cols}
             (bundle / "config.json").write_text(json.dumps(spec))
@@ -346,7 +349,8 @@ class Executor:
             stack.callback(os.close, master)
             pidfd = os.pidfd_open(int(pid_file.read_text().strip()))
             stack.callback(os.close, pidfd)
-            relay(master, pidfd, cancel)
+            # a remote client that goes away (its stream closes) ends the shell
+            relay(master, pidfd, cancel, inp=inp, out=out, input_ends=inp != 0)
 
     def _bundle(self, req: ExecRequest, stack: ExitStack, cancel: threading.Event | None
                 ) -> tuple[str, Path, dict[str, Any]]:

@@ -3,8 +3,9 @@
 The runtime hands over the master side of the container's pseudo-terminal; what the user
 types goes to it and what it shows comes back, byte for byte. While the relay runs, a
 terminal on our stdin is in raw mode (keys such as Ctrl-C reach the container's shell,
-not us) and its size is copied to the container's terminal, again on every SIGWINCH when
-we get them (the main thread only). The relay ends when the process ends.
+not us) and its size follows to the container's terminal on SIGWINCH (the main thread
+only). The relay ends when the process ends. The same relay serves a remote client's
+end: its terminal on one side, the session's byte stream to the daemon on the other.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def window_size(fd: int) -> tuple[int, int]:
 
 
 @contextlib.contextmanager
-def _raw(fd: int) -> Iterator[None]:
+def raw(fd: int) -> Iterator[None]:
+    """``fd``'s terminal in raw mode for the block (nothing when it is not a terminal)."""
     try:
         saved = termios.tcgetattr(fd)
     except termios.error:
@@ -48,11 +50,10 @@ def _raw(fd: int) -> Iterator[None]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-def _copy_size(src: int, dst: int) -> None:
-    rows, cols = window_size(src)
+def set_size(fd: int, rows: int, cols: int) -> None:
     if rows and cols:
         with contextlib.suppress(OSError):
-            fcntl.ioctl(dst, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -61,40 +62,46 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def relay(master: int, pidfd: int, cancel: threading.Event | None = None) -> None:
-    """Copy stdin -> ``master`` and ``master`` -> stdout until the process behind
-    ``pidfd`` ends (its last output is still shown) or ``cancel`` is set."""
+def relay(peer: int, ended: int | None = None, cancel: threading.Event | None = None, *,
+          inp: int = 0, out: int = 1, input_ends: bool = False) -> None:
+    """Copy ``inp`` -> ``peer`` and ``peer`` -> ``out`` until ``peer`` closes, the process
+    behind the pidfd ``ended`` ends (its last output is still shown), ``cancel`` is set,
+    or (``input_ends``) ``inp`` closes. ``inp`` is in raw mode meanwhile when it is a
+    terminal, and its size follows to ``peer`` (a pty master) on SIGWINCH."""
     previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGWINCH, lambda *_: _copy_size(0, master))
-    _copy_size(0, master)
-    stdin_open = True
+    if threading.current_thread() is threading.main_thread() and os.isatty(inp):
+        previous = signal.signal(signal.SIGWINCH,
+                                 lambda *_: set_size(peer, *window_size(inp)))
+    inp_open = True
     try:
-        with _raw(0):
+        with raw(inp):
             while cancel is None or not cancel.is_set():
-                watched = [master, pidfd] + ([0] if stdin_open else [])
+                watched = [peer, *([ended] if ended is not None else []),
+                           *([inp] if inp_open else [])]
                 try:
                     ready, _, _ = select.select(watched, [], [], 0.2)
                 except InterruptedError:
                     continue
-                if master in ready:
+                if peer in ready:
                     try:
-                        data = os.read(master, _CHUNK)
+                        data = os.read(peer, _CHUNK)
                     except OSError as err:
-                        if err.errno != errno.EIO:  # EIO: every slave side is closed
-                            raise
+                        if err.errno not in (errno.EIO, errno.ECONNRESET):
+                            raise  # EIO: every slave side of the pty is closed
                         data = b""
                     if not data:
                         return
-                    _write_all(1, data)
-                elif pidfd in ready:
+                    _write_all(out, data)
+                elif ended is not None and ended in ready:
                     return  # ended, and nothing more to show
-                if 0 in ready:
-                    data = os.read(0, _CHUNK)
+                if inp_open and inp in ready:
+                    data = os.read(inp, _CHUNK)
                     if data:
-                        _write_all(master, data)
+                        _write_all(peer, data)
+                    elif input_ends:
+                        return
                     else:
-                        stdin_open = False
+                        inp_open = False
     finally:
         if previous is not None:
             signal.signal(signal.SIGWINCH, previous)

@@ -26,7 +26,7 @@ from buildkit_py.api.wire import lent_cache_name
 from buildkit_py.errors import UsageError, UserError
 from buildkit_py.frontend.dockerfile.dockerignore import find_ignore_file, read_ignore_file
 from buildkit_py.session.filesync import ContextSender
-from buildkit_py.session.stream import Outbox, SessionClosedError, SSHRelay
+from buildkit_py.session.stream import TERMINAL_ID, Outbox, SessionClosedError, SSHRelay
 
 
 class OutputWriter(Protocol):
@@ -208,6 +208,9 @@ class ClientSession:
         self.send(pb.SessionMessage(secret_value=value))
 
     def _open_ssh(self, req: pb.SSHOpen) -> None:
+        if req.ssh_id == TERMINAL_ID and self.req.debug_shell:
+            self._open_terminal(req.conn_id)
+            return
         spec = self._ssh_specs.get(req.ssh_id)
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -220,6 +223,22 @@ class ClientSession:
             return
         self._ssh.add(req.conn_id, conn)
         self._ssh.start(req.conn_id, conn)
+
+    def _open_terminal(self, conn_id: int) -> None:
+        """The step debugger's shell on the daemon: our terminal (stdin/stdout, raw while
+        it runs) relayed to it until the daemon closes the connection."""
+        # reason: the terminal relay (termios, tty) is for the step debugger only
+        from buildkit_py.executor.terminal import relay
+
+        ours, theirs = socket.socketpair()
+
+        def run() -> None:
+            with ours:
+                relay(ours.fileno(), inp=0, out=1)
+
+        threading.Thread(target=run, name="bkpy-debug-terminal", daemon=True).start()
+        self._ssh.add(conn_id, theirs)
+        self._ssh.start(conn_id, theirs)
 
     # ---------------------------------------------------------------- outputs
 

@@ -24,6 +24,7 @@ from buildkit_py.errors import BuildError
 from buildkit_py.session.filesync import ContextReceiver, SyncStats
 from buildkit_py.session.stream import (
     POLL,
+    TERMINAL_ID,
     Outbox,
     SessionClosedError,
     SSHRelay,
@@ -398,6 +399,7 @@ class RemoteBuildSession(BuildSession):
                  secret_ids: list[str], ssh_sockets: dict[str, Path],
                  lent_root: Path | None = None) -> None:
         super().__init__(local_dirs=local_dirs, secrets={}, ssh_sockets=ssh_sockets)
+        self.debug_size: tuple[int, int] | None = None  # the client's terminal, if known
         self._session = session
         self._secret_ids = set(secret_ids)
         self._lent_root = lent_root
@@ -413,3 +415,15 @@ class RemoteBuildSession(BuildSession):
         if sid not in self._secret_ids:
             return None
         return self._session.secret(sid)
+
+    @contextlib.contextmanager
+    def terminal(self) -> Iterator[tuple[int, int]]:
+        """The client's terminal, relayed over the session like an ssh agent connection
+        (the client knows TERMINAL_ID): one end of a socket pair is ours."""
+        ours, theirs = socket.socketpair()
+        with ours:
+            self._session.open_ssh(theirs, TERMINAL_ID)
+            yield ours.fileno(), ours.fileno()
+
+    def terminal_size(self) -> tuple[int, int] | None:
+        return self.debug_size

@@ -20,6 +20,9 @@ from buildkit_py.api import control_pb2 as pb
 from buildkit_py.errors import BuildError
 
 POLL = 0.5  # seconds between checks of a closed session while waiting
+# The ssh id under which the step debugger's terminal travels (no --ssh id can be this):
+# the daemon opens it when a shell starts, the client relays it to its own terminal.
+TERMINAL_ID = "\x00terminal"
 _SSH_READ = 65536
 
 

@@ -3,7 +3,9 @@ device aliases it was granted)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -39,6 +41,11 @@ class LocalFiles:
         return path if path.is_file() else None
 
 
+def say(fd: int, text: str) -> None:
+    """A line of the step debugger's own on the client's terminal (raw or not)."""
+    os.write(fd, b"\r\n" + text.encode(errors="replace") + b"\r\n")
+
+
 @dataclass(frozen=True)
 class FailedStep:
     """A RUN step that failed, as the history keeps it for a post-mortem shell: how it ran,
@@ -63,12 +70,22 @@ class BuildSession:
     ssh_sockets: dict[str, Path] = field(default_factory=dict)
     # --allow device=NAME,alias=X: the Dockerfile's device X means NAME
     device_aliases: dict[str, str] = field(default_factory=dict)
-    # The step debugger (`bkpy debug`): the command to open, on this process's terminal,
-    # in the container of a RUN step that fails; None: no debugger (and never remotely).
+    # The step debugger (`bkpy debug`): the command to open on the client's terminal in
+    # the container of a RUN step that fails; None: no debugger.
     debug_shell: list[str] | None = None
     # Told about the first RUN step that fails (the build history keeps it for `bkpy
     # history debug`); None: nobody keeps it.
     on_failed_step: Callable[[FailedStep], None] | None = None
+
+    @contextlib.contextmanager
+    def terminal(self) -> Iterator[tuple[int, int]]:
+        """The client's terminal for the debugger's shell, as (input, output) descriptors:
+        this process's own stdin and stdout (a remote session relays its client's)."""
+        yield 0, 1
+
+    def terminal_size(self) -> tuple[int, int] | None:
+        """(rows, columns) of the client's terminal; None: read it from the descriptors."""
+        return None
 
     def local_dir(self, name: str) -> Path:
         try:

@@ -162,11 +162,11 @@ class BuilderWorker:
         """Who keeps a failed RUN step (the history of each build waiting on it)."""
         return [s.on_failed_step for s in self._sessions(ctx) if s.on_failed_step]
 
-    def debug_shell(self, ctx: OpContext) -> list[str] | None:
-        """The step debugger's command when a build waiting on this vertex asked for one."""
+    def debug_session(self, ctx: OpContext) -> BuildSession | None:
+        """The session of a build waiting on this vertex that asked for the step debugger."""
         for s in self._sessions(ctx):
             if s.debug_shell:
-                return s.debug_shell
+                return s
         return None
 
     def ssh_socket(self, ctx: OpContext, sid: str) -> Path | None:

@@ -141,12 +141,14 @@ def test_a_build_that_succeeds_opens_nothing(root: Path, tmp_path: Path) -> None
     assert "opening" not in (child.before or "")
 
 
-def test_debug_needs_a_build_and_the_embedded_builder(root: Path, tmp_path: Path) -> None:
+def test_debug_needs_a_build_and_a_single_node(root: Path, tmp_path: Path) -> None:
     bkpy = make_runner(root)
     bad = bkpy("debug", "images", check=False)
     assert bad.code == 2 and "bkpy debug wraps a build" in bad.err
     (tmp_path / "Dockerfile").write_text("FROM busybox:latest\n")
-    bkpy("builder", "create", "--name", "far", "--driver", "remote", "unix:///nonexistent.sock")
+    bkpy("builder", "create", "--name", "two", "--driver", "remote", "unix:///nowhere-a.sock")
+    bkpy("builder", "create", "--name", "two", "--append", "--node", "second", "--driver",
+         "remote", "unix:///nowhere-b.sock")
     for args in (["debug", "build"], ["build", "--invoke", "sh"]):
-        remote = bkpy(*args, "--builder", "far", str(tmp_path), check=False)
-        assert remote.code == 2 and "needs the embedded builder" in remote.err
+        several = bkpy(*args, "--builder", "two", str(tmp_path), check=False)
+        assert several.code == 2 and "needs a single-node builder" in several.err

@@ -22,7 +22,7 @@ from buildkit_py.worker.snapshots import Snapshots
 if TYPE_CHECKING:
     from buildkit_py.executor.cdi import CDIRegistry
     from buildkit_py.executor.executor import Executor
-    from buildkit_py.worker.session import FailedStep
+    from buildkit_py.worker.session import BuildSession, FailedStep
 
 
 class OpWorker(Protocol):
@@ -74,8 +74,8 @@ class OpWorker(Protocol):
         """The ssh agent socket a client forwards under ``sid``."""
         ...
 
-    def debug_shell(self, ctx: OpContext) -> list[str] | None:
-        """The step debugger's command, when a build sharing the op asked for one."""
+    def debug_session(self, ctx: OpContext) -> BuildSession | None:
+        """The session of a build sharing the op that asked for the step debugger."""
         ...
 
     def failed_step_hooks(self, ctx: OpContext) -> list[Callable[[FailedStep], None]]:

@@ -29,7 +29,7 @@ from buildkit_py.worker.ops.common import (
 )
 from buildkit_py.worker.ops.explain import describe_exec_change, exec_summary
 from buildkit_py.worker.results import LocalResult, SnapshotResult
-from buildkit_py.worker.session import FailedStep
+from buildkit_py.worker.session import BuildSession, FailedStep, say
 
 if TYPE_CHECKING:
     from buildkit_py.executor.cdi import ContainerEdits
@@ -162,9 +162,9 @@ class ExecHandler:
                 valid = list(op.meta.valid_exit_codes) or [0]
                 if code not in valid:
                     self._keep_failed(ctx, req, root_layer)
-                    shell = self.worker.debug_shell(ctx)
-                    if shell:
-                        self._debug(ctx, req, shell, code)
+                    debugger = self.worker.debug_session(ctx)
+                    if debugger is not None:
+                        self._debug(ctx, req, debugger, code)
                     for _, layer in layers:
                         layer.discard = True
                     raise BuildError(
@@ -197,20 +197,21 @@ class ExecHandler:
             except (OSError, BuildError) as err:  # the build's own error matters more
                 sys.stderr.write(f"bkpy: could not keep the failed step: {err}\n")
 
-    def _debug(self, ctx: OpContext, req: Any, shell: list[str], code: int) -> None:
-        """The step debugger: ``shell`` in the failed step's container (its files as the
-        failure left them, its mounts, env, workdir and user) on our terminal."""
-        sys.stderr.write(
-            f"\nbkpy debug: {ctx.vertex.name} failed (exit code {code}); opening "
-            f"{' '.join(shell)} in its container. Exit the shell to end the build.\n")
-        sys.stderr.flush()
-        try:
-            self.worker.executor.run_interactive(dataclasses.replace(req, args=list(shell)),
-                                                 cancel=self._cancel)
-        except (BuildError, OSError) as err:
-            sys.stderr.write(f"bkpy debug: {err}\n")
-        sys.stderr.write("bkpy debug: the shell ended\n")
-        sys.stderr.flush()
+    def _debug(self, ctx: OpContext, req: Any, session: BuildSession, code: int) -> None:
+        """The step debugger: the session's shell in the failed step's container (its files
+        as the failure left them, its mounts, env, workdir and user) on the client's
+        terminal."""
+        shell = list(session.debug_shell or ["/bin/sh"])
+        with session.terminal() as (inp, out):
+            say(out, f"bkpy debug: {ctx.vertex.name} failed (exit code {code}); opening "
+                     f"{' '.join(shell)} in its container. Exit the shell to end the build.")
+            try:
+                self.worker.executor.run_interactive(
+                    dataclasses.replace(req, args=shell), cancel=self._cancel,
+                    terminal=(inp, out), size=session.terminal_size())
+            except (BuildError, OSError) as err:
+                say(out, f"bkpy debug: {err}")
+            say(out, "bkpy debug: the shell ended")
 
     @staticmethod
     def _input(ins: list[SnapshotResult | LocalResult], index: int
