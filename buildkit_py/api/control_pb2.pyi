@@ -6,6 +6,24 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class HistoryRequest(_message.Message):
+    __slots__ = ("op", "ref", "path")
+    OP_FIELD_NUMBER: _ClassVar[int]
+    REF_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    op: str
+    ref: str
+    path: str
+    def __init__(self, op: _Optional[str] = ..., ref: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+
+class HistoryChunk(_message.Message):
+    __slots__ = ("record_json", "data")
+    RECORD_JSON_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    record_json: str
+    data: bytes
+    def __init__(self, record_json: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
 class Output(_message.Message):
     __slots__ = ("type", "attrs")
     class AttrsEntry(_message.Message):

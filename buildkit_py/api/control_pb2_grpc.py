@@ -69,6 +69,11 @@ class ControlStub:
                 request_serializer=buildkit__py_dot_api_dot_control__pb2.SessionMessage.SerializeToString,
                 response_deserializer=buildkit__py_dot_api_dot_control__pb2.SessionMessage.FromString,
                 _registered_method=True)
+        self.History = channel.unary_stream(
+                '/bkpy.control.v1.Control/History',
+                request_serializer=buildkit__py_dot_api_dot_control__pb2.HistoryRequest.SerializeToString,
+                response_deserializer=buildkit__py_dot_api_dot_control__pb2.HistoryChunk.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -122,6 +127,13 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def History(self, request, context):
+        """The daemon's build history (`bkpy history`): records, files of a build, removal.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -159,6 +171,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.Session,
                     request_deserializer=buildkit__py_dot_api_dot_control__pb2.SessionMessage.FromString,
                     response_serializer=buildkit__py_dot_api_dot_control__pb2.SessionMessage.SerializeToString,
+            ),
+            'History': grpc.unary_stream_rpc_method_handler(
+                    servicer.History,
+                    request_deserializer=buildkit__py_dot_api_dot_control__pb2.HistoryRequest.FromString,
+                    response_serializer=buildkit__py_dot_api_dot_control__pb2.HistoryChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -350,6 +367,33 @@ class Control:
             '/bkpy.control.v1.Control/Session',
             buildkit__py_dot_api_dot_control__pb2.SessionMessage.SerializeToString,
             buildkit__py_dot_api_dot_control__pb2.SessionMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def History(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/bkpy.control.v1.Control/History',
+            buildkit__py_dot_api_dot_control__pb2.HistoryRequest.SerializeToString,
+            buildkit__py_dot_api_dot_control__pb2.HistoryChunk.FromString,
             options,
             channel_credentials,
             insecure,

@@ -16,9 +16,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import string
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,26 +73,19 @@ class HistoryStore:
         return out
 
     def resolve(self, ref: str | None) -> dict[str, Any]:
-        """The record ``ref`` names: a whole ref, a unique prefix, ``^N`` (the Nth
-        before the newest) or nothing (the newest)."""
-        records = self.records()
-        if not records:
-            raise UserError("no builds in the history yet",
-                            hint="builds are recorded as they run: run `bkpy build` first")
-        if ref is None or ref == "":
-            return records[0]
-        if ref.startswith("^") and ref[1:].isdigit():
-            n = int(ref[1:])
-            if n >= len(records):
-                raise UserError(f"history has {len(records)} builds: no {ref}")
-            return records[n]
-        found = [r for r in records if str(r["ref"]).startswith(ref)]
-        if len(found) == 1:
-            return found[0]
-        if not found:
-            raise UserError(f"no build {ref!r} in the history",
-                            hint="`bkpy history ls` lists the builds it has")
-        raise UserError(f"{ref!r} names {len(found)} builds", hint="give more of the ref")
+        return pick(self.records(), ref)
+
+    def read_chunks(self, ref: str, rel: str) -> Iterator[bytes]:
+        """The bytes of file ``rel`` of build ``ref`` (see :func:`check_file`); nothing
+        when the build has no such file."""
+        check_file(rel)
+        try:
+            f = open(self.path(ref) / rel, "rb")
+        except FileNotFoundError:
+            return
+        with f:
+            while chunk := f.read(1 << 20):
+                yield chunk
 
     def remove(self, ref: str) -> None:
         shutil.rmtree(self.path(ref), ignore_errors=True)
@@ -167,3 +162,41 @@ class HistoryStore:
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
         return ref
+
+
+def pick(records: list[dict[str, Any]], ref: str | None) -> dict[str, Any]:
+    """The record ``ref`` names among ``records`` (newest first): a whole ref, a unique
+    prefix, ``^N`` (the Nth before the newest) or nothing (the newest)."""
+    if not records:
+        raise UserError("no builds in the history yet",
+                        hint="builds are recorded as they run: run `bkpy build` first")
+    if ref is None or ref == "":
+        return records[0]
+    if ref.startswith("^") and ref[1:].isdigit():
+        n = int(ref[1:])
+        if n >= len(records):
+            raise UserError(f"history has {len(records)} builds: no {ref}")
+        return records[n]
+    found = [r for r in records if str(r["ref"]).startswith(ref)]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise UserError(f"no build {ref!r} in the history",
+                        hint="`bkpy history ls` lists the builds it has")
+    raise UserError(f"{ref!r} names {len(found)} builds", hint="give more of the ref")
+
+
+_FILES = re.compile(r"^(record\.json|Dockerfile|events\.jsonl|logs/[0-9]+\.log"
+                    r"|failed/rootfs\.tar)$")
+
+
+def check_file(rel: str) -> None:
+    """Only the files a build's folder holds can be read (never a path outside it)."""
+    if not _FILES.match(rel):
+        raise UsageError(f"no history file {rel!r}")
+
+
+def check_ref(ref: str) -> None:
+    """A build's ref names one folder of the history, nothing else."""
+    if len(ref) != _REF_LEN or any(c not in _REF_CHARS for c in ref):
+        raise UsageError(f"{ref!r} is not a build ref")

@@ -2,22 +2,23 @@
 
 The history is kept by the builder that ran the builds (:mod:`builder.history_store`):
 for the embedded builder and a ``daemon``-driver bkpyd on this machine it is read from
-their state root; a ``remote`` builder's history is not reachable from here yet.
+their state root, for a ``remote`` bkpyd over its History RPC
+(:mod:`client.remote_history`), through the same few calls.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from buildkit_py.builder.history_store import (
+    DOCKERFILE,
     EVENTS,
     FAILED,
     FAILED_TAR,
@@ -32,11 +33,16 @@ from buildkit_py.client.builders import (
 from buildkit_py.errors import UsageError, UserError
 from buildkit_py.solver import progress as events
 
+if TYPE_CHECKING:
+    from buildkit_py.client.remote_history import RemoteHistory
+
 builder_option = click.option("--builder", default=None, envvar="BUILDX_BUILDER",
                               help="Builder whose history to read (default: the selected one).")
 
 
-def _store(builder: str | None) -> HistoryStore:
+def _store(builder: str | None) -> HistoryStore | RemoteHistory:
+    """The selected builder's history: its root's for the embedded builder and a
+    daemon-driver bkpyd here (readable whether it runs or not), over the wire otherwise."""
     rec = BuilderStore().selected(builder or None)
     node = rec.nodes[0]
     if rec.driver == "embedded":
@@ -44,10 +50,14 @@ def _store(builder: str | None) -> HistoryStore:
     if rec.driver == "daemon":
         root = node.driver_opts.get("root") or str(default_daemon_root(rec.name, node.name))
         return HistoryStore(Path(root))
-    raise UsageError(f"builder {rec.name!r} is a remote bkpyd: its history cannot be read "
-                     "from here yet",
-                     hint="run `bkpy history` on the machine of that bkpyd "
-                          "(with BKPY_ROOT set to its root)")
+    if len(rec.nodes) > 1:
+        raise UsageError(f"builder {rec.name!r} has {len(rec.nodes)} nodes: each keeps its own "
+                         "history", hint="name one node's builder with --builder")
+    # reason: the remote client (grpc, ~50 ms) only for a remote builder's history
+    from buildkit_py.client.builders import remote_client
+    from buildkit_py.client.remote_history import RemoteHistory
+
+    return RemoteHistory(remote_client(BuilderStore(), rec, node), rec.name)
 
 
 def _when(ts: Any) -> str:
@@ -156,11 +166,8 @@ def inspect(builder: str | None, ref: str | None, fmt: str) -> None:
         click.echo(f"  #{step['index']:<3} {state:<7} {step.get('name', '')}{size}")
 
 
-def _dockerfile(store: HistoryStore, record: dict[str, Any]) -> str:
-    try:
-        return (store.path(record["ref"]) / "Dockerfile").read_text(errors="replace")
-    except OSError:
-        return ""
+def _dockerfile(store: HistoryStore | RemoteHistory, record: dict[str, Any]) -> str:
+    return b"".join(store.read_chunks(str(record["ref"]), DOCKERFILE)).decode(errors="replace")
 
 
 _TYPES = {cls.__name__: cls for cls in (
@@ -168,35 +175,29 @@ _TYPES = {cls.__name__: cls for cls in (
     events.VertexCompleted, events.VertexFailed, events.VertexStatus)}
 
 
-def _replay(store: HistoryStore, ref: str) -> list[events.ProgressEvent]:
+def _replay(store: HistoryStore | RemoteHistory, ref: str) -> list[events.ProgressEvent]:
     """The recorded progress events, log data read back from the step logs."""
-    folder = store.path(ref)
     index: dict[str, int] = {}
     out: list[events.ProgressEvent] = []
-    handles: dict[int, io.BufferedReader] = {}
-    try:
-        with open(folder / EVENTS, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    data = json.loads(line)
-                except ValueError:
-                    continue  # a line cut short by a killed build
-                kind = data.pop("type", "")
-                digest = data.get("digest", "")
-                n = index.setdefault(digest, len(index) + 1)
-                if kind == "VertexLog":
-                    h = handles.get(n)
-                    if h is None:
-                        h = handles[n] = open(folder / log_name(n), "rb")
-                    h.seek(int(data["offset"]))
-                    out.append(events.VertexLog(digest, int(data["stream"]),
-                                                h.read(int(data["length"])),
-                                                float(data["timestamp"])))
-                elif kind in _TYPES:
-                    out.append(_TYPES[kind](**data))
-    finally:
-        for h in handles.values():
-            h.close()
+    step_logs: dict[int, bytes] = {}
+    text = b"".join(store.read_chunks(ref, EVENTS)).decode(errors="replace")
+    for line in text.splitlines():
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a killed build
+        kind = data.pop("type", "")
+        digest = data.get("digest", "")
+        n = index.setdefault(digest, len(index) + 1)
+        if kind == "VertexLog":
+            if n not in step_logs:
+                step_logs[n] = b"".join(store.read_chunks(ref, log_name(n)))
+            start = int(data["offset"])
+            out.append(events.VertexLog(digest, int(data["stream"]),
+                                        step_logs[n][start:start + int(data["length"])],
+                                        float(data["timestamp"])))
+        elif kind in _TYPES:
+            out.append(_TYPES[kind](**data))
     return out
 
 
@@ -216,12 +217,9 @@ def logs(builder: str | None, ref: str | None, step: int | None, progress: str) 
         if step not in steps:
             raise UserError(f"build {record['ref']} has no step #{step}",
                             hint=f"its steps are #1 to #{len(steps)}")
-        path = store.path(record["ref"]) / log_name(step)
-        if path.exists():
-            with open(path, "rb") as f:
-                while chunk := f.read(1 << 20):
-                    sys.stdout.buffer.write(chunk)
-            sys.stdout.buffer.flush()
+        for chunk in store.read_chunks(str(record["ref"]), log_name(step)):
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
         return
     # reason: the progress printers load only here, not for ls/inspect
     from buildkit_py.cli.build_run import feed
@@ -288,6 +286,7 @@ def debug(builder: str | None, ref: str | None, invoke: str) -> None:
         raise UsageError("a post-mortem needs the embedded builder (it opens the builder's "
                          "root)", hint="run it on the daemon's machine with BKPY_ROOT set")
     store = _store(builder)
+    assert isinstance(store, HistoryStore)  # an embedded builder's
     record = store.resolve(ref)
     state = record.get("failed_state")
     if not state:

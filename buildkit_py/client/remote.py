@@ -95,6 +95,16 @@ class RemoteClient:
         except grpc.RpcError as err:
             raise self._conn.error(err) from None
 
+    # ---------------------------------------------------------------- history
+
+    def history(self, op: str, ref: str = "", path: str = "") -> Iterator[pb.HistoryChunk]:
+        """The daemon's build history (see the History RPC)."""
+        try:
+            yield from self._conn.stub.History(pb.HistoryRequest(op=op, ref=ref, path=path),
+                                               timeout=600)
+        except grpc.RpcError as err:
+            raise self._conn.error(err) from None
+
     # ---------------------------------------------------------------- builds
 
     def build(self, req: BuildRequest, progress: ProgressSink) -> BuildOutcome:

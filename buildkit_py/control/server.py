@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc
@@ -27,10 +29,11 @@ from buildkit_py.api.wire import (
 )
 from buildkit_py.builder.core import Builder
 from buildkit_py.builder.gc import BuildGate, disk_usage, prune
+from buildkit_py.builder.history_store import HistoryStore, check_ref
 from buildkit_py.builder.worker_info import local_worker_info
 from buildkit_py.control.contexts import ContextCache
 from buildkit_py.control.solve import run_remote_build
-from buildkit_py.errors import UserError
+from buildkit_py.errors import UsageError, UserError
 from buildkit_py.session.daemon import DaemonSession, SessionRegistry
 from buildkit_py.solver.cancel import CancelToken
 from buildkit_py.solver.progress import ProgressEvent
@@ -226,6 +229,34 @@ class ControlService(pb_grpc.ControlServicer):
         threading.Thread(target=run, daemon=True, name="gc").start()
 
     # ---------------------------------------------------------------- info
+
+    # ---------------------------------------------------------------- history
+
+    def History(self, request: pb.HistoryRequest,
+                context: grpc.ServicerContext) -> Iterator[pb.HistoryChunk]:
+        store = HistoryStore(self.builder.root)
+        try:
+            if request.op == "list":
+                for record in store.records():
+                    yield pb.HistoryChunk(record_json=json.dumps(record))
+                return
+            check_ref(request.ref)
+            if request.op == "read":
+                for chunk in store.read_chunks(request.ref, request.path):
+                    yield pb.HistoryChunk(data=chunk)
+            elif request.op == "remove":
+                store.remove(request.ref)
+            elif request.op == "export":
+                with tempfile.TemporaryDirectory(dir=self.builder.root) as tmp:
+                    bundle = Path(tmp) / "bundle.tar.gz"
+                    store.export(request.ref, bundle)
+                    with open(bundle, "rb") as f:
+                        while chunk := f.read(1 << 20):
+                            yield pb.HistoryChunk(data=chunk)
+            else:
+                raise UsageError(f"unknown history operation {request.op!r}")
+        except UserError as err:
+            self._abort(context, err.render(), err.exit_code)
 
     def ListWorkers(self, request: pb.ListWorkersRequest,
                     context: grpc.ServicerContext) -> pb.ListWorkersResponse:
