@@ -44,6 +44,7 @@ from buildkit_py.executor.user import Identity, resolve_user
 from buildkit_py.gostrings import go_quote
 
 KNOWN_RUNTIMES = ("bkpy-runc", "runc", "crun")
+STEP_ANNOTATION = "org.bkpy.step"
 _READ_CHUNK = 65536
 _CANCEL_POLL = 0.1
 _KILL_RETRY = 0.5
@@ -90,6 +91,9 @@ class ExecRequest:
     devices: ContainerEdits | None = None  # RUN --device: the CDI devices' spec edits
     secrets: SecretStore | None = None
     readonly_rootfs: bool = False
+    # On the container (the runtime's `list` shows them): STEP_ANNOTATION names the step,
+    # so the step debugger can find a running step's container.
+    annotations: dict[str, str] = field(default_factory=dict)
 
 
 def resolve_runtime(runtime: str) -> Path:
@@ -352,6 +356,51 @@ class Executor:
             # a remote client that goes away (its stream closes) ends the shell
             relay(master, pidfd, cancel, inp=inp, out=out, input_ends=inp != 0)
 
+    def running_steps(self) -> list[tuple[str, str]]:
+        """(container id, step name) of the RUN steps running now under this state dir."""
+        res = self._runtime_cmd("list", "--format", "json")
+        try:
+            states = json.loads(res.stdout or b"null") or []
+        except ValueError:
+            return []
+        return [(str(st["id"]), str((st.get("annotations") or {})[STEP_ANNOTATION]))
+                for st in states
+                if st.get("status") == "running"
+                and STEP_ANNOTATION in (st.get("annotations") or {})]
+
+    def exec_interactive(self, cid: str, args: list[str], *,
+                         terminal: tuple[int, int] = (0, 1)) -> None:
+        """Run ``args`` in the running container ``cid`` (its namespaces, user, env and
+        workdir) on a pseudo-terminal relayed to ``terminal``; returns when it ends."""
+        # reason: the terminal relay (termios, tty) is for the step debugger only
+        from buildkit_py.executor.terminal import relay, set_size, window_size
+
+        inp, out = terminal
+        with ExitStack() as stack:
+            tmp = Path(stack.enter_context(_short_tempdir()))
+            listener = stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+            listener.bind(str(tmp / "console.sock"))
+            listener.listen(1)
+            started = self._runtime_cmd("exec", "--tty", "--detach", "--console-socket",
+                                        str(tmp / "console.sock"), "--pid-file",
+                                        str(tmp / "pid"), cid, *args)
+            if started.returncode != 0:
+                raise RuntimeStartError(
+                    f"cannot exec in step container {cid}: "
+                    f"{started.stderr.decode(errors='replace').strip()}")
+            listener.settimeout(10)
+            conn, _ = listener.accept()
+            with conn:
+                _msg, fds, _flags, _addr = socket.recv_fds(conn, 1024, 1)
+            if not fds:
+                raise RuntimeStartError("the runtime sent no terminal")
+            master = fds[0]
+            stack.callback(os.close, master)
+            set_size(master, *window_size(inp))
+            pidfd = os.pidfd_open(int((tmp / "pid").read_text().strip()))
+            stack.callback(os.close, pidfd)
+            relay(master, pidfd, inp=inp, out=out, input_ends=inp != 0)
+
     def _bundle(self, req: ExecRequest, stack: ExitStack, cancel: threading.Event | None
                 ) -> tuple[str, Path, dict[str, Any]]:
         """A container id, its bundle directory and the OCI spec for ``req``; everything
@@ -413,6 +462,7 @@ class Executor:
                 mounts=prepared.oci,
                 ulimits=list(req.ulimits),
                 devices=req.devices,
+                annotations=dict(req.annotations),
             )
         )
         # As BuildKit: only the network files' and the step's own mount points are

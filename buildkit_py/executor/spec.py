@@ -237,6 +237,7 @@ class SpecInput:
     mounts: list[dict[str, Any]] = field(default_factory=list)
     ulimits: list[tuple[str, int, int]] = field(default_factory=list)  # (name, soft, hard)
     devices: ContainerEdits | None = None  # CDI devices (RUN --device)
+    annotations: dict[str, str] = field(default_factory=dict)  # e.g. the step's name
 
 
 def _rlimits(ulimits: list[tuple[str, int, int]]) -> list[dict[str, Any]]:
@@ -320,6 +321,8 @@ def build_spec(inp: SpecInput) -> dict[str, Any]:
         "mounts": dedup_mounts(mounts),
         "linux": linux,
     }
+    if inp.annotations:
+        spec["annotations"] = dict(inp.annotations)
     if inp.devices is not None:
         inp.devices.apply(spec)
     return spec

@@ -19,6 +19,7 @@ commands:
   kill [--all] ID [SIGNAL]
   delete [--force] ID
   list [--quiet] [--format table|json]
+  exec [--tty --console-socket PATH] [--detach] [--pid-file PATH] [--cwd DIR] ID COMMAND...
 """
 
 # flag -> (option key, takes a value)
@@ -42,6 +43,10 @@ _COMMANDS: dict[str, dict[str, tuple[str, bool]]] = {
     "delete": {"--force": ("force", False), "-f": ("force", False)},
     "list": {"--quiet": ("quiet", False), "-q": ("quiet", False),
              "--format": ("format", True), "-f": ("format", True)},
+    "exec": {"--tty": ("tty", False), "-t": ("tty", False),
+             "--console-socket": ("console_socket", True), "--detach": ("detach", False),
+             "-d": ("detach", False), "--pid-file": ("pid_file", True),
+             "--cwd": ("cwd", True)},
 }
 
 
@@ -117,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd, cargs = rest[0], rest[1:]
         if cmd not in _COMMANDS:
             raise _Usage(f"unknown command {cmd!r}")
-        copts, pos = _parse(cargs, _COMMANDS[cmd], stop_at_positional=False)
+        # exec: the command after the id keeps its own flags
+        copts, pos = _parse(cargs, _COMMANDS[cmd], stop_at_positional=cmd == "exec")
         root = str(gopts.get("root") or state_mod.DEFAULT_ROOT)
         return _dispatch(cmd, root, copts, pos)
     except _Usage as e:
@@ -158,6 +164,16 @@ def _dispatch(cmd: str, root: str, opts: dict[str, str | bool], pos: list[str]) 
             detach=bool(opts.get("detach")), pid_file=str(opts.get("pid_file") or ""),
             no_pivot=bool(opts.get("no_pivot")), preserve_fds=preserve,
             console_socket=str(opts.get("console_socket") or "")))
+    if cmd == "exec":
+        from . import exec_process
+
+        if not pos:
+            raise _Usage("exec: expected a container id and a command")
+        return exec_process.exec_process(exec_process.Options(
+            root, pos[0], pos[1:], tty=bool(opts.get("tty")),
+            console_socket=str(opts.get("console_socket") or ""),
+            detach=bool(opts.get("detach")), pid_file=str(opts.get("pid_file") or ""),
+            cwd=str(opts.get("cwd") or "")))
     if cmd == "start":
         container.start(root, _one_id(cmd, pos))
     elif cmd == "state":

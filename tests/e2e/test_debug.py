@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pexpect
@@ -128,6 +129,45 @@ def test_post_mortem_from_the_history(root: Path, tmp_path: Path) -> None:
     bkpy("build", "--network", "none", str(ctx))
     none = bkpy("history", "debug", check=False)
     assert none.code == 1 and "kept no failed RUN step" in none.err
+
+
+def test_exec_into_a_running_step(root: Path, tmp_path: Path) -> None:
+    ctx = tmp_path / "running"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox:latest\nWORKDIR /work\nENV PHASE=running\n"
+        "RUN echo in-progress > state.txt && sleep 60\n")
+    build = _spawn(root, "build", "--network", "none", "--progress", "plain", str(ctx))
+    try:
+        build.expect("RUN echo in-progress")
+        states = root / "worker" / "executor" / "runtime"
+        for _ in range(300):  # until the step's container exists (its runtime state)
+            if states.is_dir() and any(states.iterdir()):
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)  # and has started its process
+        child = _spawn(root, "debug", "exec", "in-progress")
+        try:
+            child.expect("opening /bin/sh in the running step")
+            child.expect(r"# ")  # root's prompt
+            child.sendline("echo at:$(pwd) phase:$PHASE; cat state.txt; "
+                           "tr '\\0' ' ' < /proc/1/cmdline")
+            child.expect("at:/work phase:running")
+            child.expect("in-progress")
+            child.expect("sleep 60")
+            child.sendline("exit")
+            child.expect("the shell ended")
+            child.expect(pexpect.EOF)
+        finally:
+            child.close(force=True)
+        assert child.exitstatus == 0
+        assert build.isalive()  # the step went on
+        build.sendintr()  # Ctrl-C: the build stops its step's container
+        build.expect(pexpect.EOF)
+    finally:
+        build.close(force=True)
+    none = make_runner(root)("debug", "exec", check=False)
+    assert none.code == 1 and "no RUN step is running" in none.err
 
 
 def test_a_build_that_succeeds_opens_nothing(root: Path, tmp_path: Path) -> None:

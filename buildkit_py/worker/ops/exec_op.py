@@ -102,6 +102,7 @@ class ExecHandler:
     def exec(self, ctx: OpContext, inputs: Sequence[Result]) -> list[Result]:
         # reason: the OCI executor (~10 ms) only when a step runs, not for cached builds
         from buildkit_py.executor import ExecRequest, SecretMount
+        from buildkit_py.executor.executor import STEP_ANNOTATION
 
         op = self.op.exec
         ins = [unwrap(r) for r in inputs]
@@ -142,6 +143,7 @@ class ExecHandler:
                     ulimits=[(u.name, u.soft, u.hard) for u in op.meta.ulimit],
                     devices=self._devices(ctx, op),
                     secrets=self.worker.secrets(ctx),
+                    annotations={STEP_ANNOTATION: ctx.vertex.name},
                 )
                 process = go_quote(" ".join(op.meta.args))
                 try:
