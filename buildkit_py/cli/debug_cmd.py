@@ -28,11 +28,12 @@ USAGE = ("bkpy debug [--on=error|always] [--invoke CMD] build [OPTIONS] PATH\n"
               help="error: when a RUN step fails; always: also in the result when the build "
                    "succeeds.")
 @click.option("--invoke", default="/bin/sh", show_default=True,
-              help="The command to open in the failed step's container.")
+              help="The command to open in the step's (or the result's) container.")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def debug(ctx: click.Context, on: str, invoke: str, args: tuple[str, ...]) -> None:
-    """Build, and open a shell in the container of a step that fails."""
+    """Debug a build: `debug build ...` opens a shell in a RUN step that fails (or in the
+    result, --on=always); `debug exec [TEXT]` opens one inside a step running now."""
     if not args or args[0] not in ("build", "exec"):
         raise UsageError("bkpy debug wraps a build (or execs into a running step)",
                          hint=f"usage: {USAGE}")

@@ -313,14 +313,13 @@ class Executor:
         """Run ``req`` as the step would run, but on a pseudo-terminal relayed to the
         ``terminal`` descriptors (input, output: this process's stdin/stdout, or a remote
         client's stream): the step debugger's shell. Returns when the process ends."""
-        # reason: the terminal relay (termios, tty) is for the step debugger only
-        from buildkit_py.executor.terminal import relay, window_size
+        # reason: the terminal helpers (termios, tty) are for the step debugger only
+        from buildkit_py.executor.terminal import window_size
 
-        inp, out = terminal
         with ExitStack() as stack:
             cid, bundle, spec = self._bundle(req, stack, cancel)
             spec["process"]["terminal"] = True
-            rows, cols = size or window_size(inp)
+            rows, cols = size or window_size(terminal[0])
             if rows and cols:
                 spec["process"]["consoleSize"] = {"height": rows, "width": cols}
             (bundle / "config.json").write_text(json.dumps(spec))
@@ -343,18 +342,7 @@ class Executor:
                 message = _runtime_error(bundle / "runtime.log") or started.stderr.decode(
                     errors="replace").strip()
                 raise RuntimeStartError(f"the debug shell could not start: {message}")
-            listener.settimeout(10)
-            conn, _ = listener.accept()
-            with conn:
-                _msg, fds, _flags, _addr = socket.recv_fds(conn, 1024, 1)
-            if not fds:
-                raise RuntimeStartError("the runtime sent no terminal")
-            master = fds[0]
-            stack.callback(os.close, master)
-            pidfd = os.pidfd_open(int(pid_file.read_text().strip()))
-            stack.callback(os.close, pidfd)
-            # a remote client that goes away (its stream closes) ends the shell
-            relay(master, pidfd, cancel, inp=inp, out=out, input_ends=inp != 0)
+            _attach(stack, listener, pid_file, terminal, cancel)
 
     def running_steps(self) -> list[tuple[str, str]]:
         """(container id, step name) of the RUN steps running now under this state dir."""
@@ -372,10 +360,6 @@ class Executor:
                          terminal: tuple[int, int] = (0, 1)) -> None:
         """Run ``args`` in the running container ``cid`` (its namespaces, user, env and
         workdir) on a pseudo-terminal relayed to ``terminal``; returns when it ends."""
-        # reason: the terminal relay (termios, tty) is for the step debugger only
-        from buildkit_py.executor.terminal import relay, set_size, window_size
-
-        inp, out = terminal
         with ExitStack() as stack:
             tmp = Path(stack.enter_context(_short_tempdir()))
             listener = stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
@@ -388,18 +372,7 @@ class Executor:
                 raise RuntimeStartError(
                     f"cannot exec in step container {cid}: "
                     f"{started.stderr.decode(errors='replace').strip()}")
-            listener.settimeout(10)
-            conn, _ = listener.accept()
-            with conn:
-                _msg, fds, _flags, _addr = socket.recv_fds(conn, 1024, 1)
-            if not fds:
-                raise RuntimeStartError("the runtime sent no terminal")
-            master = fds[0]
-            stack.callback(os.close, master)
-            set_size(master, *window_size(inp))
-            pidfd = os.pidfd_open(int((tmp / "pid").read_text().strip()))
-            stack.callback(os.close, pidfd)
-            relay(master, pidfd, inp=inp, out=out, input_ends=inp != 0)
+            _attach(stack, listener, tmp / "pid", terminal, None)
 
     def _bundle(self, req: ExecRequest, stack: ExitStack, cancel: threading.Event | None
                 ) -> tuple[str, Path, dict[str, Any]]:
@@ -588,6 +561,29 @@ class Executor:
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(proc.pid, signal.SIGKILL)
         return cancelled
+
+
+def _attach(stack: ExitStack, listener: socket.socket, pid_file: Path,
+            terminal: tuple[int, int], cancel: threading.Event | None) -> None:
+    """Take the terminal the runtime sends to ``listener`` and relay it to ``terminal``
+    until the process in ``pid_file`` ends (a remote client's stream closing ends it too)."""
+    # reason: the terminal relay (termios, tty) is for the step debugger only
+    from buildkit_py.executor.terminal import relay, set_size, window_size
+
+    inp, out = terminal
+    listener.settimeout(10)
+    conn, _ = listener.accept()
+    with conn:
+        _msg, fds, _flags, _addr = socket.recv_fds(conn, 1024, 1)
+    if not fds:
+        raise RuntimeStartError("the runtime sent no terminal")
+    master = fds[0]
+    stack.callback(os.close, master)
+    if os.isatty(inp):
+        set_size(master, *window_size(inp))
+    pidfd = os.pidfd_open(int(pid_file.read_text().strip()))
+    stack.callback(os.close, pidfd)
+    relay(master, pidfd, cancel, inp=inp, out=out, input_ends=inp != 0)
 
 
 @contextlib.contextmanager
