@@ -5,7 +5,6 @@ runc give the same answers."""
 from __future__ import annotations
 
 import os
-import select
 import socket
 import subprocess
 
@@ -13,6 +12,7 @@ import pytest
 
 from .bundle import PATH
 from .conftest import Runtimes
+from .console import read_until_closed, receive_master
 
 PROBE = ("echo env:$FOO cwd:$(pwd) uid:$(id -u); tr '\\0' ' ' < /proc/1/cmdline; echo; "
          "hostname")
@@ -59,23 +59,8 @@ def test_exec_with_a_terminal(rt: Runtimes, runtime: str) -> None:
         res = rt.cmd(runtime, "exec", "--tty", "--detach", "--console-socket", path, cid,
                      "/bin/sh", "-c", "tty; echo on-tty:$FOO")
         assert res.rc == 0, res
-        listener.settimeout(30)
-        conn, _ = listener.accept()
-        with conn:
-            _name, fds, _flags, _addr = socket.recv_fds(conn, 1024, 1)
-        master = fds[0]
-        shown = b""
-        while True:
-            ready, _, _ = select.select([master], [], [], 30)
-            if not ready:
-                break
-            try:
-                data = os.read(master, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            shown += data
+        _name, master = receive_master(listener)
+        shown = read_until_closed(master)
         os.close(master)
         text = shown.decode().replace("\r\n", "\n")
         assert text.startswith("/dev/pts/") and "on-tty:bar\n" in text

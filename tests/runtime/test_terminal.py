@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from .conftest import Runtimes
+from .console import read_until_closed, receive_master
 
 
 def _drive(rt: Runtimes, runtime: str, bundle: str, typed: bytes) -> tuple[str, bytes, str]:
@@ -29,27 +30,12 @@ def _drive(rt: Runtimes, runtime: str, bundle: str, typed: bytes) -> tuple[str, 
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     try:
-        listener.settimeout(30)
-        conn, _ = listener.accept()
-        with conn:
-            name, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
-        (master,) = fds
+        name, master = receive_master(listener)
         assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else ""
         with open(pid_file) as f:
             pidfd = os.pidfd_open(int(f.read()))
         os.write(master, typed)
-        shown = b""
-        while True:
-            ready, _, _ = select.select([master], [], [], 30)
-            if not ready:
-                break
-            try:
-                data = os.read(master, 4096)
-            except OSError:  # EIO: the slave side is closed, the process ended
-                break
-            if not data:
-                break
-            shown += data
+        shown = read_until_closed(master)
         os.close(master)
         select.select([pidfd], [], [], 30)  # the process has ended (not our child: no status)
         os.close(pidfd)
@@ -60,7 +46,7 @@ def _drive(rt: Runtimes, runtime: str, bundle: str, typed: bytes) -> tuple[str, 
             proc.wait()
         listener.close()
         rt.cmd(runtime, "delete", "--force", cid)
-    return state, shown, name.decode()
+    return state, shown, name
 
 
 @pytest.mark.parametrize("runtime", ["bkpy", "runc"])
