@@ -422,10 +422,11 @@ class Builder:
             mount=lambda key: self.worker.snapshots.read(SnapshotResult(key)),
             registry=lambda: self.registry, step=lambda text: _vertex(bus, text))
         image_specs = [e.spec for e in exporters if e.makes_image]
+        names = image_names(req.outputs, req.tags)
         images = None
         if image_specs or req.iidfile is not None or req.metadata_file is not None:
-            images = make_build_images(image_specs, results, epoch, env)
-        built = Built(results, image_names(req.outputs, req.tags), epoch, images)
+            images = make_build_images(image_specs, results, epoch, env, names)
+        built = Built(results, names, epoch, images)
         if images is not None:
             outcome.image_id = images.main.image_id
             outcome.metadata = {**images.metadata(built.names), **outcome.metadata}

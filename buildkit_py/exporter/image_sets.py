@@ -10,27 +10,42 @@ is compressed once and remembered (``exporter.layers``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from buildkit_py.api.outputs import OutputSpec
 from buildkit_py.errors import UsageError
 from buildkit_py.exporter.base import BuildImages, ExportEnv, ImageSet, PlatformResult
 from buildkit_py.exporter.image import make_image
-from buildkit_py.exporter.layers import ExportOptions, export_chain, snapshot_created
+from buildkit_py.exporter.layers import (
+    BlobSink,
+    ExportOptions,
+    export_chain,
+    snapshot_created,
+)
 from buildkit_py.exporter.manifest import Descriptor, index_blob
+
+if TYPE_CHECKING:
+    from buildkit_py.registry.streamed_upload import StreamedUpload
 
 COMPRESSIONS = ("gzip", "zstd", "uncompressed")
 
 
 def make_build_images(specs: list[OutputSpec], results: list[PlatformResult],
-                      epoch: int | None, env: ExportEnv) -> BuildImages:
+                      epoch: int | None, env: ExportEnv, names: Sequence[str] = ()
+                      ) -> BuildImages:
     """The image sets ``specs`` (the build's image outputs) need; with none, the local
-    store's (an image for ``--iidfile`` or ``--metadata-file``)."""
+    store's (an image for ``--iidfile`` or ``--metadata-file``). When the first output
+    that leaves the builder is pushed, the layers it makes are uploaded to the first of
+    ``names`` while they are compressed (``registry.streamed_upload``)."""
     leaving = [o for o in specs if o.leaves_builder]
     staying = [o for o in specs if not o.leaves_builder]
     shipped: ImageSet | None = None
     stored: ImageSet | None = None
     with env.step("exporting to image"):
         if leaving:
-            shipped = make_image_set(leaving[0], results, epoch, env, "gzip")
+            push_to = names[0] if names and leaving[0].pushes else None
+            shipped = make_image_set(leaving[0], results, epoch, env, "gzip", push_to)
         if staying or not leaving:
             stored = make_image_set(staying[0] if staying else OutputSpec("image"),
                                     results, epoch, env, "uncompressed")
@@ -59,15 +74,32 @@ def layer_options(spec: OutputSpec, epoch: int | None,
 
 
 def make_image_set(spec: OutputSpec, results: list[PlatformResult], epoch: int | None,
-                   env: ExportEnv, default_compression: str) -> ImageSet:
-    """The images of ``results`` with the layer options of output ``spec``."""
+                   env: ExportEnv, default_compression: str, push_to: str | None = None
+                   ) -> ImageSet:
+    """The images of ``results`` with the layer options of output ``spec``; the layers
+    made are streamed to ``push_to``'s repository as they are compressed."""
     opts = layer_options(spec, epoch, default_compression)
+    uploads: list[StreamedUpload] = []
+
+    def sink() -> BlobSink | None:
+        assert push_to is not None
+        upload = env.registry().start_streamed_upload(push_to)
+        if upload is not None:
+            uploads.append(upload)
+        return upload
+
     images = []
     for r in results:
         keys = env.chain(r.snapshot_key) if r.snapshot_key else []
         base = r.base_image or {}
-        blobs = export_chain(env.snapshotter, env.content, env.layer_cache, keys, opts,
-                             base_diff_ids=(base.get("rootfs") or {}).get("diff_ids") or [])
+        try:
+            blobs = export_chain(env.snapshotter, env.content, env.layer_cache, keys, opts,
+                                 base_diff_ids=(base.get("rootfs") or {}).get("diff_ids")
+                                 or [], sink=sink if push_to else None)
+        finally:
+            for upload in uploads:  # the push then finds these blobs in the registry
+                upload.wait()
+            uploads.clear()
         # when each layer was made: a cached rebuild then keeps the image's timestamps
         times = [snapshot_created(env.snapshotter, k) for k in keys]
         images.append(make_image(

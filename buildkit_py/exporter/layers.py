@@ -8,14 +8,16 @@ re-export or re-push of an unchanged image compresses nothing.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 from buildkit_py import sqlitedb
 from buildkit_py.content.store import ContentStore
 from buildkit_py.exporter.manifest import layer_media_type
-from buildkit_py.snapshot import Compression, DBSnapshotter, deflate
+from buildkit_py.snapshot import Compression, DBSnapshotter, Writable, deflate
 
 # Snapshot label of a layer unpacked from an imported cache: when the layer was first
 # made (Unix seconds); an image made from the snapshot dates its history entry so.
@@ -53,6 +55,26 @@ class ExportOptions:
     force_compression: bool = False
     oci_mediatypes: bool = True
     source_date_epoch: int | None = None  # set only with rewrite-timestamp=true
+
+
+class BlobSink(Protocol):
+    """Where a new blob's bytes also go while it is made (a streamed registry upload)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def finish(self, digest: str | None) -> None:
+        """The blob is complete as ``digest`` (None: it was not made)."""
+
+
+class _Tee:
+    def __init__(self, store_writer: Writable, sink: BlobSink) -> None:
+        self._w = store_writer
+        self._sink = sink
+
+    def write(self, data: bytes) -> object:
+        n = self._w.write(data)
+        self._sink.write(data)
+        return n
 
 
 def media_type_for(compression: str, oci: bool) -> str:
@@ -118,12 +140,15 @@ class LayerCache:
 
 def export_chain(sn: DBSnapshotter, store: ContentStore, cache: LayerCache,
                  keys: list[str], opts: ExportOptions, *,
-                 base_diff_ids: list[str] | None = None) -> list[LayerBlob]:
+                 base_diff_ids: list[str] | None = None,
+                 sink: Callable[[], BlobSink | None] | None = None) -> list[LayerBlob]:
     """Blobs for each snapshot in ``keys`` (bottom first), compressing in parallel.
 
     With ``source_date_epoch`` (rewrite-timestamp) the layers are rewritten, except the
     bottom ones that are still the base image's (``base_diff_ids``): BuildKit keeps
-    those as they are, so they stay shared with the base image."""
+    those as they are, so they stay shared with the base image. ``sink`` gives, for each
+    blob this call makes, where its bytes go too as they are made (a push's streamed
+    upload; None: nowhere)."""
     def cached(key: str, opts: ExportOptions) -> LayerBlob | None:
         hit = None
         if not opts.force_compression and opts.source_date_epoch is None:
@@ -144,10 +169,18 @@ def export_chain(sn: DBSnapshotter, store: ContentStore, cache: LayerCache,
         return None
 
     def make(key: str, opts: ExportOptions) -> LayerBlob:
-        with store.writer() as w:
-            desc = sn.export_layer(key, w,
-                                   compression=Compression(opts.compression), level=opts.level,
-                                   source_date_epoch=opts.source_date_epoch)
+        tee = sink() if sink is not None else None
+        digest = None
+        try:
+            with store.writer() as w:
+                desc = sn.export_layer(key, w if tee is None else _Tee(w, tee),
+                                       compression=Compression(opts.compression),
+                                       level=opts.level,
+                                       source_date_epoch=opts.source_date_epoch)
+            digest = desc.digest
+        finally:
+            if tee is not None:
+                tee.finish(digest)
         store.update_labels(desc.digest, {"containerd.io/uncompressed": desc.diff_id})
         cache.put(key, opts, desc.digest, desc.size, desc.diff_id, opts.compression)
         return LayerBlob(desc.digest, desc.size, desc.diff_id,

@@ -38,6 +38,7 @@ from buildkit_py.registry.errors import (
 from buildkit_py.registry.hosts import Endpoint, HostsConfig, RegistryHosts
 from buildkit_py.registry.lean_httpx import httpx
 from buildkit_py.registry.reference import Reference, parse_reference, parse_repository
+from buildkit_py.registry.streamed_upload import StreamedUpload, upload_location, with_digest
 from buildkit_py.registry.transport import RETRY_STATUSES, RetryPolicy, Transport
 
 if TYPE_CHECKING:
@@ -491,6 +492,24 @@ class RegistryClient:
         self._put_manifest(ep, r, r.tag or digest, manifest_type, manifest, scopes)
         return Descriptor(manifest_type, digest, len(manifest))
 
+    def start_streamed_upload(self, ref: str | Reference) -> StreamedUpload | None:
+        """An upload to ``ref``'s repository fed while its blob is made (see
+        :mod:`streamed_upload`); None when the registry would not start one."""
+        r = as_reference(ref)
+        try:
+            ep = self.hosts.push_endpoint(r.domain)
+            scopes = self._scopes(ep, r, push=True)
+            resp = self._transport.request(ep, "POST", _repo_path(ep, r, "blobs/uploads/"),
+                                           scopes=scopes, content=b"")
+            with closing(resp):
+                if resp.status_code != 202:
+                    return None
+                location = upload_location(resp)
+        except (RegistryError, httpx.HTTPError, OSError) as err:
+            log.debug("no streamed upload to %s: %s", r, err)
+            return None
+        return StreamedUpload(self._transport, ep, scopes, location, str(r))
+
     def _exists(self, ep: Endpoint, r: Reference, suffix: str, scopes: tuple[str, ...]) -> bool:
         resp = self._transport.request(
             ep, "HEAD", _repo_path(ep, r, suffix), scopes=scopes,
@@ -536,7 +555,7 @@ class RegistryClient:
                                                    content=b"")
                 with closing(resp):
                     self._check_upload(resp, r, desc, 202)
-                    location = _location(resp)
+                    location = upload_location(resp)
                     min_chunk = resp.headers.get("oci-chunk-min-length", "")
                 if not store.has(desc.digest):
                     self._cancel_upload(ep, location, scopes)
@@ -594,12 +613,12 @@ class RegistryClient:
                 )
                 with closing(resp):
                     self._check_upload(resp, r, desc, 202)
-                    location = _location(resp)
+                    location = upload_location(resp)
                 offset = end + 1
                 if progress is not None:
                     progress(BlobProgress(desc.digest, offset, desc.size, "uploading"))
         resp = self._transport.request(
-            ep, "PUT", _with_digest(location, desc.digest), scopes=scopes, content=b"",
+            ep, "PUT", with_digest(location, desc.digest), scopes=scopes, content=b"",
             headers=octets, retry=False,
         )
         with closing(resp):
@@ -633,7 +652,7 @@ class RegistryClient:
                         progress(BlobProgress(desc.digest, sent, desc.size, "uploading"))
 
         resp = self._transport.request(
-            ep, "PUT", _with_digest(location, desc.digest), scopes=scopes, content=body,
+            ep, "PUT", with_digest(location, desc.digest), scopes=scopes, content=body,
             headers={"Content-Type": "application/octet-stream",
                      "Content-Length": str(desc.size)},
             retry=False,
@@ -834,17 +853,6 @@ def _manifest_type(resp: httpx.Response, body: bytes, subject: str) -> str:
         return header
     # OCI allows omitting mediaType in the body: tell index from manifest by shape.
     return mt.OCI_INDEX if "manifests" in doc else mt.OCI_MANIFEST
-
-
-def _location(resp: httpx.Response) -> str:
-    location = resp.headers.get("location")
-    if not location:
-        raise RegistryError(f"registry sent no upload location for {resp.request.url}")
-    return str(resp.url.join(location))
-
-
-def _with_digest(location: str, digest: str) -> str:
-    return str(httpx.URL(location).copy_merge_params({"digest": digest}))
 
 
 def error_for_response(

@@ -294,6 +294,18 @@ BodyHook = Callable[[str, str, bytes], bytes]
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
 
 
+def _read_chunked(rfile: Any) -> bytes:
+    parts = []
+    while True:
+        size = int(rfile.readline().split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            while rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return b"".join(parts)
+        parts.append(rfile.read(size))
+        rfile.readline()
+
+
 class Proxy:
     """An HTTP proxy in front of a registry that records requests and injects faults."""
 
@@ -304,6 +316,7 @@ class Proxy:
         self.requests: list[tuple[str, str]] = []
         self.fault: FaultHook | None = None
         self.body_hook: BodyHook | None = None
+        self.request_body_hook: BodyHook | None = None  # changes what is sent upstream
         self.faults_served = 0
         self._lock = threading.Lock()
         proxy = self
@@ -315,8 +328,12 @@ class Proxy:
                 pass
 
             def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length", "0") or "0")
-                body = self.rfile.read(length) if length else b""
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    body = _read_chunked(self.rfile)  # a body streamed with no length
+                    length = len(body)
+                else:
+                    length = int(self.headers.get("Content-Length", "0") or "0")
+                    body = self.rfile.read(length) if length else b""
                 path = self.path
                 if len(body) < length:  # the client gave up mid-body: forward nothing
                     with proxy._lock:
@@ -328,6 +345,8 @@ class Proxy:
                     fault = proxy.fault(self.command, path) if proxy.fault else None
                     if fault is not None:
                         proxy.faults_served += 1
+                if proxy.request_body_hook is not None and body:
+                    body = proxy.request_body_hook(self.command, path, body)
                 if fault == "drop":
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)

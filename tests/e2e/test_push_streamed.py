@@ -1,0 +1,114 @@
+"""A pushed image's new layers go to the registry while they are compressed (one PATCH fed
+as deflate produces the bytes, then the PUT with the digest), so the push step after the
+export only finds them there; when the registry refuses that upload, the push uploads the
+blob from the content store as before. Real registry behind a recording proxy, real
+``bkpy``, skopeo checks every blob's digest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+
+from tests.e2e.conftest import Bkpy
+from tests.registry.fixtures import Proxy, RegistryServer
+
+MiB = 1 << 20
+
+DOCKERFILE = """\
+FROM busybox
+COPY payload.bin /payload.bin
+RUN head -c 3000000 /payload.bin > /copy.bin
+"""
+
+
+@pytest.fixture
+def proxy(registry: RegistryServer) -> Iterator[Proxy]:
+    p = Proxy(registry.host)
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> Path:
+    c = tmp_path / "ctx"
+    c.mkdir()
+    (c / "Dockerfile").write_text(DOCKERFILE)
+    block = hashlib.sha256(str(tmp_path).encode()).digest()  # layers unique to each test
+    parts = []
+    for _ in range(5 * MiB // len(block)):
+        block = hashlib.sha256(block).digest()
+        parts.append(block)
+    (c / "payload.bin").write_bytes(b"".join(parts))
+    return c
+
+
+def _verified_copy(ref: str, dest: Path) -> dict[str, object]:
+    """skopeo copies the image out, checking every blob against its digest."""
+    p = subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{ref}",
+                        f"oci:{dest}:x"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    index = json.loads((dest / "index.json").read_text())
+    digest = index["manifests"][0]["digest"].split(":", 1)[1]
+    manifest: dict[str, object] = json.loads((dest / "blobs/sha256" / digest).read_text())
+    return manifest
+
+
+def _uploads_of(proxy: Proxy, digest: str) -> list[str]:
+    return [m for m, p in proxy.requests if m == "PUT" and f"digest={digest}" in unquote(p)]
+
+
+def test_new_layers_are_uploaded_while_compressed(fresh_bkpy: Bkpy, ctx: Path, proxy: Proxy,
+                                                  registry: RegistryServer,
+                                                  tmp_path: Path) -> None:
+    ref = f"{proxy.host}/streamed/app:1"
+    fresh_bkpy("build", "-t", ref, "--push", str(ctx))
+    manifest = _verified_copy(f"{registry.host}/streamed/app:1", tmp_path / "copy")
+    layers = manifest["layers"]
+    assert isinstance(layers, list) and len(layers) == 3
+    patches = [p for m, p in proxy.requests if m == "PATCH" and "/blobs/uploads/" in p]
+    assert len(patches) == 2, proxy.requests  # the two new layers, streamed
+    for layer in layers[1:]:  # each new layer is committed once, by its streamed upload
+        assert _uploads_of(proxy, layer["digest"]) == ["PUT"], proxy.requests
+        assert layer["size"] > 3_000_000
+
+
+def test_a_refused_streamed_upload_falls_back_to_the_push(fresh_bkpy: Bkpy, ctx: Path,
+                                                          proxy: Proxy, registry: RegistryServer,
+                                                          tmp_path: Path) -> None:
+    proxy.fault = lambda method, path: 500 if method == "PATCH" else None
+    ref = f"{proxy.host}/streamed/refused:1"
+    fresh_bkpy("build", "-t", ref, "--push", str(ctx))
+    assert proxy.faults_served == 2  # both streamed uploads were tried and refused
+    manifest = _verified_copy(f"{registry.host}/streamed/refused:1", tmp_path / "copy")
+    layers = manifest["layers"]
+    assert isinstance(layers, list)
+    for layer in layers[1:]:
+        # abandoned (DELETE) once, then uploaded whole from the content store
+        assert _uploads_of(proxy, layer["digest"]) == ["PUT"], proxy.requests
+    deletes = [p for m, p in proxy.requests if m == "DELETE" and "/blobs/uploads/" in p]
+    assert len(deletes) == 2, proxy.requests
+
+
+def test_a_registry_that_rejects_the_digest_gets_the_blob_from_the_store(
+        fresh_bkpy: Bkpy, ctx: Path, proxy: Proxy, registry: RegistryServer,
+        tmp_path: Path) -> None:
+    # the proxy flips a bit of every streamed body: the registry's own hash check refuses
+    # the commit, and the push uploads the store's bytes instead
+    def flip(method: str, path: str, body: bytes) -> bytes:
+        return body[:-1] + bytes([body[-1] ^ 1]) if method == "PATCH" else body
+
+    proxy.request_body_hook = flip
+    ref = f"{proxy.host}/streamed/mangled:1"
+    fresh_bkpy("build", "-t", ref, "--push", str(ctx))
+    manifest = _verified_copy(f"{registry.host}/streamed/mangled:1", tmp_path / "copy")
+    layers = manifest["layers"]
+    assert isinstance(layers, list)
+    for layer in layers[1:]:
+        # the streamed commit was refused, then the push committed the store's bytes
+        assert _uploads_of(proxy, layer["digest"]) == ["PUT", "PUT"], proxy.requests
