@@ -33,6 +33,10 @@ def snapshot_created(sn: DBSnapshotter, key: str) -> float:
         return info.created
 
 
+# A smaller layer is uploaded whole by the push (HEAD, POST, PUT) rather than streamed
+# while compressed (POST, PATCH, PUT, then the push's HEAD): one round trip fewer.
+STREAM_MIN_SIZE = 1 << 20
+
 # Bump when the bytes of exported layer tars change (tar_header, layer_tar, diff).
 TAR_FORMAT = "go1"
 _MIGRATIONS = ("CREATE TABLE IF NOT EXISTS layers (k TEXT PRIMARY KEY, digest TEXT, size INTEGER,"
@@ -169,7 +173,8 @@ def export_chain(sn: DBSnapshotter, store: ContentStore, cache: LayerCache,
         return None
 
     def make(key: str, opts: ExportOptions) -> LayerBlob:
-        tee = sink() if sink is not None else None
+        tee = (sink() if sink is not None and sn.usage(key).size >= STREAM_MIN_SIZE
+               else None)
         digest = None
         try:
             with store.writer() as w:

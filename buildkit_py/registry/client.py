@@ -14,6 +14,7 @@ from buildkit_py.content.errors import ContentError
 from buildkit_py.platforms import Platform, as_platform, best_match
 from buildkit_py.registry import mediatypes as mt
 from buildkit_py.registry.auth import merge_scopes, scope_for
+from buildkit_py.registry.blob_feed import BlobFeed
 from buildkit_py.registry.credentials import CredentialsProvider, DockerConfigCredentials
 from buildkit_py.registry.descriptor import (
     Descriptor,
@@ -213,7 +214,8 @@ class RegistryClient:
             _verify(r, desc, len(data), sha256_digest(data))
             return data
 
-        return self._first_working(endpoints, get)[1]
+        return self._first_working(endpoints, lambda ep: self._retrying(
+            ep, f"download of blob {desc.digest}", partial(get, ep)))[1]
 
     def fetch_blobs(
         self,
@@ -243,12 +245,15 @@ class RegistryClient:
         *,
         progress: ProgressCallback | None = None,
         lease: Lease | None = None,
+        feeds: Mapping[str, BlobFeed] | None = None,
     ) -> PulledImage:
         """Pull the image for ``platform`` (default: this machine's) into ``store``.
 
         Manifests, config and layers are verified against their digests and sizes while
         they stream to disk; a blob that does not match is discarded and raises
         :class:`DigestMismatchError`. Blobs already in the store are not fetched.
+        ``feeds`` (by blob digest) get those blobs' bytes as they download
+        (:mod:`blob_feed`); each is ended whatever happens.
         """
         r = as_reference(ref)
         want = as_platform(platform)
@@ -267,7 +272,8 @@ class RegistryClient:
         config, layers = manifest_children(parse_json_object(body, f"manifest of {r}"), str(r))
         blobs = list({d.digest: d for d in (config, *layers)}.values())
         self._run_all([
-            partial(self._download, usable, r, d, store, progress, lease) for d in blobs
+            partial(self._download, usable, r, d, store, progress, lease,
+                    (feeds or {}).get(d.digest)) for d in blobs
         ])
         return PulledImage(
             reference=r,
@@ -325,6 +331,25 @@ class RegistryClient:
         return desc, body
 
     def _get_manifest(self, ep: Endpoint, r: Reference, obj: str) -> tuple[Descriptor, bytes]:
+        return self._retrying(ep, f"download of manifest {obj} of {r.name}",
+                              partial(self._get_manifest_once, ep, r, obj))
+
+    def _retrying(self, ep: Endpoint, what: str, fn: Callable[[], T]) -> T:
+        """``fn`` reads a response body into memory: a connection dropped midway is
+        retried with backoff, as a blob download is."""
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except httpx.TransportError as err:
+                attempt += 1
+                if attempt >= self.retry.attempts:
+                    raise RegistryUnavailableError(
+                        f"{what} from {ep.host} kept failing: {err}") from None
+                self._transport.sleep(self.retry.delay(attempt - 1))
+
+    def _get_manifest_once(self, ep: Endpoint, r: Reference, obj: str
+                           ) -> tuple[Descriptor, bytes]:
         resp = self._transport.request(
             ep, "GET", _repo_path(ep, r, f"manifests/{obj}"), scopes=self._scopes(ep, r),
             headers={"Accept": mt.MANIFEST_ACCEPT}, stream=True,
@@ -355,18 +380,29 @@ class RegistryClient:
         store: ContentStore,
         progress: ProgressCallback | None,
         lease: Lease | None,
+        feed: BlobFeed | None = None,
     ) -> None:
         if store.has(desc.digest):
+            if feed is not None:
+                feed.abandon(stored=True)
             if lease is not None:
                 lease.add(desc.digest)
             if progress is not None:
                 progress(BlobProgress(desc.digest, desc.size, desc.size, "exists"))
             return
-        if not desc.digest.startswith("sha256:"):
-            raise InvalidManifestError(f"{r}: unsupported digest algorithm in {desc.digest}")
-        self._first_working(
-            endpoints, lambda ep: self._download_from(ep, r, desc, store, progress, lease)
-        )
+        try:
+            if not desc.digest.startswith("sha256:"):
+                raise InvalidManifestError(
+                    f"{r}: unsupported digest algorithm in {desc.digest}")
+            self._first_working(
+                endpoints,
+                lambda ep: self._download_from(ep, r, desc, store, progress, lease, feed))
+        except BaseException:
+            if feed is not None:
+                feed.failed()
+            raise
+        if feed is not None:
+            feed.complete()
 
     def _download_from(
         self,
@@ -376,10 +412,13 @@ class RegistryClient:
         store: ContentStore,
         progress: ProgressCallback | None,
         lease: Lease | None,
+        feed: BlobFeed | None = None,
     ) -> None:
         path = _repo_path(ep, r, f"blobs/{desc.digest}")
         attempt = 0
         while True:
+            if feed is not None and feed.started:
+                feed.abandon()  # a retry, or another endpoint: the bytes start over
             # identity: the blob's digest is over its bytes as stored, never re-encoded.
             resp = self._transport.request(
                 ep, "GET", path, scopes=self._scopes(ep, r),
@@ -388,7 +427,7 @@ class RegistryClient:
             try:
                 with closing(resp):
                     self._check(resp, r, f"blob {desc.digest} of {r.name}", "pull")
-                    self._stream_to_store(r, desc, resp, store, progress, lease)
+                    self._stream_to_store(r, desc, resp, store, progress, lease, feed)
                 return
             except httpx.TransportError as err:  # dropped mid-stream: start over
                 attempt += 1
@@ -406,6 +445,7 @@ class RegistryClient:
         store: ContentStore,
         progress: ProgressCallback | None,
         lease: Lease | None,
+        feed: BlobFeed | None = None,
     ) -> None:
         done = reported = 0
         with store.writer(desc.digest, desc.size, lease=lease) as writer:
@@ -413,6 +453,8 @@ class RegistryClient:
                 if done + len(chunk) > desc.size:
                     _verify(r, desc, done + len(chunk), None)
                 writer.write(chunk)
+                if feed is not None:
+                    feed.data(chunk)
                 done += len(chunk)
                 if progress is not None and done - reported >= PROGRESS_STEP:
                     reported = done

@@ -29,7 +29,7 @@ from buildkit_py.registry.hosts import Endpoint
 from buildkit_py.registry.lean_httpx import httpx
 from buildkit_py.registry.transport import Transport
 
-QUEUE_CHUNKS = 32  # compressed chunks waiting for the socket (each up to ~1 MiB)
+QUEUE_CHUNKS = 8  # compressed chunks waiting for the socket (each up to ~1 MiB)
 
 _log = logging.getLogger(__name__)
 

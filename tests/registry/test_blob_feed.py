@@ -1,0 +1,119 @@
+"""A pull hands layer bytes to a reader while it stores them (``BlobFeed``): the reader
+gets every byte and sees the end only once the digest was checked; a retried, tampered or
+outrun download takes the feed away, and the store says whether the blob is there."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from buildkit_py.content import ContentStore
+from buildkit_py.registry import RegistryClient
+from buildkit_py.registry.blob_feed import BlobFeed, FeedLost
+from buildkit_py.registry.errors import DigestMismatchError
+from tests.registry.fixtures import BuiltImage, Proxy, RegistryServer, make_image
+
+MiB = 1 << 20
+
+
+class Reader(threading.Thread):
+    """Reads a feed to its end in 1 MiB requests, as an unpacker does."""
+
+    def __init__(self, feed: BlobFeed) -> None:
+        super().__init__(daemon=True)
+        self.feed = feed
+        self.hash = hashlib.sha256()
+        self.lost = False
+        self.start()
+
+    def run(self) -> None:
+        try:
+            while data := self.feed.read(MiB):
+                self.hash.update(data)
+        except FeedLost:
+            self.lost = True
+
+    @property
+    def digest(self) -> str:
+        return f"sha256:{self.hash.hexdigest()}"
+
+
+def _pushed(registry: RegistryServer, client: RegistryClient, store: ContentStore,
+            name: str) -> BuiltImage:
+    image = make_image(store, layer_sizes=(3 * MiB, 5 * MiB))
+    client.push(f"{registry.host}/feed/{name}:v1", store, image.manifest)
+    return image
+
+
+def test_readers_get_every_byte_while_the_pull_stores_them(
+        registry: RegistryServer, client: RegistryClient, store: ContentStore,
+        other_store: ContentStore) -> None:
+    image = _pushed(registry, client, store, "plain")
+    feeds = {d.digest: BlobFeed() for d in image.layers}
+    readers = [Reader(f) for f in feeds.values()]
+    client.pull(f"{registry.host}/feed/plain:v1", other_store, "linux/amd64", feeds=feeds)
+    for reader, layer in zip(readers, image.layers, strict=True):
+        reader.join(30)
+        assert not reader.lost
+        assert reader.digest == layer.digest
+        assert reader.feed.stored()
+        assert other_store.has(layer.digest)
+
+
+def test_a_retried_download_takes_the_feed_away_and_still_stores_the_blob(
+        registry: RegistryServer, client: RegistryClient, store: ContentStore,
+        other_store: ContentStore, make_proxy: Callable[[str], Proxy]) -> None:
+    image = _pushed(registry, client, store, "cut")
+    big = image.layers[1]
+    proxy = make_proxy(registry.host)
+    cut: list[str] = []
+
+    def cut_once(method: str, path: str) -> str | None:
+        if method == "GET" and big.digest in path and not cut:
+            cut.append(path)
+            return "cut"
+        return None
+
+    proxy.fault = cut_once
+    feed = BlobFeed()
+    reader = Reader(feed)
+    client.pull(f"{proxy.host}/feed/cut:v1", other_store, "linux/amd64",
+                feeds={big.digest: feed})
+    reader.join(30)
+    assert cut and reader.lost  # the half it had read is void
+    assert feed.stored() and other_store.has(big.digest)
+
+
+def test_a_tampered_blob_never_reaches_the_reader_s_end(
+        registry: RegistryServer, client: RegistryClient, store: ContentStore,
+        tmp_path: Path, make_proxy: Callable[[str], Proxy]) -> None:
+    image = _pushed(registry, client, store, "tampered")
+    big = image.layers[1]
+    proxy = make_proxy(registry.host)
+    proxy.body_hook = lambda m, p, b: b[:-1] + bytes([b[-1] ^ 1]) if big.digest in p else b
+    feed = BlobFeed()
+    reader = Reader(feed)
+    fresh = ContentStore(tmp_path / "fresh")
+    with pytest.raises(DigestMismatchError):
+        client.pull(f"{proxy.host}/feed/tampered:v1", fresh, "linux/amd64",
+                    feeds={big.digest: feed})
+    reader.join(30)
+    assert reader.lost  # every byte but the verdict came, and then no end of stream
+    assert not feed.stored() and not fresh.has(big.digest)
+
+
+def test_a_reader_too_far_behind_loses_the_feed_not_the_download(
+        registry: RegistryServer, client: RegistryClient, store: ContentStore,
+        other_store: ContentStore) -> None:
+    image = _pushed(registry, client, store, "behind")
+    big = image.layers[1]
+    feed = BlobFeed(limit=1 * MiB)  # nobody reads until the pull is over
+    client.pull(f"{registry.host}/feed/behind:v1", other_store, "linux/amd64",
+                feeds={big.digest: feed})
+    with pytest.raises(FeedLost):
+        feed.read(MiB)
+    assert feed.stored() and other_store.has(big.digest)
