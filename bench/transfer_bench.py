@@ -18,6 +18,7 @@ Run (as root): ``python3 bench/transfer_bench.py [--runs 3] [--work DIR]``.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -36,6 +38,11 @@ from bench.harness.images import prepare_base_images
 TRANSFER_VERTEX = "[internal] transferring context"
 RETRANSFER_GOAL = 0.5  # seconds
 NOOP_GOAL = 1.2  # remote / embedded
+
+
+def _when(stamp: str) -> datetime:
+    """An RFC 3339 time of rawjson (nanoseconds cut to what datetime holds)."""
+    return datetime.fromisoformat(stamp[:26].rstrip("Z"))
 
 
 def _bkpy() -> list[str]:
@@ -130,12 +137,14 @@ class Bench:
                 rec = json.loads(line)
             except ValueError:
                 continue
+            # BuildKit's rawjson: RFC 3339 times, log chunks in base64
             for v in rec.get("vertexes", []):
                 if v.get("name") == TRANSFER_VERTEX and "completed" in v:
-                    transfer = v["completed"] - v["started"]
+                    transfer = (_when(v["completed"]) - _when(v["started"])).total_seconds()
             for entry in rec.get("logs", []):
-                if "transferred" in entry.get("msg", ""):
-                    log = entry["msg"].strip()
+                text = base64.b64decode(entry.get("data", "")).decode(errors="replace")
+                if "transferred" in text:
+                    log = text.strip()
         return Build(seconds, transfer, log)
 
 

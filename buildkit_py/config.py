@@ -31,17 +31,29 @@ The same file configures the embedded builder and ``bkpyd``::
     insecure = false
     ca = ["/etc/ssl/my-ca.pem"]
     mirrors = ["mirror.example:5000"]
+    [[registry."localhost:5000".keypair]]   # a client certificate for this registry
+    cert = "/etc/ssl/client.pem"
+    key = "/etc/ssl/client-key.pem"
+
+A buildkitd.toml is read as buildkitd reads it (:func:`_load_buildkitd`): ``[worker.oci]``
+(its GC settings and ``[[worker.oci.gcpolicy]]`` rules, ``max-parallelism``, ``binary``),
+``[grpc]`` (addresses and TLS for bkpyd), ``debug``, ``[history]``, ``[cdi]`` and
+``[registry]``; what does not apply to bkpy is listed in ``BuilderConfig.ignored``, which
+bkpyd logs at start, one line per key. Unknown keys are ignored the same way (buildkitd's
+decoder ignores them silently), but inside bkpy's own tables they are errors.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from buildkit_py.errors import UsageError
+from buildkit_py.units import DiskSpace, parse_disk_space, parse_prune_filters, ram_in_bytes
 
 DEFAULT_CONFIG_PATH = Path("/etc/bkpy/bkpyd.toml")
 DEFAULT_RUNTIME = "bkpy-runc"
@@ -67,20 +79,16 @@ def client_config_dir() -> Path:
     return Path(xdg) / "bkpy"
 
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
-               "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
-
-
 def parse_size(value: str | int) -> int:
-    """``10GB``, ``512MiB``, ``1000`` -> bytes."""
-    if isinstance(value, int):
+    """``10GB``, ``512MiB``, ``1000`` -> bytes; binary units, as BuildKit and buildx read
+    every size (go-units ``RAMInBytes``: ``10GB`` is 10 GiB)."""
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
-    m = _SIZE.match(value)
-    if not m:
-        raise UsageError(f"invalid size {value!r}", hint="use e.g. 512MB, 10GB or 2GiB")
-    unit = (m.group(2) or "").lower().removesuffix("b")
-    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+    try:
+        return ram_in_bytes(str(value).strip())
+    except ValueError:
+        raise UsageError(f"invalid size {value!r}",
+                         hint="use e.g. 512MB, 10GB or 2GiB (binary units: 1GB = 1024MB)") from None
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h|d)")
@@ -89,9 +97,13 @@ _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 360
 
 def parse_duration(value: str | int) -> float:
     """Go-style duration (``168h``, ``1h30m``) -> seconds."""
-    if isinstance(value, int):
-        return float(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)  # buildkitd.toml: a number of seconds
+    if not isinstance(value, str):
+        raise UsageError(f"invalid duration {value!r}", hint="use e.g. 48h or 1h30m")
     text = value.strip()
+    if re.fullmatch(r"\d+", text):
+        return float(text)  # "3600": seconds, as buildkitd.toml reads it
     pos, total = 0, 0.0
     for m in _DURATION.finditer(text):
         if m.start() != pos:
@@ -109,6 +121,8 @@ class RegistryHost:
     insecure: bool = False
     ca: list[str] = field(default_factory=list)
     mirrors: list[str] = field(default_factory=list)
+    # client certificates (cert, key) presented to the registry
+    keypairs: list[tuple[str, str]] = field(default_factory=list)
 
 
 def parse_idle_timeout(value: str | int) -> float:
@@ -118,10 +132,50 @@ def parse_idle_timeout(value: str | int) -> float:
     return parse_duration(value)
 
 
+@dataclass(frozen=True)
+class GCRule:
+    """One ``[[worker.oci.gcpolicy]]`` of buildkitd.toml (BuildKit's prune policy):
+    results not in use, last used longer than ``keep_duration`` ago (0: any) and matching
+    one of ``filters`` (containerd syntax, e.g. ``type==source.local``; none: all) are
+    deleted, least valuable first, until the cache fits the limit the three sizes give
+    (none: all of them go). ``all``: internal records too."""
+
+    all: bool = False
+    filters: tuple[str, ...] = ()
+    keep_duration: float = 0.0
+    reserved_space: DiskSpace = field(default_factory=DiskSpace)
+    max_used_space: DiskSpace = field(default_factory=DiskSpace)
+    min_free_space: DiskSpace = field(default_factory=DiskSpace)
+
+
 @dataclass
 class GCPolicy:
+    """When the daemon collects garbage. bkpy's own ``[gc]`` (``keep_storage``,
+    ``keep_duration``), or buildkitd's: with a ``[worker.oci]`` table, ``rules`` in order
+    (its ``gcpolicy`` list, else BuildKit's four default rules made from the worker's
+    ``reservedSpace``/``maxUsedSpace``/``minFreeSpace`` and the disk's size)."""
+
     keep_storage: int | None = None
     keep_duration: float | None = None
+    buildkitd: bool = False  # a [worker.oci] table: BuildKit's GC applies
+    enabled: bool = True  # [worker.oci] gc = false: no automatic GC
+    rules: list[GCRule] = field(default_factory=list)
+    reserved_space: DiskSpace = field(default_factory=DiskSpace)
+    max_used_space: DiskSpace = field(default_factory=DiskSpace)
+    min_free_space: DiskSpace = field(default_factory=DiskSpace)
+
+
+@dataclass
+class GRPCConfig:
+    """buildkitd.toml's ``[grpc]``: what bkpyd listens on when no ``--addr`` is given, its
+    TLS files when no ``--tls*`` flag is, and the owner of its unix sockets."""
+
+    addresses: list[str] = field(default_factory=list)
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_ca: str | None = None
+    uid: int | None = None
+    gid: int | None = None
 
 
 # What a build may ask for with --allow; the builder grants only what its config lists.
@@ -203,6 +257,10 @@ class BuilderConfig:
     http: HttpConfig = field(default_factory=HttpConfig)
     command_server: CommandServerConfig = field(default_factory=CommandServerConfig)
     history: HistoryConfig = field(default_factory=HistoryConfig)
+    grpc: GRPCConfig = field(default_factory=GRPCConfig)
+    debug: bool = False  # buildkitd.toml's debug/trace, [log] level
+    # buildkitd.toml settings that do not apply to bkpy, one line each (bkpyd logs them)
+    ignored: list[str] = field(default_factory=list)
 
 
 def _expect(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -233,10 +291,10 @@ def load_config(path: Path | None = None) -> BuilderConfig:
     where = str(path)
     known = {"root", "max-parallelism", "oci-runtime", "gc", "registry",
              "insecure-entitlements", "cdi", "http", "command-server", "history"}
-    unknown = set(data) - known
-    if unknown:
-        raise UsageError(f"{where}: unknown keys {sorted(unknown)}",
-                         hint=f"known keys: {', '.join(sorted(known))}")
+    _load_buildkitd(data, cfg, where)
+    for key in sorted(set(data) - known - BUILDKITD_KEYS):
+        cfg.ignored.append(f"{key}: unknown key, ignored (neither a bkpy nor a buildkitd "
+                           "setting)")
     if "root" in data:
         cfg.root = Path(_expect(data, "root", str, where))
     if "max-parallelism" in data:
@@ -280,15 +338,218 @@ def load_config(path: Path | None = None) -> BuilderConfig:
         if "keep-duration" in gc:
             cfg.gc.keep_duration = parse_duration(gc["keep-duration"])
     for host, opts in _expect(data, "registry", dict, where).items() if "registry" in data else ():
-        if not isinstance(opts, dict):
-            raise UsageError(f"{where}: [registry.{host!r}] must be a table")
-        cfg.registries[host] = RegistryHost(
-            http=bool(opts.get("http", False)),
-            insecure=bool(opts.get("insecure", False)),
-            ca=list(opts.get("ca", [])),
-            mirrors=list(opts.get("mirrors", [])),
-        )
+        cfg.registries[host] = _registry_host(opts, f'{where}: [registry."{host}"]', cfg)
     return cfg
+
+
+def _strings(value: Any, where: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"{where} must be a list of strings")
+    return list(value)
+
+
+def _registry_host(opts: Any, where: str, cfg: BuilderConfig) -> RegistryHost:
+    """``[registry."host"]`` as buildkitd reads it: http, insecure, ca, mirrors,
+    ``[[keypair]]`` (cert, key) and ``tlsconfigdir`` (docker's certs.d layout:
+    ``*.crt`` CAs, ``NAME.cert`` with ``NAME.key`` client certificates)."""
+    if not isinstance(opts, dict):
+        raise UsageError(f"{where} must be a table")
+    known = {"http", "insecure", "ca", "mirrors", "keypair", "tlsconfigdir"}
+    for key in sorted(set(opts) - known):
+        cfg.ignored.append(f"{where.partition(': ')[2]} {key}: unknown key, ignored")
+    host = RegistryHost(
+        http=_expect(opts, "http", bool, where) if "http" in opts else False,
+        insecure=_expect(opts, "insecure", bool, where) if "insecure" in opts else False,
+        ca=_strings(opts.get("ca", []), f"{where} ca"),
+        mirrors=_strings(opts.get("mirrors", []), f"{where} mirrors"),
+    )
+    pairs = opts.get("keypair", [])
+    if not isinstance(pairs, list) or not all(isinstance(p, dict) for p in pairs):
+        raise UsageError(f"{where} keypair must be [[...keypair]] tables with cert and key")
+    for pair in pairs:
+        cert, key = pair.get("cert"), pair.get("key")
+        if not isinstance(cert, str) or not isinstance(key, str):
+            raise UsageError(f"{where} keypair: give both cert and key (file paths)")
+        host.keypairs.append((cert, key))
+    for d in _strings(opts.get("tlsconfigdir", []), f"{where} tlsconfigdir"):
+        try:
+            names = sorted(os.listdir(d))
+        except OSError as err:
+            raise UsageError(f"{where} tlsconfigdir {d}: {err.strerror}") from None
+        for name in names:
+            if name.endswith(".crt"):
+                host.ca.append(os.path.join(d, name))
+            elif name.endswith(".cert"):
+                host.keypairs.append((os.path.join(d, name),
+                                      os.path.join(d, name.removesuffix(".cert") + ".key")))
+    return host
+
+
+# buildkitd.toml's top-level keys (cmd/buildkitd/config): read here or reported as ignored.
+BUILDKITD_KEYS = frozenset({
+    "debug", "trace", "log", "grpc", "worker", "proxyNetwork", "otel", "dns", "frontend",
+    "system", "provenanceEnvDir", "cache"})
+_BUILDKITD_IGNORED = {
+    "proxyNetwork": "bkpy enforces no proxy network",
+    "otel": "bkpy exports no OpenTelemetry traces",
+    "dns": "RUN steps use the host's /etc/resolv.conf",
+    "frontend": "bkpy runs only its built-in Dockerfile frontend",
+    "system": "not used by bkpy",
+    "provenanceEnvDir": "bkpy writes no provenance attestations",
+    "cache": "bkpy has no GitHub Actions cache backend",
+}
+# [worker.oci] keys that mean nothing to bkpy's worker, and why.
+_OCI_IGNORED = {
+    "labels": "bkpy's worker labels are fixed",
+    "rootless": "bkpy runs as the user that starts it",
+    "noProcessSandbox": "every RUN gets its own PID namespace",
+    "networkMode": "RUN steps get loopback only, or the host's network",
+    "cniConfigPath": "bkpy uses no CNI",
+    "cniBinaryPath": "bkpy uses no CNI",
+    "cniPoolSize": "bkpy uses no CNI",
+    "bridgeName": "bkpy sets up no bridge",
+    "bridgeSubnet": "bkpy sets up no bridge",
+    "userRemapUnsupported": "not supported",
+    "proxySnapshotterPath": "bkpy has only its overlayfs snapshotter",
+    "defaultCgroupParent": "not supported",
+    "stargzSnapshotter": "bkpy has only its overlayfs snapshotter",
+    "apparmor-profile": "bkpy applies no AppArmor profile",
+    "selinux": "bkpy applies no SELinux labels",
+}
+_GC_KEYS = ("gc", "gckeepstorage", "reservedSpace", "maxUsedSpace", "minFreeSpace",
+            "gcpolicy")
+
+
+def _load_buildkitd(data: dict[str, Any], cfg: BuilderConfig, where: str) -> None:
+    """The parts of a buildkitd.toml that are not bkpy's own keys."""
+    if data.get("debug") is True or data.get("trace") is True:
+        cfg.debug = True
+    if "log" in data:
+        log = _expect(data, "log", dict, where)
+        if str(log.get("level", "")).lower() in ("debug", "trace"):
+            cfg.debug = True
+        if log.get("format", "text") != "text":
+            cfg.ignored.append("log.format: bkpyd logs text only")
+    if "grpc" in data:
+        _load_grpc(_expect(data, "grpc", dict, where), cfg, f"{where}: [grpc]")
+    for key, why in _BUILDKITD_IGNORED.items():
+        if data.get(key) not in (None, False, "", 0, [], {}):
+            cfg.ignored.append(f"{key}: ignored ({why})")
+    if "worker" not in data:
+        return
+    workers = _expect(data, "worker", dict, where)
+    for key in sorted(set(workers) - {"oci", "containerd"}):
+        cfg.ignored.append(f"worker.{key}: unknown worker, ignored")
+    containerd = workers.get("containerd")
+    if isinstance(containerd, dict) and containerd.get("enabled") is not False:
+        cfg.ignored.append("worker.containerd: ignored (bkpy has no containerd worker; "
+                           "its OCI worker builds)")
+    if "oci" in workers:
+        _load_oci_worker(_expect(workers, "oci", dict, where), cfg, f"{where}: [worker.oci]")
+
+
+def _load_grpc(table: dict[str, Any], cfg: BuilderConfig, where: str) -> None:
+    if "address" in table:
+        cfg.grpc.addresses = _strings(table["address"], f"{where} address")
+    for key in ("uid", "gid"):
+        if key in table:
+            setattr(cfg.grpc, key, _expect(table, key, int, where))
+    tls = table.get("tls", {})
+    if not isinstance(tls, dict):
+        raise UsageError(f"{where} tls must be a table")
+    for key in sorted(set(tls) - {"cert", "key", "ca"}):
+        cfg.ignored.append(f"grpc.tls.{key}: unknown key, ignored")
+    cfg.grpc.tls_cert = tls.get("cert") or None
+    cfg.grpc.tls_key = tls.get("key") or None
+    cfg.grpc.tls_ca = tls.get("ca") or None
+    for key in ("debugAddress", "securityDescriptor"):
+        if table.get(key):
+            cfg.ignored.append(f"grpc.{key}: ignored (bkpyd serves no debug listener)"
+                               if key == "debugAddress" else
+                               f"grpc.{key}: ignored (Windows only)")
+    for key in sorted(set(table) - {"address", "uid", "gid", "tls", "debugAddress",
+                                    "securityDescriptor"}):
+        cfg.ignored.append(f"grpc.{key}: unknown key, ignored")
+
+
+def _load_oci_worker(oci: dict[str, Any], cfg: BuilderConfig, where: str) -> None:
+    if oci.get("enabled") is False:
+        cfg.ignored.append("worker.oci.enabled = false: ignored (the OCI worker is bkpy's "
+                           "only worker; it stays enabled)")
+    if "max-parallelism" in oci:
+        value = _expect(oci, "max-parallelism", int, where)
+        if value > 0:  # 0 is buildkitd's "no limit": keep bkpy's default (one per CPU)
+            cfg.max_parallelism = value
+    if oci.get("binary"):
+        # a runc-compatible runtime: bkpy runs it in place of its own bkpy-runc
+        binary = _expect(oci, "binary", str, where)
+        if binary == "buildkit-runc" and not shutil.which(binary):
+            binary = "runc"  # buildkitd's own fallback
+        cfg.oci_runtime = binary
+    snapshotter = oci.get("snapshotter", "auto")
+    if snapshotter not in ("auto", "overlayfs", "overlay", ""):
+        cfg.ignored.append(f"worker.oci.snapshotter = {snapshotter!r}: ignored (bkpy has "
+                           "only its overlayfs snapshotter)")
+    if "platforms" in oci:
+        cfg.ignored.append("worker.oci.platforms: ignored (bkpy reports the host's and "
+                           "binfmt's platforms)")
+    for key, why in _OCI_IGNORED.items():
+        # false, "" and 0 ask for nothing: only settings bkpy does not honour are listed
+        if oci.get(key) not in (None, False, "", 0, [], {}):
+            cfg.ignored.append(f"worker.oci.{key}: ignored ({why})")
+    known = {"enabled", "max-parallelism", "binary", "snapshotter", "platforms",
+             *_OCI_IGNORED, *_GC_KEYS}
+    for key in sorted(set(oci) - known):
+        cfg.ignored.append(f"worker.oci.{key}: unknown key, ignored")
+    gc = cfg.gc
+    gc.buildkitd = True
+    if "gc" in oci:
+        gc.enabled = _expect(oci, "gc", bool, where)
+
+    def space(table: dict[str, Any], key: str, at: str) -> DiskSpace:
+        if key not in table:
+            return DiskSpace()
+        try:
+            return parse_disk_space(table[key])
+        except ValueError as err:
+            raise UsageError(f"{at}: {key}: {err}",
+                             hint='use bytes (e.g. "10GB", binary units) or a percentage '
+                                  'of the disk ("10%")') from None
+
+    gc.reserved_space = space(oci, "reservedSpace", where) or space(oci, "gckeepstorage", where)
+    gc.max_used_space = space(oci, "maxUsedSpace", where)
+    gc.min_free_space = space(oci, "minFreeSpace", where)
+    policies = oci.get("gcpolicy", [])
+    if not isinstance(policies, list) or not all(isinstance(p, dict) for p in policies):
+        raise UsageError(f"{where}: gcpolicy must be [[worker.oci.gcpolicy]] tables")
+    for i, policy in enumerate(policies, 1):
+        at = f"{where}: gcpolicy #{i}"
+        unknown = set(policy) - {"all", "filters", "keepDuration", "keepBytes",
+                                 "reservedSpace", "maxUsedSpace", "minFreeSpace"}
+        for key in sorted(unknown):
+            cfg.ignored.append(f"worker.oci.gcpolicy #{i} {key}: unknown key, ignored")
+        filters = tuple(_strings(policy.get("filters", []), f"{at} filters"))
+        try:
+            parse_prune_filters(filters)
+        except ValueError as err:
+            raise UsageError(f"{at}: {err}",
+                             hint='filters look like "type==source.local" or '
+                                  '"description~=^RUN"') from None
+        if any("exec.cachemount" in f for f in filters):
+            cfg.ignored.append(f"worker.oci.gcpolicy #{i} filters: type==exec.cachemount "
+                               "selects nothing (bkpy's cache mounts are not cache records; "
+                               "no GC removes them)")
+        gc.rules.append(GCRule(
+            all=_expect(policy, "all", bool, at) if "all" in policy else False,
+            filters=filters,
+            keep_duration=parse_duration(policy["keepDuration"])
+            if "keepDuration" in policy else 0.0,
+            # keepBytes is the deprecated name of reservedSpace
+            reserved_space=space(policy, "reservedSpace", at) or space(policy, "keepBytes", at),
+            max_used_space=space(policy, "maxUsedSpace", at),
+            min_free_space=space(policy, "minFreeSpace", at)))
 
 
 def _load_history(table: dict[str, Any], cfg: BuilderConfig, where: str) -> None:

@@ -1,14 +1,17 @@
 """Docker's value grammars, as buildx reads them: sizes and ulimits (docker/go-units) and
 the ``key=value,...`` lists of ``--output``, ``--secret``, ``--cache-to``...
 
-``--shm-size``, a tmpfs mount's ``size=`` and ``--ulimit`` take these forms in buildx and
-the Dockerfile frontend; parsing them in one place keeps the CLI and the frontend in step.
+``--shm-size``, a tmpfs mount's ``size=``, ``prune --keep-storage``, buildkitd.toml's GC
+sizes and ``--ulimit`` take these forms in buildx, the Dockerfile frontend and buildkitd;
+every size is binary there (go-units ``RAMInBytes``: ``10GB`` is 10 GiB). Parsing them in
+one place keeps the CLI, the frontend and the config in step.
 """
 
 from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from buildkit_py.errors import UsageError
@@ -33,6 +36,47 @@ def ram_in_bytes(value: str) -> int:
     unit = (m.group(2) or "").lower()
     power = "kmgtp".index(unit) + 1 if unit else 0
     return int(number * 1024**power)
+
+
+@dataclass(frozen=True)
+class DiskSpace:
+    """A size in buildkitd.toml: bytes, or a percentage of the disk holding the state."""
+
+    bytes: int = 0
+    percentage: int = 0
+
+    def as_bytes(self, disk_total: int) -> int:
+        """BuildKit's conversion: a percentage of the disk, rounded up to whole GiB and
+        then counted in (decimal) GB; 2 GB when the disk size is unknown."""
+        if self.bytes or not self.percentage:
+            return self.bytes
+        if disk_total <= 0:
+            return 2 * 10**9
+        share = disk_total * self.percentage // 100
+        return (share // (1 << 30) + 1) * 10**9
+
+    def __bool__(self) -> bool:
+        return bool(self.bytes or self.percentage)
+
+
+def parse_disk_space(value: str | int) -> DiskSpace:
+    """buildkitd.toml's sizes: ``10GB`` (binary, as go-units reads it), ``20`` (bytes) or
+    ``10%`` (of the disk); ValueError if invalid."""
+    if isinstance(value, bool):
+        raise ValueError(f"invalid disk space {value}")
+    if isinstance(value, int):
+        return DiskSpace(bytes=value)
+    text = value.strip()
+    if text.endswith("%"):
+        if not re.fullmatch(r"[+-]?\d+", text[:-1]):
+            raise ValueError(f"invalid disk space {value}: not a whole percentage")
+        return DiskSpace(percentage=int(text[:-1]))
+    if not text:
+        return DiskSpace()
+    try:
+        return DiskSpace(bytes=ram_in_bytes(text))
+    except ValueError:
+        raise ValueError(f"invalid disk space {value}") from None
 
 
 @dataclass(frozen=True)
@@ -93,3 +137,74 @@ def parse_csv_kv(spec: str, what: str) -> dict[str, str]:
             raise UsageError(f"invalid {what} {spec!r}: empty key")
         out[key] = value if sep else ""
     return out
+
+
+@dataclass(frozen=True)
+class FilterSelector:
+    """``field==value``, ``field!=value``, ``field~=regexp`` or a bare ``field`` (present)."""
+
+    field: str
+    op: str = ""
+    value: str = ""
+
+
+_SELECTOR = re.compile(
+    r'\s*([A-Za-z_][\w.]*)\s*(?:(==|!=|~=)\s*("(?:[^"\\]|\\.)*"|/(?:[^/\\]|\\.)*/|[^,]*?))?\s*'
+    r'(,|$)')
+
+
+def parse_prune_filters(filters: tuple[str, ...] | list[str]) -> list[list[FilterSelector]]:
+    """containerd's filter syntax, as BuildKit's prune and GC policies read it: each string
+    is selectors joined by ``,`` (all must match); a record matches when one string does.
+    ValueError for a malformed filter."""
+    out: list[list[FilterSelector]] = []
+    for text in filters:
+        selectors: list[FilterSelector] = []
+        pos = 0
+        while pos < len(text):
+            m = _SELECTOR.match(text, pos)
+            if m is None or m.end() == pos:
+                raise ValueError(f"invalid filter {text!r}")
+            field, op, value = m.group(1), m.group(2) or "", m.group(3) or ""
+            if op and not value:
+                raise ValueError(f"invalid filter {text!r}: no value after {op}")
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"/":
+                value = value[1:-1].replace("\\" + value[0], value[0])
+            if op == "~=":
+                try:
+                    re.compile(value)
+                except re.error as err:
+                    raise ValueError(f"invalid filter {text!r}: {err}") from None
+            selectors.append(FilterSelector(field, op, value))
+            pos = m.end()
+            if m.group(4) == "," and pos == len(text):
+                raise ValueError(f"invalid filter {text!r}: nothing after ','")
+        if not selectors:
+            raise ValueError(f"invalid filter {text!r}")
+        out.append(selectors)
+    return out
+
+
+def filter_matches(parsed: list[list[FilterSelector]],
+                   lookup: Callable[[str], tuple[str, bool]]) -> bool:
+    """Whether a record matches ``parsed`` (no filter: everything does). ``lookup(field)``
+    gives the field's value and whether the record has it."""
+    if not parsed:
+        return True
+    for selectors in parsed:
+        ok = True
+        for sel in selectors:
+            value, present = lookup(sel.field)
+            if sel.op == "":
+                ok = present
+            elif sel.op == "==":
+                ok = present and value == sel.value
+            elif sel.op == "!=":
+                ok = not present or value != sel.value
+            else:
+                ok = present and re.search(sel.value, value) is not None
+            if not ok:
+                break
+        if ok:
+            return True
+    return False

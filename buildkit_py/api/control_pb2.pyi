@@ -326,16 +326,18 @@ class DiskUsageResponse(_message.Message):
     def __init__(self, records: _Optional[_Iterable[_Union[UsageRecord, _Mapping]]] = ...) -> None: ...
 
 class PruneRequest(_message.Message):
-    __slots__ = ("all", "keep_duration", "keep_storage", "corrupt")
+    __slots__ = ("all", "keep_duration", "keep_storage", "corrupt", "filters")
     ALL_FIELD_NUMBER: _ClassVar[int]
     KEEP_DURATION_FIELD_NUMBER: _ClassVar[int]
     KEEP_STORAGE_FIELD_NUMBER: _ClassVar[int]
     CORRUPT_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
     all: bool
     keep_duration: float
     keep_storage: int
     corrupt: bool
-    def __init__(self, all: _Optional[bool] = ..., keep_duration: _Optional[float] = ..., keep_storage: _Optional[int] = ..., corrupt: _Optional[bool] = ...) -> None: ...
+    filters: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, all: _Optional[bool] = ..., keep_duration: _Optional[float] = ..., keep_storage: _Optional[int] = ..., corrupt: _Optional[bool] = ..., filters: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListWorkersRequest(_message.Message):
     __slots__ = ()

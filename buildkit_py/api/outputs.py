@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from buildkit_py.api.annotations import MANIFEST, AnnotationKey, is_annotation_attr, parse_attr
 from buildkit_py.errors import UsageError
 from buildkit_py.units import parse_csv_kv
 
@@ -36,9 +37,52 @@ OUTPUT_KINDS: dict[str, OutputKind] = {
     "tar": OutputKind(tarball=True, needs_dest=True),
 }
 _NO_KIND = OutputKind()  # a type this version does not know (from a newer client)
+_NO_KEY = AnnotationKey("", "", "")
 
 # exporter attributes that shape the images themselves (the same on every node)
 _IMAGE_ATTRS = ("compression", "compression-level", "force-compression", "rewrite-timestamp")
+
+# The options each output type takes from the command line (annotation* ones aside:
+# every type takes them, as buildx gives --annotation to every output).
+_IMAGE_OPTS = ("name", "compression", "compression-level", "force-compression",
+               "oci-mediatypes", "rewrite-timestamp")
+OUTPUT_OPTIONS: dict[str, tuple[str, ...]] = {
+    "image": (*_IMAGE_OPTS, "push", "load"),
+    "registry": (*_IMAGE_OPTS, "push"),
+    "oci": (*_IMAGE_OPTS, "dest", "tar"),
+    "docker": (*_IMAGE_OPTS, "dest", "tar"),
+    "local": ("dest",),
+    "tar": ("dest",),
+}
+# Options BuildKit's exporters know that bkpy does not implement: refused by name rather
+# than ignored (BuildKit itself passes any key it does not know on, silently).
+BUILDKIT_ONLY_OPTIONS = (
+    "push-by-digest", "registry.insecure", "insecure", "unpack", "store",
+    "dangling-name-prefix", "danging-name-empty-only", "name-canonical", "oci-artifact",
+    "attestation-inline", "prefer-nondist-layers", "source-date-epoch", "platform-split",
+    "attestation-prefix", "unsafe-internal-store-allow-incomplete", "buildinfo",
+    "buildinfo-attrs")
+
+# ... except when the value asks for what bkpy does anyway
+_SAME_AS_BKPY = {("local", "platform-split"): "true", ("tar", "platform-split"): "true",
+                 ("image", "store"): "true"}
+
+
+def check_options(kind: str, attrs: dict[str, str]) -> None:
+    """Refuse an option output type ``kind`` does not understand, naming it (a typo
+    must not pass silently); annotation options are checked for BuildKit's grammar."""
+    takes = OUTPUT_OPTIONS.get(kind, ())
+    for key, value in attrs.items():
+        if key in takes or _SAME_AS_BKPY.get((kind, key)) == value.lower():
+            continue
+        if is_annotation_attr(key) and parse_attr(key) is not None:
+            continue
+        if key in BUILDKIT_ONLY_OPTIONS:
+            raise UsageError(f'exporter option "{key}" of type={kind} is not supported by '
+                             "bkpy", hint=f"type={kind} takes: {', '.join(takes)}, "
+                                          "annotation*.KEY")
+        raise UsageError(f'unknown exporter option "{key}" for type={kind}',
+                         hint=f"type={kind} takes: {', '.join(takes)}, annotation*.KEY")
 
 
 @dataclass
@@ -89,7 +133,11 @@ class OutputSpec:
     def as_layout(self, dest: str) -> OutputSpec:
         """What a node of a multi-node builder exports so the client can join the
         platforms into this output: an OCI layout folder with the same image shape."""
-        attrs = {k: v for k, v in self.attrs.items() if k in _IMAGE_ATTRS}
+        # manifest annotations are in the node's manifests; the other kinds belong to
+        # the index the client joins (not yet annotated: see the README)
+        attrs = {k: v for k, v in self.attrs.items()
+                 if k in _IMAGE_ATTRS or (is_annotation_attr(k) and
+                                          (parse_attr(k) or _NO_KEY).type == MANIFEST)}
         attrs["oci-mediatypes"] = self.attrs.get(
             "oci-mediatypes", "false" if self.kind.docker else "true")
         attrs.update(dest=dest, tar="false")
@@ -113,4 +161,5 @@ def parse_output(spec: str) -> OutputSpec:
                          hint=f"types: {', '.join(OUTPUT_KINDS)}")
     if OUTPUT_KINDS[kind].needs_dest and "dest" not in attrs:
         raise UsageError(f"--output type={kind} needs dest=PATH")
+    check_options(kind, attrs)
     return OutputSpec(kind, attrs)

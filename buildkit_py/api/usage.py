@@ -32,3 +32,5 @@ class PruneOptions:
     keep_duration: float | None = None  # seconds: keep what was used more recently
     keep_storage: int | None = None  # bytes: then drop least recently used above this
     corrupt: bool = False  # only drop corrupted blobs and what refers to them
+    # only records that pass every filter go (api/prune_filters.py, e.g. "type==regular")
+    filters: tuple[str, ...] = ()

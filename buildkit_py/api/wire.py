@@ -139,7 +139,7 @@ def usage_from_pb(r: pb.UsageRecord) -> UsageItem:
 
 
 def prune_to_pb(opts: PruneOptions) -> pb.PruneRequest:
-    req = pb.PruneRequest(all=opts.all, corrupt=opts.corrupt)
+    req = pb.PruneRequest(all=opts.all, corrupt=opts.corrupt, filters=list(opts.filters))
     if opts.keep_duration is not None:
         req.keep_duration = opts.keep_duration
     if opts.keep_storage is not None:
@@ -152,4 +152,4 @@ def prune_from_pb(req: pb.PruneRequest) -> PruneOptions:
         all=req.all,
         keep_duration=req.keep_duration if req.HasField("keep_duration") else None,
         keep_storage=req.keep_storage if req.HasField("keep_storage") else None,
-        corrupt=req.corrupt)
+        corrupt=req.corrupt, filters=tuple(req.filters))

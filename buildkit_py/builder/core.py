@@ -44,6 +44,7 @@ from buildkit_py.solver.explain import miss_metadata
 from buildkit_py.solver.progress import (
     ProgressBus,
     ProgressSink,
+    ProgressWriter,
     VertexCompleted,
     VertexFailed,
     VertexStarted,
@@ -145,7 +146,8 @@ class Builder:
         from buildkit_py.registry import RegistryClient, RegistryHostConfig
 
         hosts = {h: RegistryHostConfig(http=c.http or None, insecure=c.insecure,
-                                       ca=tuple(c.ca), mirrors=tuple(c.mirrors))
+                                       ca=tuple(c.ca), mirrors=tuple(c.mirrors),
+                                       keypairs=tuple(c.keypairs))
                  for h, c in self.config.registries.items()}
         return RegistryClient(hosts)
 
@@ -420,7 +422,7 @@ class Builder:
             snapshotter=self.worker.sn,
             chain=lambda key: self.worker.snapshots.chain(SnapshotResult(key)),
             mount=lambda key: self.worker.snapshots.read(SnapshotResult(key)),
-            registry=lambda: self.registry, step=lambda text: _vertex(bus, text))
+            registry=lambda: self.registry, step=lambda text: _writer_vertex(bus, text))
         image_specs = [e.spec for e in exporters if e.makes_image]
         names = image_names(req.outputs, req.tags)
         images = None
@@ -475,6 +477,13 @@ def _vertex(bus: ProgressBus, name: str) -> Iterator[None]:
     """Report an export step as a pseudo-vertex, as BuildKit does."""
     with _digest_vertex(bus, name):
         yield
+
+
+@contextlib.contextmanager
+def _writer_vertex(bus: ProgressBus, name: str) -> Iterator[ProgressWriter]:
+    """:func:`_vertex` with a writer for the step's sub-progress (bytes pushed)."""
+    with _digest_vertex(bus, name) as digest:
+        yield ProgressWriter(digest, name, bus.publish)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,9 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from buildkit_py.api import prune_filters
 from buildkit_py.api.usage import PruneOptions, UsageItem
+from buildkit_py.builder.gc_filters import record_type
 from buildkit_py.builder.snapshot_sweep import sweep_unneeded_snapshots
 from buildkit_py.content.integrity import drop_corrupt, find_corrupt
 from buildkit_py.snapshot import SnapshotNotFoundError
@@ -67,13 +69,34 @@ def prune(builder: Builder, opts: PruneOptions) -> Iterator[UsageItem]:
         yield from _prune_corrupt(builder)
         return
     now = time.time()
-    doomed = builder.cache.prune(keep_duration=opts.keep_duration,
-                                 keep_storage=opts.keep_storage, now=now)
+    filters = prune_filters.parse(opts.filters)  # the daemon checks them too
+    # records the filters spare are held as in use for the prune, which never takes those
+    spared = [e.result_id for e in builder.cache.usage().entries
+              if not prune_filters.matches(
+                  filters, kind=record_type(e.result_id, e.description),
+                  result_id=e.result_id, description=e.description, in_use=e.in_use)
+              ] if filters else []
+    for rid in spared:
+        builder.cache.mark_in_use(rid)
+    try:
+        doomed = builder.cache.prune(keep_duration=opts.keep_duration,
+                                     keep_storage=opts.keep_storage, now=now)
+    finally:
+        for rid in spared:
+            builder.cache.unmark_in_use(rid)
     sweep_unneeded_snapshots(builder.worker.sn, builder.cache)
     for p in doomed:
         yield UsageItem(p.result_id, p.size, 0.0, 0.0, p.description, 0, False)
+    if filters:  # blobs are no cache records: a filtered prune names records only
+        return
+    yield from collect_blobs(builder, opts.all, now)
+
+
+def collect_blobs(builder: Builder, all_: bool, now: float) -> Iterator[UsageItem]:
+    """Drop the blobs no stored image and no surviving layer export refers to (without
+    ``all_``, pulled manifests and configs stay); one item for them all."""
     keep = builder.images.referenced() | _layer_blobs(builder)
-    if not opts.all:
+    if not all_:
         # pulled manifests and configs are not in the image store; keep what is not a layer
         keep |= {b.digest for b in builder.store.walk() if b.size < 1 << 20 and
                  _is_json(builder, b.digest)}

@@ -236,6 +236,8 @@ def recorded(store: HistoryStore, policy: HistoryPolicy, req: BuildRequest,
         raise
     else:
         recorder.finish(outcome, None)
+        # the client names the build by it (buildx.build.ref in --metadata-file)
+        outcome.metadata["buildx.build.ref"] = recorder.ref
     finally:
         store.apply(policy, keep=recorder.ref)
     return outcome

@@ -12,15 +12,17 @@ from pathlib import Path
 
 import click
 
+from buildkit_py.api.annotations import parse_flags as parse_annotations
 from buildkit_py.api.outputs import OutputSpec, parse_output
 from buildkit_py.api.request import BuildRequest, parse_secret, parse_ssh
+from buildkit_py.cli.git_labels import git_labels
 from buildkit_py.config import ENTITLEMENTS, check_entitlement
 from buildkit_py.errors import UsageError
 from buildkit_py.remotecache.spec import export_spec, import_spec, parse_cache_arg
 from buildkit_py.units import parse_csv_kv, parse_ulimit, ram_in_bytes
 
 CALL_MODES = ("build", "check", "outline", "targets")
-PROGRESS_MODES = ("auto", "tty", "plain", "rawjson", "quiet")
+PROGRESS_MODES = ("auto", "tty", "plain", "rawjson", "quiet", "none")
 
 
 def _with_epoch(args: dict[str, str]) -> dict[str, str]:
@@ -197,10 +199,15 @@ def _read_dockerfile(context: str, file: str | None) -> _Input:
 @click.option("--cache-from", "cache_from", multiple=True,
               help="Cache import (repeatable): REF|type=registry,ref=REF|type=local,src=DIR.")
 @click.option("--progress", type=click.Choice(PROGRESS_MODES), default="auto",
-              envvar="BUILDKIT_PROGRESS", show_default=True)
+              envvar="BUILDKIT_PROGRESS", show_default=True,
+              help="quiet: print the image id at the end; none: print nothing.")
 @click.option("--metadata-file", type=click.Path(dir_okay=False), help="Write build metadata.")
 @click.option("--iidfile", type=click.Path(dir_okay=False), help="Write the image id.")
 @click.option("--label", "labels", multiple=True, help="KEY=VALUE image label.")
+@click.option("--annotation", "annotations", multiple=True,
+              help="Add an annotation to the image: [TYPE[,TYPE...]:]KEY=VALUE, TYPE index, "
+                   "manifest, index-descriptor, manifest-descriptor, optionally with "
+                   "[PLATFORM] (repeatable).")
 @click.option("--network", type=click.Choice(["default", "none", "host"]), default="default")
 @click.option("--add-host", "add_hosts", multiple=True,
               help="Add a custom host-to-IP mapping to RUN steps (HOST:IP or HOST=IP).")
@@ -224,7 +231,8 @@ def build(context: str, file: str | None, tags: tuple[str, ...], target: str | N
           no_cache: bool, no_cache_filter: tuple[str, ...], pull: bool,
           outputs: tuple[str, ...], push: bool, load: bool, cache_to: tuple[str, ...],
           cache_from: tuple[str, ...], progress: str, metadata_file: str | None,
-          iidfile: str | None, labels: tuple[str, ...], network: str,
+          iidfile: str | None, labels: tuple[str, ...], annotations: tuple[str, ...],
+          network: str,
           add_hosts: tuple[str, ...], shm_size: str | None, ulimits: tuple[str, ...],
           allow: tuple[str, ...], builder: str | None,
           call: str, check: bool, fmt: str, quiet: bool, invoke: str | None) -> None:
@@ -262,9 +270,11 @@ def build(context: str, file: str | None, tags: tuple[str, ...], target: str | N
         output_specs.append(OutputSpec("image", {"push": "true"}))
     if load:
         output_specs.append(OutputSpec("image", {"load": "true"}))
+    annotation_attrs = parse_annotations(annotations)
     for spec in output_specs:
         if spec.kind.named and "name" not in spec.attrs and tags:
             spec.attrs["name"] = ",".join(tags)
+        spec.attrs.update(annotation_attrs)  # as buildx: on every output
     plat_list = [p.strip() for item in platforms for p in item.split(",") if p.strip()]
 
     request = BuildRequest(
@@ -282,7 +292,7 @@ def build(context: str, file: str | None, tags: tuple[str, ...], target: str | N
         no_cache_filter=[s for item in no_cache_filter for s in item.split(",") if s],
         pull=pull,
         outputs=output_specs,
-        labels=_kv_list(labels, "--label"),
+        labels={**_kv_list(labels, "--label"), **git_labels(ctx, dockerfile)},
         network=network,
         extra_hosts=[_extra_host(h) for h in add_hosts],
         shm_size=_shm_size(shm_size),
@@ -306,7 +316,7 @@ def build(context: str, file: str | None, tags: tuple[str, ...], target: str | N
     from buildkit_py.cli.build_run import run_build
 
     outcome = run_build(request, progress="quiet" if quiet else progress, call=call,
-                        quiet=quiet, builder=builder)
+                        quiet=quiet, builder=builder, annotations=annotation_attrs)
     if call == "check":
         # reason: the lint result printer is for --call check only
         from buildkit_py.cli.check_result import exit_with, print_check_result, source_name

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 
 import click
 
+from buildkit_py.api import prune_filters
 from buildkit_py.api.usage import PruneOptions, UsageItem
 from buildkit_py.client.base import BuilderClient
 from buildkit_py.client.builders import BuilderStore, open_client
-from buildkit_py.config import parse_duration, parse_size
+from buildkit_py.config import parse_size
 from buildkit_py.errors import UsageError, UserError
 
 
@@ -98,23 +99,15 @@ def du(verbose: bool, verify: bool, builder: str | None) -> None:
         _report_corrupt(corrupt)
 
 
-def _filters(values: tuple[str, ...]) -> float | None:
-    keep: float | None = None
-    for f in values:
-        key, sep, value = f.partition("=")
-        if key == "until" and sep:
-            keep = parse_duration(value)
-        else:
-            raise UsageError(f"--filter {f!r}: unsupported", hint="use until=DURATION (e.g. 24h)")
-    return keep
-
-
 @click.command("prune")
 @click.option("-a", "--all", "all_", is_flag=True,
               help="Also remove blobs only pulled base images needed.")
 @click.option("--keep-storage", help="Keep this much cache (e.g. 5GB), least recently used "
                                      "goes first.")
-@click.option("--filter", "filters", multiple=True, help="until=DURATION: keep newer records.")
+@click.option("--filter", "filters", multiple=True,
+              help="Only records that match (repeatable): until=DURATION (keep newer "
+                   "records), id, description, type (regular, source.local), inuse, "
+                   "mutable, immutable, shared, private; KEY=VALUE, KEY!=VALUE, KEY~=REGEXP.")
 @click.option("--corrupt", is_flag=True,
               help="Only remove content blobs that do not match their digest (see `du "
                    "--verify`), the manifests naming them and images that lost one.")
@@ -127,9 +120,10 @@ def prune(all_: bool, keep_storage: str | None, filters: tuple[str, ...], corrup
     if corrupt and (all_ or keep_storage or filters):
         raise UsageError("--corrupt cannot be combined with --all, --keep-storage or --filter",
                          hint="run `bkpy prune --corrupt` on its own")
-    opts = PruneOptions(all=all_, keep_duration=_filters(filters),
+    keep_duration, record_filters = prune_filters.from_flags(filters)
+    opts = PruneOptions(all=all_, keep_duration=keep_duration,
                         keep_storage=parse_size(keep_storage) if keep_storage else None,
-                        corrupt=corrupt)
+                        corrupt=corrupt, filters=record_filters)
     if corrupt:
         _prune_corrupt(opts, force, builder)
         return

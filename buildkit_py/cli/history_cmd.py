@@ -222,8 +222,7 @@ def logs(builder: str | None, ref: str | None, step: int | None, progress: str) 
         sys.stdout.buffer.flush()
         return
     # reason: the progress printers load only here, not for ls/inspect
-    from buildkit_py.cli.build_run import feed
-    from buildkit_py.cli.progress_display import make_display
+    from buildkit_py.cli.progress_display import feed, make_display
 
     display = make_display(progress, sys.stdout)
     try:

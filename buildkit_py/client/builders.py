@@ -146,8 +146,9 @@ class BuilderStore:
         (self.dir / "current").write_text(name + "\n")
 
     def selected(self, name: str | None) -> BuilderRecord:
-        """``--builder``/``BKPY_BUILDER`` if given, else the current builder."""
-        return self.get(name or self.current())
+        """``--builder``/``BKPY_BUILDER`` if given, else buildx's ``BUILDX_BUILDER``, else
+        the current builder (as in buildx, the flag wins over the environment)."""
+        return self.get(name or os.environ.get("BUILDX_BUILDER") or self.current())
 
     # ---------------------------------------------------------------- daemon driver
 

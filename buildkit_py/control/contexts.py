@@ -14,7 +14,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from buildkit_py.api.usage import UsageItem
@@ -78,13 +78,17 @@ class ContextCache:
                                  "source.local"))
         return out
 
-    def prune(self, keep_duration: float | None) -> list[UsageItem]:
-        """Drop copies not used within ``keep_duration`` seconds (None: all unused)."""
+    def prune(self, keep_duration: float | None,
+              only: Callable[[UsageItem], bool] | None = None) -> list[UsageItem]:
+        """Drop copies not used within ``keep_duration`` seconds (None: all unused) that
+        ``only`` (prune --filter) accepts."""
         now = time.time()
         removed: list[UsageItem] = []
         for item in self.usage():
             if item.in_use or (keep_duration is not None
                                and item.last_used >= now - keep_duration):
+                continue
+            if only is not None and not only(item):
                 continue
             name = item.id.removeprefix("context:")
             with self._lock:

@@ -95,12 +95,28 @@ def serve(root: Path | None, config_path: Path | None, addresses: list[str], tls
     from buildkit_py.control.server import make_server
 
     config = load_config(config_path)
+    if config.debug:
+        logging.getLogger().setLevel(logging.DEBUG)
+    for line in config.ignored:
+        _log.warning("config: %s", line)
+    # buildkitd.toml's [grpc]: used when the command line does not say
+    if not addresses:
+        addresses = config.grpc.addresses or [DEFAULT_ADDRESS]
+    if not (tls.cert or tls.key or tls.cacert):
+        tls = TLSFiles(cacert=config.grpc.tls_ca, cert=config.grpc.tls_cert,
+                       key=config.grpc.tls_key)
     config.insecure_entitlements = list(dict.fromkeys(
         [*config.insecure_entitlements,
          *(check_entitlement(e, "--allow-insecure-entitlement") for e in insecure_entitlements)]))
     if root is not None:
         config.root = root
     config.root = config.root.absolute()
+    if (config.root / "buildkitd.lock").exists():
+        # a buildkitd.toml copied as it is names buildkitd's own state directory
+        raise UsageError(f"state directory {config.root} belongs to buildkitd (it holds "
+                         "buildkitd.lock)",
+                         hint="give bkpyd a root of its own: --root DIR, or root = in the "
+                              "config")
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -112,8 +128,16 @@ def serve(root: Path | None, config_path: Path | None, addresses: list[str], tls
             server.start()
             for path in sockets:
                 path.chmod(0o660)
+                if config.grpc.uid is not None or config.grpc.gid is not None:
+                    try:
+                        os.chown(path, -1 if config.grpc.uid is None else config.grpc.uid,
+                                 -1 if config.grpc.gid is None else config.grpc.gid)
+                    except OSError as err:
+                        raise UsageError(f"cannot give {path} to uid/gid of [grpc]: "
+                                         f"{err.strerror}") from None
             _log.info("bkpyd %s listening on %s (root %s)", __version__,
                       ", ".join(addresses), config.root)
+            service.start_gc()  # as buildkitd, a GC run right after start
             if ready is not None:
                 ready.set()
             stop.wait()
@@ -121,6 +145,7 @@ def serve(root: Path | None, config_path: Path | None, addresses: list[str], tls
             done = server.stop(SHUTDOWN_GRACE)
             service.sessions.close_all()
             done.wait()
+            service.stop_gc()  # builds are over; a GC still running ends before the builder
             for path in sockets:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
@@ -136,7 +161,8 @@ def serve(root: Path | None, config_path: Path | None, addresses: list[str], tls
 @click.option("--config", "config", type=click.Path(dir_okay=False),
               help="TOML configuration (default: /etc/bkpy/bkpyd.toml).")
 @click.option("--addr", "addresses", multiple=True,
-              help=f"unix:///PATH or tcp://HOST:PORT (repeatable; default {DEFAULT_ADDRESS}).")
+              help="unix:///PATH or tcp://HOST:PORT (repeatable; default: the config's [grpc] "
+                   f"address, else {DEFAULT_ADDRESS}).")
 @click.option("--tlscacert", help="CA certificate: clients must present a cert it signed.")
 @click.option("--tlscert", help="Server certificate (TCP listeners).")
 @click.option("--tlskey", help="Server private key.")
@@ -154,7 +180,7 @@ def cli(root: str | None, config: str | None, addresses: tuple[str, ...],
                         stream=sys.stderr)
     tls = TLSFiles(cacert=tlscacert, cert=tlscert, key=tlskey)
     serve(Path(root) if root else None, Path(config) if config else None,
-          list(addresses) or [DEFAULT_ADDRESS], tls, insecure_tcp,
+          list(addresses), tls, insecure_tcp,
           insecure_entitlements=insecure_entitlements)
 
 

@@ -19,6 +19,7 @@ import grpc
 from buildkit_py import __version__
 from buildkit_py.api import control_pb2 as pb
 from buildkit_py.api import control_pb2_grpc as pb_grpc
+from buildkit_py.api import prune_filters
 from buildkit_py.api.usage import PruneOptions
 from buildkit_py.api.wire import (
     SESSION_ID_KEY,
@@ -29,6 +30,7 @@ from buildkit_py.api.wire import (
 )
 from buildkit_py.builder.core import Builder
 from buildkit_py.builder.gc import BuildGate, disk_usage, prune
+from buildkit_py.builder.gc_policy import collect, resolve_rules
 from buildkit_py.builder.history_store import HistoryStore, check_ref
 from buildkit_py.builder.worker_info import local_worker_info
 from buildkit_py.control.contexts import ContextCache
@@ -109,6 +111,11 @@ class ControlService(pb_grpc.ControlServicer):
         self.gate = BuildGate()
         self._last_gc = 0.0
         self._gc_lock = threading.Lock()
+        self._gc_timer: threading.Timer | None = None
+        self._gc_stopped = False
+        self._gc_thread: threading.Thread | None = None
+        # a buildkitd.toml's GC rules, sizes resolved against this disk once, as buildkitd
+        self.gc_rules = resolve_rules(builder.config.gc, builder.root)
 
     # ---------------------------------------------------------------- builds
 
@@ -195,7 +202,11 @@ class ControlService(pb_grpc.ControlServicer):
             with self.gate.prune():
                 items = list(prune(self.builder, opts))
                 if not opts.corrupt:
-                    items += self.contexts.prune(opts.keep_duration)
+                    filters = prune_filters.parse(opts.filters)
+                    items += self.contexts.prune(  # the clients' context copies
+                        opts.keep_duration, lambda item: prune_filters.matches(
+                            filters, kind="source.local", result_id=item.id,
+                            description=item.description, in_use=item.in_use))
         except UserError as err:
             self._abort(context, err.render(), err.exit_code)
         except Exception as err:
@@ -204,29 +215,63 @@ class ControlService(pb_grpc.ControlServicer):
         for item in items:
             yield usage_to_pb(item)
 
-    def _maybe_gc(self) -> None:
-        """The configured GC policy, at most once a minute, when no build runs."""
-        policy = self.builder.config.gc
-        if policy.keep_storage is None and policy.keep_duration is None:
-            return
-        now = time.time()
+    def start_gc(self) -> None:
+        """A GC run now (bkpyd starts with one, as buildkitd does)."""
+        self._maybe_gc()
+
+    def stop_gc(self) -> None:
+        """No GC from now on (the daemon is shutting down)."""
         with self._gc_lock:
-            if now - self._last_gc < GC_INTERVAL or not self.gate.idle:
-                return
-            self._last_gc = now
+            self._gc_stopped = True
+            if self._gc_timer is not None:
+                self._gc_timer.cancel()
+            thread = self._gc_thread
+        if thread is not None:
+            thread.join()  # the builder closes after this: let a running GC finish first
+
+    def _deferred_gc(self) -> None:
+        with self._gc_lock:
+            self._gc_timer = None
+        self._maybe_gc()
+
+    def _maybe_gc(self) -> None:
+        """The configured GC policy, at most once a minute, when no build runs: a
+        buildkitd.toml's rules (see builder/gc_policy.py), else bkpy's own [gc]."""
+        policy = self.builder.config.gc
+        if not self.gc_rules and policy.keep_storage is None and policy.keep_duration is None:
+            return
 
         def run() -> None:
             opts = PruneOptions(keep_duration=policy.keep_duration,
                                 keep_storage=policy.keep_storage)
             try:
                 with self.gate.prune():
-                    freed = sum(i.size for i in prune(self.builder, opts))
-                if freed:
-                    _log.info("gc freed %d bytes", freed)
+                    items = (collect(self.builder, self.gc_rules) if self.gc_rules
+                             else prune(self.builder, opts))
+                    removed = list(items)
+                freed = sum(i.size for i in removed)
+                records = sum(1 for i in removed if i.record_type == "regular")
+                _log.log(logging.INFO if removed else logging.DEBUG,
+                         "gc: %d cache records removed, %d bytes freed", records, freed)
             except Exception:
                 _log.exception("gc failed")
 
-        threading.Thread(target=run, daemon=True, name="gc").start()
+        now = time.time()
+        with self._gc_lock:
+            if self._gc_stopped or not self.gate.idle:
+                return  # a build runs: its end asks again
+            wait = self._last_gc + GC_INTERVAL - now
+            if wait > 0:
+                # as buildkitd's throttle: a request within the minute runs at its end
+                if self._gc_timer is None:
+                    self._gc_timer = threading.Timer(wait, self._deferred_gc)
+                    self._gc_timer.daemon = True
+                    self._gc_timer.start()
+                return
+            self._last_gc = now
+            # known before the lock is let go, so that stop_gc() waits for it
+            thread = self._gc_thread = threading.Thread(target=run, daemon=True, name="gc")
+        thread.start()
 
     # ---------------------------------------------------------------- info
 

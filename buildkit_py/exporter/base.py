@@ -28,6 +28,7 @@ from buildkit_py.snapshot import DBSnapshotter
 
 if TYPE_CHECKING:
     from buildkit_py.registry.client import RegistryClient
+    from buildkit_py.solver.progress import ProgressWriter
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,8 @@ class ExportEnv:
     chain: Callable[[str], list[str]]  # snapshot key -> its committed keys, bottom first
     mount: Callable[[str | None], AbstractContextManager[Path]]  # a snapshot, read-only
     registry: Callable[[], RegistryClient]  # created on first use (httpx is slow to import)
-    step: Callable[[str], AbstractContextManager[None]]  # report a step as a vertex
+    # report a step as a vertex; its writer reports the step's sub-progress
+    step: Callable[[str], AbstractContextManager[ProgressWriter]]
 
 
 class Exporter(Protocol):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from buildkit_py.api import annotations as ann
 from buildkit_py.api.outputs import OutputSpec
 from buildkit_py.errors import UsageError
 from buildkit_py.exporter.base import BuildImages, ExportEnv, ImageSet, PlatformResult
@@ -79,6 +80,9 @@ def make_image_set(spec: OutputSpec, results: list[PlatformResult], epoch: int |
     """The images of ``results`` with the layer options of output ``spec``; the layers
     made are streamed to ``push_to``'s repository as they are compressed."""
     opts = layer_options(spec, epoch, default_compression)
+    groups = ann.group(spec.attrs)  # checked before any layer is made, as BuildKit does
+    ann.check(groups, [str(r.platform) for r in results], oci=opts.oci_mediatypes)
+    multi = len(results) > 1
     uploads: list[StreamedUpload] = []
 
     def sink() -> BlobSink | None:
@@ -89,6 +93,7 @@ def make_image_set(spec: OutputSpec, results: list[PlatformResult], epoch: int |
         return upload
 
     images = []
+    descriptor_annotations: list[dict[str, str]] = []
     for r in results:
         keys = env.chain(r.snapshot_key) if r.snapshot_key else []
         base = r.base_image or {}
@@ -102,16 +107,26 @@ def make_image_set(spec: OutputSpec, results: list[PlatformResult], epoch: int |
             uploads.clear()
         # when each layer was made: a cached rebuild then keeps the image's timestamps
         times = [snapshot_created(env.snapshotter, k) for k in keys]
+        # single-platform: only the annotations that name no platform, as in BuildKit
+        mine = ann.for_platform(groups, str(r.platform) if multi else None)
+        descriptor_annotations.append(mine.manifest_descriptor)
         images.append(make_image(
             env.content, r.config, blobs, os_=r.platform.os, arch=r.platform.architecture,
             variant=r.platform.variant, oci=opts.oci_mediatypes, source_date_epoch=epoch,
-            layer_times=times, base_history=base.get("history") or []))
-    top = images[0].manifest.descriptor
-    if len(images) > 1:
+            layer_times=times, base_history=base.get("history") or [],
+            annotations=mine.manifest))
+    m = images[0].manifest.descriptor
+    top = Descriptor(m.media_type, m.digest, m.size, platform=m.platform,
+                     annotations=descriptor_annotations[0])
+    if multi:
+        every = ann.for_platform(groups, None)
         idx = index_blob([Descriptor(i.manifest.descriptor.media_type,
                                      i.manifest.descriptor.digest,
-                                     i.manifest.descriptor.size, platform=i.platform)
-                          for i in images], oci=opts.oci_mediatypes)
+                                     i.manifest.descriptor.size, platform=i.platform,
+                                     annotations=a)
+                          for i, a in zip(images, descriptor_annotations, strict=True)],
+                         oci=opts.oci_mediatypes, annotations=every.index)
         env.content.write(idx.data, idx.descriptor.digest)
-        top = idx.descriptor
+        top = Descriptor(idx.descriptor.media_type, idx.descriptor.digest,
+                         idx.descriptor.size, annotations=every.index_descriptor)
     return ImageSet(images, top, opts.oci_mediatypes)

@@ -193,7 +193,7 @@ def manifest_blob(config: Descriptor, layers: list[Descriptor], *, oci: bool = T
         "config": config.to_json(),
         "layers": [layer.to_json() for layer in layers],
     }
-    if annotations and oci:
+    if annotations:  # docker's media type too, as BuildKit writes them
         obj["annotations"] = dict(sorted(annotations.items()))
     return blob(obj, media_type, platform=platform)
 

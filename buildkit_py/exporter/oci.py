@@ -26,4 +26,5 @@ class OCIExporter:
         with env.step(f"exporting to {self.spec.type} image format"):
             write_layout(env.content, image.images, self.spec.dest or "-", names=built.names,
                          tar=self.spec.attrs.get("tar", "true") != "false", oci=image.oci,
-                         multi=built.multi, files=self.extra_files(image.images, built.names))
+                         multi=built.multi, files=self.extra_files(image.images, built.names),
+                         top=image.top)

@@ -44,40 +44,50 @@ def _digests(images: list[BuiltImage], top: Blob | None) -> list[str]:
 
 
 def layout_index(images: list[BuiltImage], names: list[str], *, oci: bool,
-                 multi: bool) -> tuple[bytes, Blob | None]:
-    """``index.json`` bytes (and the image index blob when several platforms)."""
-    annotations: dict[str, str] = {}
+                 multi: bool, top: Descriptor | None = None) -> tuple[bytes, Blob | None]:
+    """``index.json`` bytes (and the image index blob when several platforms). ``top``:
+    the image's descriptor as made (the index, already in the store, or the manifest),
+    whose annotations (``--annotation`` descriptor kinds) the entry carries too."""
+    annotations: dict[str, str] = dict(top.annotations) if top is not None else {}
     if names:
         annotations["io.containerd.image.name"] = names[0]
         tag = names[0].rsplit("/", 1)[-1]
         if ":" in tag and "@" not in tag:
             annotations["org.opencontainers.image.ref.name"] = tag.split(":", 1)[1]
+    if top is not None:
+        desc = Descriptor(top.media_type, top.digest, top.size, annotations=annotations)
+        return canonical_json(_index_json(desc)), None
     if multi:
-        top = index_blob([Descriptor(i.manifest.descriptor.media_type,
+        made = index_blob([Descriptor(i.manifest.descriptor.media_type,
                                      i.manifest.descriptor.digest,
                                      i.manifest.descriptor.size, platform=i.platform)
                           for i in images], oci=oci)
-        desc = Descriptor(top.descriptor.media_type, top.descriptor.digest,
-                          top.descriptor.size, annotations=annotations)
-    else:
-        top = None
-        m = images[0].manifest.descriptor
-        desc = Descriptor(m.media_type, m.digest, m.size, annotations=annotations)
-    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-             "manifests": [desc.to_json()]}
-    return canonical_json(index), top
+        desc = Descriptor(made.descriptor.media_type, made.descriptor.digest,
+                          made.descriptor.size, annotations=annotations)
+        return canonical_json(_index_json(desc)), made
+    m = images[0].manifest.descriptor
+    desc = Descriptor(m.media_type, m.digest, m.size, annotations=annotations)
+    return canonical_json(_index_json(desc)), None
+
+
+def _index_json(entry: Descriptor) -> dict[str, object]:
+    return {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [entry.to_json()]}
 
 
 def write_layout(store: ContentStore, images: list[BuiltImage], dest: str, *,
                  names: list[str], tar: bool = True, oci: bool = True, multi: bool = False,
-                 files: Sequence[tuple[str, bytes]] = ()) -> None:
+                 files: Sequence[tuple[str, bytes]] = (), top: Descriptor | None = None
+                 ) -> None:
     """Write the layout to ``dest`` (``-`` = stdout when ``tar``), with ``files`` (name,
-    bytes) beside ``oci-layout`` and ``index.json``."""
-    index, top = layout_index(images, names, oci=oci, multi=multi)
-    if top is not None:
-        store.write(top.data, top.descriptor.digest)
+    bytes) beside ``oci-layout`` and ``index.json``; ``top``: see :func:`layout_index`."""
+    index, made = layout_index(images, names, oci=oci, multi=multi, top=top)
+    if made is not None:
+        store.write(made.data, made.descriptor.digest)
     extra: list[tuple[str, bytes]] = [("oci-layout", LAYOUT), ("index.json", index), *files]
-    digests = _digests(images, top)
+    digests = _digests(images, made)
+    if top is not None and multi:
+        digests.insert(0, top.digest)
     if not tar:
         _write_dir(store, Path(dest), digests, extra)
         return

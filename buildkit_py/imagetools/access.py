@@ -24,7 +24,8 @@ def registry_client(config: BuilderConfig) -> RegistryClient:
 
     # ``http = false`` in the config file is the default, i.e. "automatic" (loopback: HTTP).
     hosts = {h: RegistryHostConfig(http=c.http or None, insecure=c.insecure,
-                                   ca=tuple(c.ca), mirrors=tuple(c.mirrors))
+                                   ca=tuple(c.ca), mirrors=tuple(c.mirrors),
+                                   keypairs=tuple(c.keypairs))
              for h, c in config.registries.items()}
     return RegistryClient(hosts)
 

@@ -15,20 +15,23 @@ from buildkit_py.registry.reference import DEFAULT_DOMAIN, DOCKER_HUB_API_HOST
 class RegistryHostConfig:
     """How to talk to one registry host (``[registry."host"]`` of the builder config).
 
-    ``http``: plain HTTP (None = automatic: only for localhost/loopback IPs);
+    ``http``: plain HTTP (None = automatic: only for localhost/loopback IPs without
+    ``ca`` or ``keypairs``);
     ``insecure``: HTTPS without certificate checks (with ``http`` too: HTTPS first, then HTTP);
     ``ca``: extra CA bundle files; ``mirrors``: hosts (optionally with a path prefix) tried
-    before this one for pulls.
+    before this one for pulls; ``keypairs``: client certificates (cert, key files).
     """
 
     http: bool | None = None
     insecure: bool = False
     ca: tuple[str, ...] = ()
     mirrors: tuple[str, ...] = ()
+    # (cert, key) files of client certificates offered to the registry
+    keypairs: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RegistryHostConfig:
-        unknown = set(data) - {"http", "insecure", "ca", "mirrors"}
+        unknown = set(data) - {"http", "insecure", "ca", "mirrors", "keypair"}
         if unknown:
             raise UsageError(f"unknown registry host option(s): {', '.join(sorted(unknown))}")
 
@@ -46,6 +49,8 @@ class RegistryHostConfig:
             insecure=bool(data.get("insecure", False)),
             ca=strings("ca"),
             mirrors=strings("mirrors"),
+            keypairs=tuple((str(k.get("cert", "")), str(k.get("key", "")))
+                           for k in data.get("keypair") or ()),
         )
 
 
@@ -115,8 +120,12 @@ class RegistryHosts:
         """The endpoint of ``host`` (a reference domain, mirror host or token realm host)."""
         cfg = self.config(host)
         api_host = DOCKER_HUB_API_HOST if host == DEFAULT_DOMAIN else host
-        http = cfg.http if cfg.http is not None else is_loopback_host(api_host)
-        fallback = bool(cfg.http and cfg.insecure)
+        # automatic: plain HTTP on loopback, unless a CA or client certificate says TLS,
+        # or insecure does (then HTTPS unverified first, HTTP if that fails)
+        auto = cfg.http is None
+        http = cfg.http if not auto else (
+            is_loopback_host(api_host) and not cfg.ca and not cfg.keypairs)
+        fallback = bool(http and cfg.insecure)
         scheme = "https" if fallback or not http else "http"
         return Endpoint(
             host=api_host,

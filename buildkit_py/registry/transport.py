@@ -45,6 +45,9 @@ class RetryPolicy:
         return min(self.base_delay * (2**attempt), self.max_delay)
 
 
+# TLS checks on, extra CA files, client certificates: one pooled client for each
+_ClientKey = tuple[bool, tuple[str, ...], tuple[tuple[str, str], ...]]
+
 class Transport:
     """Sends registry API requests with authentication and retries; thread-safe."""
 
@@ -66,10 +69,10 @@ class Transport:
         )
         self.sleep = sleep
         self._lock = threading.Lock()
-        self._clients: dict[tuple[bool, tuple[str, ...]], httpx.Client] = {}
+        self._clients: dict[_ClientKey, httpx.Client] = {}
         # One lock per client key: building a client (httpcore's first import) must not
         # hold up threads that want an existing client or another one.
-        self._client_locks: dict[tuple[bool, tuple[str, ...]], threading.Lock] = {}
+        self._client_locks: dict[_ClientKey, threading.Lock] = {}
         self._plain_http: set[str] = set()  # hosts that fell back from HTTPS to HTTP
         self._warned: set[str] = set()
         self.authorizer = Authorizer(credentials, self._client_for_url)
@@ -81,15 +84,16 @@ class Transport:
             client.close()
 
     def client(self, endpoint: Endpoint) -> httpx.Client:
-        return self._client(endpoint.verify_tls, endpoint.ca)
+        return self._client(endpoint.verify_tls, endpoint.ca, endpoint.config.keypairs)
 
     def _client_for_url(self, url: str) -> httpx.Client:
         host = httpx.URL(url).netloc.decode()
         endpoint = self.hosts.endpoint(host)
         return self.client(endpoint)
 
-    def _client(self, verify: bool, ca: tuple[str, ...]) -> httpx.Client:
-        key = (verify, ca)
+    def _client(self, verify: bool, ca: tuple[str, ...],
+                keypairs: tuple[tuple[str, str], ...] = ()) -> httpx.Client:
+        key = (verify, ca, keypairs)
         client = self._clients.get(key)
         if client is not None:
             return client
@@ -98,20 +102,24 @@ class Transport:
         with key_lock:
             client = self._clients.get(key)
             if client is None:
-                client = self._new_client(verify, ca)
+                client = self._new_client(verify, ca, keypairs)
                 with self._lock:
                     self._clients[key] = client
             return client
 
-    def _new_client(self, verify: bool, ca: tuple[str, ...]) -> httpx.Client:
+    def _new_client(self, verify: bool, ca: tuple[str, ...],
+                    keypairs: tuple[tuple[str, str], ...] = ()) -> httpx.Client:
         """A client whose TLS transport (and its SSL context, ~30-80 ms to load the CA
         bundle) is built on the first ``https://`` request: a plain-HTTP registry never
         pays for it, while an HTTPS redirect from one is still verified."""
         limits = self._limits
 
         def tls_transport() -> httpx.BaseTransport:
-            return httpx.HTTPTransport(verify=_ssl_context(ca) if verify else False,
-                                       limits=limits)
+            if not verify and not keypairs:
+                return httpx.HTTPTransport(verify=False, limits=limits)
+            context = _ssl_context(ca) if verify else _plain_context()
+            _load_keypairs(context, keypairs)
+            return httpx.HTTPTransport(verify=context, limits=limits)
 
         return httpx.Client(
             transport=httpx.HTTPTransport(verify=_plain_context(), limits=limits),
@@ -250,6 +258,16 @@ def _ssl_context(ca: tuple[str, ...]) -> ssl.SSLContext:
         except (OSError, ssl.SSLError) as err:
             raise UsageError(f"cannot load registry CA certificate {path}: {err}") from None
     return context
+
+
+def _load_keypairs(context: ssl.SSLContext, keypairs: tuple[tuple[str, str], ...]) -> None:
+    """Client certificates (``[[registry."host".keypair]]``) the registry may ask for."""
+    for cert, key in keypairs:
+        try:
+            context.load_cert_chain(certfile=cert, keyfile=key)
+        except (OSError, ssl.SSLError) as err:
+            raise UsageError(f"cannot load registry client certificate {cert} (key {key}): "
+                             f"{err}") from None
 
 
 def _is_tls_or_connect(err: httpx.TransportError) -> bool:

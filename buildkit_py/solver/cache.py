@@ -286,6 +286,16 @@ class CacheManager:
         with self._write() as c:
             c.execute("DELETE FROM records WHERE key = ?", (key,))
 
+    def remove_results(self, result_ids: Sequence[str]) -> None:
+        """Forget these results and every key pointing to them (a GC policy of the builder
+        chose them); their snapshots go with the next sweep."""
+        ids = [(rid,) for rid in result_ids]
+        with self._write() as c:
+            c.executemany("DELETE FROM records WHERE result_id = ?", ids)
+            c.executemany("DELETE FROM results WHERE id = ?", ids)
+            c.execute("DELETE FROM links WHERE key NOT IN (SELECT key FROM records)")
+            c.execute("DELETE FROM keys WHERE key NOT IN (SELECT key FROM records)")
+
     def links(self, key: str) -> tuple[str, int, list[KeyLink]] | None:
         """(cache-map digest, output, input links) a key was computed from, if recorded."""
         conn = self._conn()

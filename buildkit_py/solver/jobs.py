@@ -156,6 +156,7 @@ class Job:
         self.id = job_id
         self.ignore_cache = ignore_cache
         self.inputs = inputs
+        self.input_digests = tuple(e.vertex.digest for e in vertex.inputs)  # for progress
         self.name = vertex.name or vertex.digest[:19]
         self.solves: set[object] = set()
         # Sessions of the attached builds; swapped whole so worker threads read safely.
@@ -216,7 +217,7 @@ class Job:
             elif isinstance(ev, VertexLog | VertexStatus) and self.announced_at is None:
                 self.announced_at = time.time()
                 events.insert(0, VertexStarted(self.vertex.digest, self.name,
-                                               self.announced_at))
+                                               self.announced_at, self.input_digests))
             for e in events:
                 if isinstance(e, VertexLog):
                     self._replay_logs.append(e)
@@ -429,7 +430,25 @@ class Job:
     def send_cached(self) -> None:
         if not self._cached_sent:
             self._cached_sent = True
-            self.emit(VertexCached(self.vertex.digest, self.name, time.time()))
+            self._send_inputs_cached()
+            self.emit(VertexCached(self.vertex.digest, self.name, time.time(),
+                                   self.input_digests))
+
+    def _send_inputs_cached(self) -> None:
+        """Announce the inputs this hit makes cached (only keyed, their records exist)
+        before the hit itself, so progress lists cached steps inputs first, as BuildKit
+        does, not the last step first (the solver's end would announce them anyway)."""
+        for job in self.inputs:
+            if job._cached_sent or job.status != "keyed" or job.ignore_cache:
+                continue
+            keys = list(job.edge_keys.values())
+            if not keys:
+                continue
+            have = self.rt.cache.existing(keys)
+            for imp in job.imports:
+                have |= imp.existing([k for k in keys if k not in have])
+            if all(k in have for k in keys):
+                job.send_cached()
 
     async def _exec_results(self) -> list[ResultRef]:
         if self._exec_task is None:
@@ -462,7 +481,7 @@ class Job:
     async def _join(self, other: Job) -> list[ResultRef] | None:
         """Share the execution of another vertex with an equal cache key."""
         started = time.time()
-        self.emit(VertexStarted(self.vertex.digest, self.name, started))
+        self.emit(VertexStarted(self.vertex.digest, self.name, started, self.input_digests))
         try:
             theirs = await other._exec_results()
         except (asyncio.CancelledError, Cancelled):
@@ -484,7 +503,7 @@ class Job:
         """Worker thread: execute the op and save its outputs to the cache."""
         self.token.raise_if_cancelled()
         started = time.time()
-        self.emit(VertexStarted(self.vertex.digest, self.name, started))
+        self.emit(VertexStarted(self.vertex.digest, self.name, started, self.input_digests))
         self._explain_miss(vkey)
         handler = self.handler
         unregister = self.token.add_callback(handler.cancel)

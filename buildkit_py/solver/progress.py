@@ -26,6 +26,7 @@ class VertexStarted:
     digest: str
     name: str
     started: float
+    inputs: tuple[str, ...] = ()  # the digests of the vertices it consumes
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,7 @@ class VertexCached:
     digest: str
     name: str
     timestamp: float
+    inputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

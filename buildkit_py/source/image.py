@@ -11,6 +11,11 @@ nothing.
 and the chosen platform's layers are copied (verified) into the content store, and the image
 is then resolved from there by digest under the reserved name ``oci-layout.invalid/NAME``,
 which never reaches a registry.
+
+A layer pulled for a build is unpacked while it downloads: the download hands its bytes
+to the unpacker through a :class:`~buildkit_py.registry.blob_feed.BlobFeed` as it writes
+them to the store, layers download in parallel, and each unpacks as soon as the one below
+it is committed. An unpacker that cannot follow its download reads the stored blob.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from buildkit_py.content.errors import ContentError
 from buildkit_py.content.images import ImageStore
@@ -33,8 +40,10 @@ from buildkit_py.exporter.layers import CREATED_LABEL, LayerCache
 from buildkit_py.gostrings import go_quote
 from buildkit_py.platforms import Platform, as_platform, best_match, host_platform
 from buildkit_py.registry import mediatypes as mt
+from buildkit_py.registry.blob_feed import BlobFeed, FeedLost
 from buildkit_py.registry.reference import Reference, parse_reference
 from buildkit_py.snapshot import DBSnapshotter
+from buildkit_py.solver.progress import ProgressWriter
 from buildkit_py.solver.worker import CacheMap, OpContext, Result
 from buildkit_py.worker.ops.explain import describe_image_change, image_summary
 from buildkit_py.worker.results import SnapshotResult
@@ -292,8 +301,25 @@ class ImageSources:
         if len(diff_ids) != len(layers):
             raise BuildError(f"image {info.ref.familiar}: {len(layers)} layers but "
                              f"{len(diff_ids)} diff_ids in its config")
-        self._fetch_missing(info, diff_ids, layers, worker.sn, ctx)
-        return self.unpack_chain(worker.sn, layers, diff_ids)
+        missing = self.missing_layers(worker.sn, layers, diff_ids)
+        if not missing:
+            return self.unpack_chain(worker.sn, layers, diff_ids, progress=ctx.progress)
+        self._check_fetchable(info)
+        feeds = {layer["digest"]: BlobFeed(partial(self.content.open, layer["digest"]))
+                 for layer in missing}
+        with ThreadPoolExecutor(1, thread_name_prefix="bkpy-pull") as pool:
+            pulled = pool.submit(self._pull, info, ctx, feeds)
+            try:
+                top = self.unpack_chain(worker.sn, layers, diff_ids, progress=ctx.progress,
+                                        feeds=feeds)
+                pulled.result()
+                return top
+            except _NotDownloaded:
+                pulled.result()  # raises what stopped the download
+                raise
+            finally:
+                for feed in feeds.values():
+                    feed.close()  # an unpack that failed leaves the download to the store
 
     def unpack_local(self, worker: OpWorker, ref_text: str) -> bool:
         """Unpack the host platform's variant of local image ``ref_text`` now, as
@@ -315,14 +341,17 @@ class ImageSources:
 
     def unpack_chain(self, sn: DBSnapshotter, layers: Sequence[dict[str, Any]],
                      diff_ids: Sequence[str],
-                     created: Sequence[float | None] = ()) -> SnapshotResult:
+                     created: Sequence[float | None] = (), *,
+                     progress: ProgressWriter | None = None,
+                     feeds: Mapping[str, BlobFeed] | None = None) -> SnapshotResult:
         """Unpack a chain of layer blobs (descriptors as JSON: digest, mediaType, size;
         bottom first) from the content store, each as the committed snapshot
         ``img-<chainid>`` unless it already is one; returns the top. ``created``: when
         each layer was first made (an imported cache's times), kept as a snapshot label
         so images made from it keep their history times.
 
-        The one unpacker of image layers: image sources and imported caches."""
+        The one unpacker of image layers: image sources and imported caches. ``feeds``:
+        the layers being downloaded now, by digest, read as they arrive."""
         parent: str | None = None
         size = 0
         for i, (layer, name, diff_id) in enumerate(
@@ -334,7 +363,14 @@ class ImageSources:
                     sn.stat(name)
                 except UserError:
                     when = created[i] if i < len(created) else None
-                    self._unpack_one(sn, layer, name, parent, diff_id, when)
+                    # "extracting sha256:..." under the step, as BuildKit shows it
+                    sid = f"extracting {layer['digest']}"
+                    if progress is not None:
+                        progress.status(sid, 0, name="extracting")
+                    self._unpack_one(sn, layer, name, parent, diff_id, when,
+                                     (feeds or {}).get(layer["digest"]))
+                    if progress is not None:
+                        progress.status(sid, 0, name="extracting", completed=True)
             parent = name
             size = sn.usage(name).size
         return SnapshotResult(parent, size)
@@ -353,30 +389,46 @@ class ImageSources:
                 out.append(layer)
         return out
 
-    def _fetch_missing(self, info: ImageInfo, diff_ids: list[str], layers: list[Any],
-                       sn: Any, ctx: OpContext) -> None:
-        """Pull the layer blobs that are neither unpacked nor in the content store."""
-        if not self.missing_layers(sn, layers, diff_ids):
-            return
+    def _check_fetchable(self, info: ImageInfo) -> None:
         if self.registry is None or not info.from_registry:
             raise BuildError(f"layers of {info.ref.familiar} are missing from the content "
                              "store", hint="re-import or re-pull the image")
+
+    def _pull(self, info: ImageInfo, ctx: OpContext, feeds: Mapping[str, BlobFeed]) -> None:
+        """Pull the blobs the store lacks, handing the layers in ``feeds`` over as they
+        come."""
         progress = ctx.progress
 
         def report(p: Any) -> None:
             progress.status(p.digest, current=p.done, total=p.total,
                             completed=p.status in ("done", "exists"))
 
-        self.registry.pull(info.ref, self.content, progress=report)
+        assert self.registry is not None
+        try:
+            self.registry.pull(info.ref, self.content, progress=report, feeds=feeds)
+        finally:
+            for feed in feeds.values():
+                feed.failed()  # no-op for the ended ones: nobody waits on a dead pull
 
     def _unpack_one(self, sn: DBSnapshotter, layer: dict[str, Any], name: str,
-                    parent: str | None, diff_id: str, created: float | None = None) -> None:
+                    parent: str | None, diff_id: str, created: float | None = None,
+                    feed: BlobFeed | None = None) -> None:
         digest = layer["digest"]
         key = f"unpack-{name}"
         sn.prepare(key, parent)
         try:
-            with self.content.open(digest) as f:
-                applied = sn.apply_layer(key, f)
+            applied = None
+            if feed is not None:
+                try:
+                    applied = sn.apply_layer(key, cast(BinaryIO, feed))
+                except FeedLost:  # start again from the stored blob
+                    sn.remove(key)
+                    sn.prepare(key, parent)
+                    if not feed.stored():
+                        raise _NotDownloaded(digest) from None
+            if applied is None:
+                with self.content.open(digest) as f:
+                    applied = sn.apply_layer(key, f)
             if applied.diff_id != diff_id:
                 # As containerd: a layer must be what the config says it is, else the
                 # snapshot (named by the chain of diff_ids) would lie about its content.
@@ -391,6 +443,13 @@ class ImageSources:
         comp = _COMPRESSIONS.get(layer.get("mediaType", ""), applied.compression.value)
         self.layer_cache.put_source(name, digest, layer.get("size", applied.size),
                                     applied.diff_id, comp)
+
+
+class _NotDownloaded(BuildError):
+    """A layer's download failed; the pull's own error says why (raised instead)."""
+
+    def __init__(self, digest: str) -> None:
+        super().__init__(f"layer {digest} could not be downloaded")
 
 
 class BuildResolver:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 
@@ -47,8 +48,10 @@ def test_rawjson_is_one_object_per_line() -> None:
     records = [json.loads(line) for line in out.getvalue().splitlines()]
     cached = [v for r in records for v in r.get("vertexes", []) if v.get("cached")]
     assert cached and cached[0]["name"] == "[2/2] COPY a b"
-    logs = [entry["msg"] for r in records for entry in r.get("logs", [])]
-    assert logs == ["hi", "partial"]
+    # BuildKit's VertexLog: the raw chunks, base64, with their stream
+    logs = [(e["stream"], base64.b64decode(e["data"])) for r in records
+            for e in r.get("logs", [])]
+    assert logs == [(1, b"hi\npart"), (1, b"ial\n")]
 
 
 def test_tty_collapses_finished_steps() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.images import write_busybox_layout
-from tests.registry.fixtures import RegistryServer
+from tests.registry.fixtures import Proxy, RegistryServer
 
 
 @dataclass
@@ -77,3 +77,11 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServe
     server = RegistryServer(tmp_path_factory.mktemp("registry"))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def proxy(registry: RegistryServer) -> Iterator[Proxy]:
+    """A recording, fault-injecting proxy in front of the module's registry."""
+    p = Proxy(registry.host)
+    yield p
+    p.stop()

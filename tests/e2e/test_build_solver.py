@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 
 from tests.e2e.conftest import Bkpy
@@ -23,7 +24,7 @@ def _vertices(stderr: str) -> dict[str, dict]:
     merged: dict[str, dict] = {}
     for ev in _events(stderr):
         for v in ev.get("vertexes", []):
-            rec = merged.setdefault(v["vertex"], {})
+            rec = merged.setdefault(v["digest"], {})
             rec.update(v)
     return {v["name"]: v for v in merged.values()}
 
@@ -125,7 +126,10 @@ COPY --from=b /b /b
     v = _vertices(r.err)
     a = next(x for n, x in v.items() if "echo a" in n)
     b = next(x for n, x in v.items() if "echo b" in n)
-    assert a["started"] < b["completed"] and b["started"] < a["completed"], (a, b)
+    def t(stamp: str) -> datetime:  # RFC 3339 with nanoseconds, as BuildKit's rawjson
+        return datetime.fromisoformat(stamp[:26].rstrip("Z"))
+
+    assert t(a["started"]) < t(b["completed"]) and t(b["started"]) < t(a["completed"]), (a, b)
 
 
 def test_same_run_in_two_stages_runs_once(fresh_bkpy: Bkpy, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import hashlib
 import json
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -25,13 +25,6 @@ COPY app.txt /app.txt
 ENV ARCH=$TARGETARCH
 """
 ELF_MACHINE = {"amd64": 0x3E, "arm64": 0xB7}
-
-
-@pytest.fixture
-def proxy(registry: RegistryServer) -> Iterator[Proxy]:
-    p = Proxy(registry.host)
-    yield p
-    p.stop()
 
 
 @pytest.fixture

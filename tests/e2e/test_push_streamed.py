@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -25,13 +24,6 @@ FROM busybox
 COPY payload.bin /payload.bin
 RUN head -c 3000000 /payload.bin > /copy.bin
 """
-
-
-@pytest.fixture
-def proxy(registry: RegistryServer) -> Iterator[Proxy]:
-    p = Proxy(registry.host)
-    yield p
-    p.stop()
 
 
 @pytest.fixture

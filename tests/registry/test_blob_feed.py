@@ -5,8 +5,10 @@ outrun download takes the feed away, and the store says whether the blob is ther
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -53,7 +55,7 @@ def test_readers_get_every_byte_while_the_pull_stores_them(
         registry: RegistryServer, client: RegistryClient, store: ContentStore,
         other_store: ContentStore) -> None:
     image = _pushed(registry, client, store, "plain")
-    feeds = {d.digest: BlobFeed() for d in image.layers}
+    feeds = {d.digest: BlobFeed(partial(other_store.open, d.digest)) for d in image.layers}
     readers = [Reader(f) for f in feeds.values()]
     client.pull(f"{registry.host}/feed/plain:v1", other_store, "linux/amd64", feeds=feeds)
     for reader, layer in zip(readers, image.layers, strict=True):
@@ -79,7 +81,7 @@ def test_a_retried_download_takes_the_feed_away_and_still_stores_the_blob(
         return None
 
     proxy.fault = cut_once
-    feed = BlobFeed()
+    feed = BlobFeed(partial(other_store.open, big.digest))
     reader = Reader(feed)
     client.pull(f"{proxy.host}/feed/cut:v1", other_store, "linux/amd64",
                 feeds={big.digest: feed})
@@ -95,9 +97,9 @@ def test_a_tampered_blob_never_reaches_the_reader_s_end(
     big = image.layers[1]
     proxy = make_proxy(registry.host)
     proxy.body_hook = lambda m, p, b: b[:-1] + bytes([b[-1] ^ 1]) if big.digest in p else b
-    feed = BlobFeed()
-    reader = Reader(feed)
     fresh = ContentStore(tmp_path / "fresh")
+    feed = BlobFeed(partial(fresh.open, big.digest))
+    reader = Reader(feed)
     with pytest.raises(DigestMismatchError):
         client.pull(f"{proxy.host}/feed/tampered:v1", fresh, "linux/amd64",
                     feeds={big.digest: feed})
@@ -106,14 +108,40 @@ def test_a_tampered_blob_never_reaches_the_reader_s_end(
     assert not feed.stored() and not fresh.has(big.digest)
 
 
-def test_a_reader_too_far_behind_loses_the_feed_not_the_download(
+def test_a_reader_too_far_behind_goes_on_from_the_stored_blob(
         registry: RegistryServer, client: RegistryClient, store: ContentStore,
         other_store: ContentStore) -> None:
     image = _pushed(registry, client, store, "behind")
     big = image.layers[1]
-    feed = BlobFeed(limit=1 * MiB)  # nobody reads until the pull is over
+    feed = BlobFeed(partial(other_store.open, big.digest), limit=1 * MiB)
+    pulled = threading.Event()
+    got: list[bytes] = []
+
+    def slow_reader() -> None:
+        got.append(feed.read(1000))
+        pulled.wait(60)  # stops reading while the pull goes on: the feed spills
+        got.append(feed.read())
+
+    reader = threading.Thread(target=slow_reader, daemon=True)
+    reader.start()
     client.pull(f"{registry.host}/feed/behind:v1", other_store, "linux/amd64",
                 feeds={big.digest: feed})
-    with pytest.raises(FeedLost):
-        feed.read(MiB)
-    assert feed.stored() and other_store.has(big.digest)
+    pulled.set()
+    reader.join(30)
+    assert len(got) == 2 and len(got[0]) == 1000
+    assert hashlib.sha256(b"".join(got)).hexdigest() == big.digest.split(":")[1]
+    assert feed.stored()
+
+
+def test_the_feed_never_gives_the_end_before_the_verdict() -> None:
+    stored = io.BytesIO(b"abc")
+    feed = BlobFeed(lambda: stored, limit=10)
+    feed.data(b"abc")
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(feed.read(10)))
+    reader.start()
+    reader.join(0.2)
+    assert reader.is_alive() and not got  # 3 bytes buffered, but no end of stream yet
+    feed.complete()
+    reader.join(5)
+    assert got == [b"abc"]
