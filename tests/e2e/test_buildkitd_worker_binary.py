@@ -6,8 +6,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
-
 from tests.e2e.conftest import Bkpy
 
 
@@ -17,8 +15,8 @@ def _config(tmp_path: Path, binary: str) -> dict[str, str]:
     return {"BKPY_BUILDER_CONFIG": str(path)}
 
 
-@pytest.mark.skipif(shutil.which("runc") is None, reason="runc is not installed")
 def test_worker_binary_is_the_runtime(fresh_bkpy: Bkpy, tmp_path: Path) -> None:
+    assert shutil.which("runc"), "scripts/setup.sh installs runc"
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo ran > /ran\n")

@@ -5,7 +5,6 @@ pulled from with ``ca`` and ``[[keypair]]``; without the keypair it refuses."""
 from __future__ import annotations
 
 import json
-import socket
 import ssl
 import subprocess
 import uuid
@@ -96,20 +95,6 @@ def _push(bkpy: Bkpy, tmp_path: Path, ref: str, config: str) -> int:
                env={"BKPY_BUILDER_CONFIG": str(path)}, check=False)
     assert "Traceback" not in run.err
     return run.code
-
-
-def test_http_true_for_a_registry_not_named_localhost(
-        fresh_bkpy: Bkpy, tmp_path: Path, registry: RegistryServer) -> None:
-    name = socket.gethostname()
-    try:
-        if socket.gethostbyname(name) != "127.0.0.1":
-            pytest.skip(f"{name} does not resolve to 127.0.0.1")
-    except OSError:
-        pytest.skip(f"{name} does not resolve")
-    host = f"{name}:{registry.port}"  # plain HTTP, but not a loopback name: HTTPS is tried
-    assert _push(fresh_bkpy, tmp_path, f"{host}/app:http", "") == 1
-    assert _push(fresh_bkpy, tmp_path, f"{host}/app:http",
-                 f'[registry."{host}"]\nhttp = true\n') == 0
 
 
 def test_insecure_true_skips_certificate_checks(
