@@ -56,9 +56,9 @@ class ImageSet:
 
 @dataclass(frozen=True)
 class BuildImages:
-    """A build's images, made once for all its image outputs: with compressed layers for
-    outputs that leave the builder (``shipped``), uncompressed for the local image store
-    (``stored``). Both share diff IDs, so their image ID is the same."""
+    """A build's images, made once for all its image outputs: with the layer options of
+    the first output that leaves the builder (``shipped``) and of the first one for the
+    local image store (``stored``). Both share diff IDs, so their image ID is the same."""
 
     shipped: ImageSet | None
     stored: ImageSet | None

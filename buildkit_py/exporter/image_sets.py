@@ -1,11 +1,13 @@
 """A build's images, made once for all its image outputs.
 
-The local image store keeps layers uncompressed (nothing to inflate on FROM, nothing
-to deflate on --load); blobs are compressed only for an image that leaves the builder
-(a push, an OCI or docker layout). So a build makes at most two sets: one with the
-layer options of its first output that leaves the builder (gzip unless told), one
-with those of its first output that stays (uncompressed unless told). Each layer blob
-is compressed once and remembered (``exporter.layers``).
+A build makes at most two sets: one with the layer options of its first output that
+leaves the builder (a push, an OCI or docker layout), one with those of its first output
+that stays (the local image store); gzip unless told, for both. The local store keeps
+layers compressed, as BuildKit's does: deflating a layer when it is loaded costs about
+what writing it uncompressed did (bench/export_bench.py: ISA-L on the other core against
+twice the bytes hashed and written), and a later push of it then only uploads. Each layer
+blob is made once and remembered (``exporter.layers``), so an image pushed after
+``--load`` reuses the loaded blobs.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def make_build_images(specs: list[OutputSpec], results: list[PlatformResult],
             shipped = make_image_set(leaving[0], results, epoch, env, "gzip", push_to)
         if staying or not leaving:
             stored = make_image_set(staying[0] if staying else OutputSpec("image"),
-                                    results, epoch, env, "uncompressed")
+                                    results, epoch, env, "gzip")
     return BuildImages(shipped, stored)
 
 

@@ -17,7 +17,13 @@ from typing import Protocol
 from buildkit_py import sqlitedb
 from buildkit_py.content.store import ContentStore
 from buildkit_py.exporter.manifest import layer_media_type
-from buildkit_py.snapshot import Compression, DBSnapshotter, Writable, deflate
+from buildkit_py.snapshot import (
+    Compression,
+    DBSnapshotter,
+    HashingWritable,
+    Writable,
+    deflate,
+)
 
 # Snapshot label of a layer unpacked from an imported cache: when the layer was first
 # made (Unix seconds); an image made from the snapshot dates its history entry so.
@@ -71,9 +77,15 @@ class BlobSink(Protocol):
 
 
 class _Tee:
-    def __init__(self, store_writer: Writable, sink: BlobSink) -> None:
+    """The bytes for a content-store writer, also to ``sink``; hashed by the former."""
+
+    def __init__(self, store_writer: HashingWritable, sink: Writable) -> None:
         self._w = store_writer
         self._sink = sink
+
+    @property
+    def digest(self) -> str:
+        return self._w.digest
 
     def write(self, data: bytes) -> object:
         n = self._w.write(data)

@@ -20,7 +20,7 @@ import struct
 import threading
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
+from typing import TYPE_CHECKING, BinaryIO, Protocol, cast, runtime_checkable
 
 from buildkit_py.snapshot import deflate
 
@@ -73,6 +73,16 @@ class Writable(Protocol):
     """Where a layer blob goes: a file, a socket wrapper, a content-store writer."""
 
     def write(self, data: bytes, /) -> object: ...
+
+
+@runtime_checkable
+class HashingWritable(Writable, Protocol):
+    """A destination that hashes what it is given (a content-store writer): a layer
+    writer takes the blob's digest from it rather than hashing the same bytes again."""
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the bytes written so far, ``sha256:<hex>``."""
 
 
 class _Encoder(Protocol):
@@ -212,7 +222,11 @@ class LayerWriter:
         self._encoder = make_encoder(self.compression, level)
         self._diff = hashlib.sha256()
         self._blob = hashlib.sha256()
-        self._hash_blob = self.compression is not Compression.UNCOMPRESSED
+        self._dest_hashes = isinstance(dest, HashingWritable)
+        uncompressed = self.compression is Compression.UNCOMPRESSED
+        # an uncompressed blob's digest is its diff ID: hashed once, here or by ``dest``
+        self._hash_diff = not (uncompressed and self._dest_hashes)
+        self._hash_blob = not uncompressed and not self._dest_hashes
         self._usize = 0
         self._csize = 0
         self._buf = bytearray()
@@ -225,7 +239,7 @@ class LayerWriter:
 
     def _emit(self, out: bytes) -> None:
         if out:
-            if self._hash_blob:  # an uncompressed blob's digest is its diff ID
+            if self._hash_blob:
                 self._blob.update(out)
             self._csize += len(out)
             self._dest.write(out)
@@ -244,7 +258,8 @@ class LayerWriter:
     def _put(self, chunk: bytes) -> None:
         if self._error is not None:
             raise self._error
-        self._diff.update(chunk)
+        if self._hash_diff:
+            self._diff.update(chunk)
         self._usize += len(chunk)
         self._q.put(chunk)
 
@@ -269,9 +284,11 @@ class LayerWriter:
         self._thread.join()
         if self._error is not None:
             raise self._error
-        diff_id = f"sha256:{self._diff.hexdigest()}"
-        blob = diff_id if self.compression is Compression.UNCOMPRESSED else (
-            f"sha256:{self._blob.hexdigest()}")
+        blob = (cast(HashingWritable, self._dest).digest if self._dest_hashes
+                else f"sha256:{self._blob.hexdigest()}")
+        diff_id = f"sha256:{self._diff.hexdigest()}" if self._hash_diff else blob
+        if self.compression is Compression.UNCOMPRESSED:
+            blob = diff_id
         self._result = LayerDescriptor(blob, self._csize, diff_id, self.compression,
                                        self._usize)
         return self._result

@@ -174,8 +174,7 @@ def test_prune_corrupt_drops_images_that_lost_a_blob(fresh_bkpy: Bkpy, ctx: Path
     root = tmp_path / "state"
     bkpy("build", "-t", "loaded:1", "--load", str(ctx))
     out = tmp_path / "loaded.tar"
-    bkpy("build", "-t", "loaded:1", "-o", f"type=oci,dest={out},compression=uncompressed",
-         str(ctx))
+    bkpy("build", "-t", "loaded:1", "-o", f"type=oci,dest={out}", str(ctx))
     _, layers = _layout_tar(out)
     _corrupt(_blob_file(root, layers[-1]))
 

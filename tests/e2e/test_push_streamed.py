@@ -104,3 +104,26 @@ def test_a_registry_that_rejects_the_digest_gets_the_blob_from_the_store(
     for layer in layers[1:]:
         # the streamed commit was refused, then the push committed the store's bytes
         assert _uploads_of(proxy, layer["digest"]) == ["PUT", "PUT"], proxy.requests
+
+
+def test_a_loaded_image_is_pushed_without_compressing_again(
+        fresh_bkpy: Bkpy, ctx: Path, proxy: Proxy, registry: RegistryServer,
+        tmp_path: Path) -> None:
+    # --load compressed the layers for the local store; the push of the same build
+    # finds those blobs and only uploads them (nothing streamed while being made)
+    fresh_bkpy("build", "-t", "loaded/app:1", "--load", str(ctx))
+    raw = fresh_bkpy("imagetools", "inspect", "--local", "--raw", "loaded/app:1").out
+    local = json.loads(raw)
+    ref = f"{proxy.host}/streamed/loaded:1"
+    meta = tmp_path / "meta.json"
+    fresh_bkpy("build", "-t", ref, "--push", "--metadata-file", str(meta), str(ctx))
+    assert not [p for m, p in proxy.requests if m == "PATCH"], proxy.requests
+    # the same manifest as the loaded one, byte for byte
+    pushed_digest = json.loads(meta.read_text())["containerimage.digest"]
+    assert pushed_digest == "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
+    manifest = _verified_copy(f"{registry.host}/streamed/loaded:1", tmp_path / "copy")
+    assert manifest["layers"] == local["layers"]
+    layers = manifest["layers"]
+    assert isinstance(layers, list)
+    for layer in layers[1:]:
+        assert _uploads_of(proxy, layer["digest"]) == ["PUT"], proxy.requests

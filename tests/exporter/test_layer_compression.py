@@ -1,5 +1,6 @@
-"""Where layers stay uncompressed (the local image store) and where they are
-compressed (push, ``type=oci``/``type=docker``), and that blobs and digests are reused."""
+"""Layers are gzip-compressed for the local image store (as in BuildKit's) and for what
+leaves the builder (push, ``type=oci``/``type=docker``), or as the output asks, and blobs
+and digests are reused between them."""
 
 from __future__ import annotations
 
@@ -41,12 +42,22 @@ def _built_layers(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return layers
 
 
-def test_load_keeps_built_layers_uncompressed(bkpy: Bkpy, ctx: Path) -> None:
+def test_load_keeps_built_layers_gzip(bkpy: Bkpy, ctx: Path) -> None:
     bkpy("build", "-t", "store/plain:1", "--load", str(ctx))
     layers = _built_layers(_local_manifest(bkpy, "store/plain:1"))
-    assert {la["mediaType"] for la in layers} == {OCI_TAR}
+    assert {la["mediaType"] for la in layers} == {OCI_GZIP}
     cfg = json.loads(bkpy("imagetools", "inspect", "--local", "--format",
                           "{{json .Image}}", "store/plain:1").out)
+    # compressed: a blob's digest is not its diff ID
+    assert not {la["digest"] for la in layers} & set(cfg["rootfs"]["diff_ids"])
+
+
+def test_load_with_compression_uncompressed(bkpy: Bkpy, ctx: Path) -> None:
+    bkpy("build", "-o", "type=image,name=store/raw:1,compression=uncompressed", str(ctx))
+    layers = _built_layers(_local_manifest(bkpy, "store/raw:1"))
+    assert {la["mediaType"] for la in layers} == {OCI_TAR}
+    cfg = json.loads(bkpy("imagetools", "inspect", "--local", "--format",
+                          "{{json .Image}}", "store/raw:1").out)
     # an uncompressed blob's digest is its diff ID
     assert [la["digest"] for la in layers] == cfg["rootfs"]["diff_ids"][1:]
 
@@ -65,14 +76,14 @@ def test_oci_export_is_gzip_or_the_requested_compression(bkpy: Bkpy, ctx: Path,
     assert {la["mediaType"] for la in _built_layers(m)} == {OCI_ZSTD}
 
 
-def test_load_and_oci_in_one_build_split_compression(bkpy: Bkpy, ctx: Path,
-                                                     tmp_path: Path) -> None:
+def test_load_and_oci_in_one_build_share_blobs(bkpy: Bkpy, ctx: Path,
+                                               tmp_path: Path) -> None:
     out = tmp_path / "img.tar"
     bkpy("build", "-o", "type=image,name=store/both:1", "-o", f"type=oci,dest={out}", str(ctx))
-    assert {la["mediaType"] for la in _built_layers(_local_manifest(bkpy, "store/both:1"))} \
-        == {OCI_TAR}
+    stored = _built_layers(_local_manifest(bkpy, "store/both:1"))
     _, m, _ = _layout_manifest(out)
-    assert {la["mediaType"] for la in _built_layers(m)} == {OCI_GZIP}
+    assert {la["mediaType"] for la in stored} == {OCI_GZIP}
+    assert _built_layers(m) == stored  # compressed once, the same blobs in both
 
 
 def test_reexport_gives_identical_digests(bkpy: Bkpy, ctx: Path, tmp_path: Path) -> None:
