@@ -259,6 +259,10 @@ class BuilderConfig:
     history: HistoryConfig = field(default_factory=HistoryConfig)
     grpc: GRPCConfig = field(default_factory=GRPCConfig)
     debug: bool = False  # buildkitd.toml's debug/trace, [log] level
+    # [worker.oci] platforms: listed first, the first is the default build and target
+    # platform (builder/worker_info.py); labels: added to the worker's own
+    worker_platforms: list[str] = field(default_factory=list)
+    worker_labels: dict[str, str] = field(default_factory=dict)
     # buildkitd.toml settings that do not apply to bkpy, one line each (bkpyd logs them)
     ignored: list[str] = field(default_factory=list)
 
@@ -402,7 +406,6 @@ _BUILDKITD_IGNORED = {
 }
 # [worker.oci] keys that mean nothing to bkpy's worker, and why.
 _OCI_IGNORED = {
-    "labels": "bkpy's worker labels are fixed",
     "rootless": "bkpy runs as the user that starts it",
     "noProcessSandbox": "every RUN gets its own PID namespace",
     "networkMode": "RUN steps get loopback only, or the host's network",
@@ -492,14 +495,16 @@ def _load_oci_worker(oci: dict[str, Any], cfg: BuilderConfig, where: str) -> Non
     if snapshotter not in ("auto", "overlayfs", "overlay", ""):
         cfg.ignored.append(f"worker.oci.snapshotter = {snapshotter!r}: ignored (bkpy has "
                            "only its overlayfs snapshotter)")
-    if "platforms" in oci:
-        cfg.ignored.append("worker.oci.platforms: ignored (bkpy reports the host's and "
-                           "binfmt's platforms)")
+    if "platforms" in oci:  # parsed where platforms are known: worker_info.worker_platforms
+        cfg.worker_platforms = _strings(oci["platforms"], f"{where} platforms")
+    if "labels" in oci:
+        labels = _expect(oci, "labels", dict, where)
+        cfg.worker_labels = {str(k): str(v) for k, v in labels.items()}
     for key, why in _OCI_IGNORED.items():
         # false, "" and 0 ask for nothing: only settings bkpy does not honour are listed
         if oci.get(key) not in (None, False, "", 0, [], {}):
             cfg.ignored.append(f"worker.oci.{key}: ignored ({why})")
-    known = {"enabled", "max-parallelism", "binary", "snapshotter", "platforms",
+    known = {"enabled", "max-parallelism", "binary", "snapshotter", "platforms", "labels",
              *_OCI_IGNORED, *_GC_KEYS}
     for key in sorted(set(oci) - known):
         cfg.ignored.append(f"worker.oci.{key}: unknown key, ignored")
@@ -537,10 +542,6 @@ def _load_oci_worker(oci: dict[str, Any], cfg: BuilderConfig, where: str) -> Non
             raise UsageError(f"{at}: {err}",
                              hint='filters look like "type==source.local" or '
                                   '"description~=^RUN"') from None
-        if any("exec.cachemount" in f for f in filters):
-            cfg.ignored.append(f"worker.oci.gcpolicy #{i} filters: type==exec.cachemount "
-                               "selects nothing (bkpy's cache mounts are not cache records; "
-                               "no GC removes them)")
         gc.rules.append(GCRule(
             all=_expect(policy, "all", bool, at) if "all" in policy else False,
             filters=filters,

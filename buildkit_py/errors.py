@@ -6,7 +6,9 @@ Every error a user can cause derives from :class:`UserError`; the CLI prints its
 A build failure is rendered like buildx renders BuildKit's: details first (the failing
 step's last log lines, the Dockerfile snippet with ``>>>`` on the failing lines), then one
 ``ERROR:`` line carrying BuildKit's exact message (what scripts and the differential corpus
-compare), then bkpy's own advice on ``hint:`` lines.
+compare), then bkpy's own advice on ``hint:`` lines. The CLI wraps what the build itself
+raises in :class:`BuildFailedError` (buildx's ``failed to build: ``), whose framed step logs
+are printed with the progress instead (buildx's display prints them when it closes).
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ class UserError(Exception):
 
     def details(self) -> list[str]:
         """Lines printed before the ERROR line."""
+        return []
+
+    def log_block(self) -> list[str]:
+        """The failed step's name and last log lines, framed as buildx frames them; the
+        first lines of :meth:`details` when there are any."""
         return []
 
     def text(self) -> str:
@@ -129,7 +136,11 @@ class DockerfileError(UserError):
 
 
 class BuildError(UserError):
-    """A build step failed (a RUN exited non-zero, a source is missing, ...)."""
+    """A build step failed (a RUN exited non-zero, a source is missing, ...).
+
+    ``step`` names the progress step that failed (e.g. ``[internal] load metadata for
+    REF``): buildx frames a failed step's name even when it logged nothing.
+    """
 
     exit_code = EXIT_BUILD_FAILED
 
@@ -140,13 +151,17 @@ class BuildError(UserError):
         *,
         log_tail: list[str] | None = None,
         hint: str | None = None,
+        step: str | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.location = location
         self.log_tail = log_tail or []
+        self.step = step
 
     def log_block(self) -> list[str]:
-        """The step's last log lines, framed as buildx frames them."""
+        """The step's name and its last log lines as they are, framed as buildx frames them."""
+        if self.step is not None:
+            return ["------", f" > {self.step}:", *self.log_tail, "------"]
         if not self.log_tail:
             return []
         return ["------", *(f" > {line}" for line in self.log_tail), "------"]
@@ -169,5 +184,28 @@ class SolveError(UserError):
     def details(self) -> list[str]:
         return self.cause.details()
 
+    def log_block(self) -> list[str]:
+        return self.cause.log_block()
+
     def text(self) -> str:
         return f"failed to solve: {self.cause.text()}"
+
+
+class BuildFailedError(UserError):
+    """Whatever stopped a build once it was asked for, as buildx reports it: ``failed to
+    build: `` before the builder's message (flag errors found before that have no prefix).
+    The failed step's framed logs are left out: the CLI prints them when the progress
+    display closes, and not at all in quiet and rawjson modes, as buildx does."""
+
+    def __init__(self, cause: UserError) -> None:
+        super().__init__(cause.message, hint=cause.hint)
+        self.cause = cause
+        self.exit_code = cause.exit_code
+
+    def details(self) -> list[str]:
+        lines = self.cause.details()
+        block = self.cause.log_block()
+        return lines[len(block):] if block and lines[:len(block)] == block else lines
+
+    def text(self) -> str:
+        return f"failed to build: {self.cause.text()}"

@@ -12,6 +12,7 @@ import pytest
 
 from buildkit_py.builder.gc_filters import record_type
 from buildkit_py.builder.gc_policy import PruneRule, default_rules, keep_bytes
+from buildkit_py.builder.worker_info import worker_platforms
 from buildkit_py.config import GCPolicy, load_config, parse_duration, parse_size
 from buildkit_py.errors import UsageError
 from buildkit_py.units import DiskSpace, filter_matches, parse_disk_space, parse_prune_filters
@@ -120,6 +121,27 @@ x = 1
     ]
 
 
+def test_worker_platforms_and_labels(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, '[worker.oci]\nplatforms = ["linux/arm64/v8", "amd64", "linux/arm64"]'
+                          '\n[worker.oci.labels]\n"org.example.team" = "builds"\n')
+    # normalised as buildkitd parses them, duplicates once; neither is named as ignored
+    assert worker_platforms(cfg) == ["linux/arm64", "linux/amd64"]
+    assert cfg.worker_labels == {"org.example.team": "builds"}
+    assert cfg.ignored == []
+
+
+def test_bkpyd_refuses_a_bad_platform_with_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "buildkitd.toml"
+    config.write_text('[worker.oci]\nplatforms = ["linux/amd64", "linux/*"]\n')
+    p = subprocess.run([sys.executable, "-m", "buildkit_py.control.daemon", "--root",
+                        str(tmp_path / "root"), "--config", str(config),
+                        "--addr", f"unix://{tmp_path}/d.sock"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2, p.stderr
+    assert "[worker.oci]: invalid platforms: " in p.stderr and "wildcards" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
 def test_gc_false_and_no_worker_table_mean_no_buildkit_gc(tmp_path: Path) -> None:
     off = _load(tmp_path, "[worker.oci]\ngc = false\n")
     assert off.gc.buildkitd and not off.gc.enabled
@@ -131,6 +153,7 @@ def test_gc_false_and_no_worker_table_mean_no_buildkit_gc(tmp_path: Path) -> Non
     ('[worker.oci]\nreservedSpace = "ten"\n', "reservedSpace: invalid disk space ten"),
     ('[[worker.oci.gcpolicy]]\nkeepDuration = "2 days"\n', "invalid duration '2 days'"),
     ('[worker.oci]\nmax-parallelism = "4"\n', "'max-parallelism' has the wrong type"),
+    ('[worker.oci]\nlabels = "team=builds"\n', "'labels' has the wrong type"),
 ])
 def test_bad_values_are_usage_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):

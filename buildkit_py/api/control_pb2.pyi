@@ -61,7 +61,7 @@ class LocalDir(_message.Message):
     def __init__(self, name: _Optional[str] = ..., context_id: _Optional[str] = ...) -> None: ...
 
 class SolveRequest(_message.Message):
-    __slots__ = ("ref", "session_id", "dockerfile", "dockerfile_name", "ignore_patterns", "has_context", "tags", "target", "platforms", "build_args", "build_contexts", "secret_ids", "ssh_ids", "no_cache", "no_cache_filter", "pull", "outputs", "labels", "network", "cache_to", "cache_from", "want_iid", "want_metadata", "local_dirs", "entitlements", "extra_hosts", "shm_size", "ulimits", "context_url", "dockerfile_in_context", "call", "metadata_warnings", "debug_shell", "debug_on", "debug_rows", "debug_cols")
+    __slots__ = ("ref", "session_id", "dockerfile", "dockerfile_name", "ignore_patterns", "has_context", "tags", "target", "platforms", "build_args", "build_contexts", "secret_ids", "ssh_ids", "no_cache", "no_cache_filter", "pull", "outputs", "labels", "network", "cache_to", "cache_from", "want_iid", "want_metadata", "local_dirs", "entitlements", "extra_hosts", "shm_size", "ulimits", "context_url", "dockerfile_in_context", "call", "metadata_warnings", "debug_shell", "debug_on", "debug_rows", "debug_cols", "dockerfile_sent")
     class BuildArgsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +119,7 @@ class SolveRequest(_message.Message):
     DEBUG_ON_FIELD_NUMBER: _ClassVar[int]
     DEBUG_ROWS_FIELD_NUMBER: _ClassVar[int]
     DEBUG_COLS_FIELD_NUMBER: _ClassVar[int]
+    DOCKERFILE_SENT_FIELD_NUMBER: _ClassVar[int]
     ref: str
     session_id: str
     dockerfile: bytes
@@ -155,7 +156,8 @@ class SolveRequest(_message.Message):
     debug_on: str
     debug_rows: int
     debug_cols: int
-    def __init__(self, ref: _Optional[str] = ..., session_id: _Optional[str] = ..., dockerfile: _Optional[bytes] = ..., dockerfile_name: _Optional[str] = ..., ignore_patterns: _Optional[_Iterable[str]] = ..., has_context: _Optional[bool] = ..., tags: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., platforms: _Optional[_Iterable[str]] = ..., build_args: _Optional[_Mapping[str, str]] = ..., build_contexts: _Optional[_Mapping[str, str]] = ..., secret_ids: _Optional[_Iterable[str]] = ..., ssh_ids: _Optional[_Iterable[str]] = ..., no_cache: _Optional[bool] = ..., no_cache_filter: _Optional[_Iterable[str]] = ..., pull: _Optional[bool] = ..., outputs: _Optional[_Iterable[_Union[Output, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., network: _Optional[str] = ..., cache_to: _Optional[_Iterable[_Union[CacheSpec, _Mapping]]] = ..., cache_from: _Optional[_Iterable[_Union[CacheSpec, _Mapping]]] = ..., want_iid: _Optional[bool] = ..., want_metadata: _Optional[bool] = ..., local_dirs: _Optional[_Iterable[_Union[LocalDir, _Mapping]]] = ..., entitlements: _Optional[_Iterable[str]] = ..., extra_hosts: _Optional[_Iterable[str]] = ..., shm_size: _Optional[int] = ..., ulimits: _Optional[_Iterable[str]] = ..., context_url: _Optional[str] = ..., dockerfile_in_context: _Optional[str] = ..., call: _Optional[str] = ..., metadata_warnings: _Optional[bool] = ..., debug_shell: _Optional[_Iterable[str]] = ..., debug_on: _Optional[str] = ..., debug_rows: _Optional[int] = ..., debug_cols: _Optional[int] = ...) -> None: ...
+    dockerfile_sent: int
+    def __init__(self, ref: _Optional[str] = ..., session_id: _Optional[str] = ..., dockerfile: _Optional[bytes] = ..., dockerfile_name: _Optional[str] = ..., ignore_patterns: _Optional[_Iterable[str]] = ..., has_context: _Optional[bool] = ..., tags: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., platforms: _Optional[_Iterable[str]] = ..., build_args: _Optional[_Mapping[str, str]] = ..., build_contexts: _Optional[_Mapping[str, str]] = ..., secret_ids: _Optional[_Iterable[str]] = ..., ssh_ids: _Optional[_Iterable[str]] = ..., no_cache: _Optional[bool] = ..., no_cache_filter: _Optional[_Iterable[str]] = ..., pull: _Optional[bool] = ..., outputs: _Optional[_Iterable[_Union[Output, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., network: _Optional[str] = ..., cache_to: _Optional[_Iterable[_Union[CacheSpec, _Mapping]]] = ..., cache_from: _Optional[_Iterable[_Union[CacheSpec, _Mapping]]] = ..., want_iid: _Optional[bool] = ..., want_metadata: _Optional[bool] = ..., local_dirs: _Optional[_Iterable[_Union[LocalDir, _Mapping]]] = ..., entitlements: _Optional[_Iterable[str]] = ..., extra_hosts: _Optional[_Iterable[str]] = ..., shm_size: _Optional[int] = ..., ulimits: _Optional[_Iterable[str]] = ..., context_url: _Optional[str] = ..., dockerfile_in_context: _Optional[str] = ..., call: _Optional[str] = ..., metadata_warnings: _Optional[bool] = ..., debug_shell: _Optional[_Iterable[str]] = ..., debug_on: _Optional[str] = ..., debug_rows: _Optional[int] = ..., debug_cols: _Optional[int] = ..., dockerfile_sent: _Optional[int] = ...) -> None: ...
 
 class SolveResponse(_message.Message):
     __slots__ = ("image_id", "metadata_json", "ran", "cached", "warnings")
@@ -178,14 +180,16 @@ class StatusRequest(_message.Message):
     def __init__(self, ref: _Optional[str] = ...) -> None: ...
 
 class VertexStarted(_message.Message):
-    __slots__ = ("digest", "name", "started")
+    __slots__ = ("digest", "name", "started", "inputs")
     DIGEST_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
     digest: str
     name: str
     started: float
-    def __init__(self, digest: _Optional[str] = ..., name: _Optional[str] = ..., started: _Optional[float] = ...) -> None: ...
+    inputs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, digest: _Optional[str] = ..., name: _Optional[str] = ..., started: _Optional[float] = ..., inputs: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class VertexCacheMiss(_message.Message):
     __slots__ = ("digest", "name", "reason", "timestamp")
@@ -200,14 +204,16 @@ class VertexCacheMiss(_message.Message):
     def __init__(self, digest: _Optional[str] = ..., name: _Optional[str] = ..., reason: _Optional[str] = ..., timestamp: _Optional[float] = ...) -> None: ...
 
 class VertexCached(_message.Message):
-    __slots__ = ("digest", "name", "timestamp")
+    __slots__ = ("digest", "name", "timestamp", "inputs")
     DIGEST_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
     digest: str
     name: str
     timestamp: float
-    def __init__(self, digest: _Optional[str] = ..., name: _Optional[str] = ..., timestamp: _Optional[float] = ...) -> None: ...
+    inputs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, digest: _Optional[str] = ..., name: _Optional[str] = ..., timestamp: _Optional[float] = ..., inputs: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class VertexCompleted(_message.Message):
     __slots__ = ("digest", "name", "started", "completed")
@@ -351,8 +357,24 @@ class GCPolicy(_message.Message):
     keep_duration: float
     def __init__(self, keep_storage: _Optional[int] = ..., keep_duration: _Optional[float] = ...) -> None: ...
 
+class GCRule(_message.Message):
+    __slots__ = ("all", "filters", "keep_duration", "reserved_space", "max_used_space", "min_free_space")
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    KEEP_DURATION_FIELD_NUMBER: _ClassVar[int]
+    RESERVED_SPACE_FIELD_NUMBER: _ClassVar[int]
+    MAX_USED_SPACE_FIELD_NUMBER: _ClassVar[int]
+    MIN_FREE_SPACE_FIELD_NUMBER: _ClassVar[int]
+    all: bool
+    filters: _containers.RepeatedScalarFieldContainer[str]
+    keep_duration: float
+    reserved_space: int
+    max_used_space: int
+    min_free_space: int
+    def __init__(self, all: _Optional[bool] = ..., filters: _Optional[_Iterable[str]] = ..., keep_duration: _Optional[float] = ..., reserved_space: _Optional[int] = ..., max_used_space: _Optional[int] = ..., min_free_space: _Optional[int] = ...) -> None: ...
+
 class WorkerRecord(_message.Message):
-    __slots__ = ("id", "labels", "platforms", "emulated_platforms", "gc_policy")
+    __slots__ = ("id", "labels", "platforms", "emulated_platforms", "gc_policy", "gc_rules")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -365,12 +387,14 @@ class WorkerRecord(_message.Message):
     PLATFORMS_FIELD_NUMBER: _ClassVar[int]
     EMULATED_PLATFORMS_FIELD_NUMBER: _ClassVar[int]
     GC_POLICY_FIELD_NUMBER: _ClassVar[int]
+    GC_RULES_FIELD_NUMBER: _ClassVar[int]
     id: str
     labels: _containers.ScalarMap[str, str]
     platforms: _containers.RepeatedScalarFieldContainer[str]
     emulated_platforms: _containers.RepeatedScalarFieldContainer[str]
     gc_policy: GCPolicy
-    def __init__(self, id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., platforms: _Optional[_Iterable[str]] = ..., emulated_platforms: _Optional[_Iterable[str]] = ..., gc_policy: _Optional[_Union[GCPolicy, _Mapping]] = ...) -> None: ...
+    gc_rules: _containers.RepeatedCompositeFieldContainer[GCRule]
+    def __init__(self, id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., platforms: _Optional[_Iterable[str]] = ..., emulated_platforms: _Optional[_Iterable[str]] = ..., gc_policy: _Optional[_Union[GCPolicy, _Mapping]] = ..., gc_rules: _Optional[_Iterable[_Union[GCRule, _Mapping]]] = ...) -> None: ...
 
 class ListWorkersResponse(_message.Message):
     __slots__ = ("workers",)

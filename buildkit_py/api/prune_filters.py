@@ -8,13 +8,14 @@ of them must match, as buildx joins them into one containerd filter for BuildKit
 is what travels (``PruneOptions.filters``), read with :func:`buildkit_py.units.parse_prune_filters`.
 
 The fields of bkpy's records: ``id``, ``description``, ``type`` (``regular``,
-``source.local`` for a build context's files, ``source.git.checkout``), ``inuse``;
-``mutable``/``immutable`` and ``shared``/``private`` hold as for BuildKit's committed,
-unshared records (every bkpy record is immutable and private). For these yes/no fields an
-empty value or ``true`` asks for records that have it, ``false`` for those that do not
-(BuildKit matches ``inuse=true`` against an empty value: never). A key BuildKit does not
-know, or one bkpy's records do not carry (``parents``), is refused rather than matching
-nothing in silence, and so is ``type=exec.cachemount`` (cache mounts are no records).
+``source.local`` for a build context's files, ``source.git.checkout``,
+``exec.cachemount`` for an instance of a ``RUN --mount=type=cache``), ``inuse``;
+``mutable``/``immutable`` and ``shared``/``private`` hold as for BuildKit's records
+(every bkpy record is private; cache mounts are mutable, the others immutable). For
+these yes/no fields an empty value or ``true`` asks for records that have it, ``false``
+for those that do not (BuildKit matches ``inuse=true`` against an empty value: never).
+A key BuildKit does not know, or one bkpy's records do not carry (``parents``), is
+refused rather than matching nothing in silence.
 """
 
 from __future__ import annotations
@@ -29,8 +30,7 @@ FIELDS = ("id", "description", "type", "inuse", "mutable", "immutable", "shared"
 _FLAGS = ("inuse", "mutable", "immutable", "shared", "private")
 RECORD_TYPES = ("regular", "source.local", "source.git.checkout", "exec.cachemount",
                 "frontend", "internal")
-_NOT_KEPT = {"exec.cachemount": "cache mounts are not cache records in bkpy (`bkpy du` "
-                                "does not list them)"}
+_NOT_KEPT: dict[str, str] = {}  # record types bkpy has no records of, and why
 
 ParsedFilters = list[list[FilterSelector]]
 
@@ -124,7 +124,8 @@ def matches(parsed: ParsedFilters, *, kind: str, result_id: str, description: st
             in_use: bool) -> bool:
     """Whether a record of type ``kind`` is selected (no filter: every record)."""
     fields = {"id": result_id, "description": description, "type": kind}
-    flags = {"inuse": in_use, "mutable": False, "immutable": True, "shared": False,
+    mutable = kind == "exec.cachemount"  # BuildKit's cache mounts are mutable refs
+    flags = {"inuse": in_use, "mutable": mutable, "immutable": not mutable, "shared": False,
              "private": True}
 
     def lookup(field: str) -> tuple[str, bool]:

@@ -115,6 +115,10 @@ class BuildRequest:
     # "always" also in a container of the result when the build succeeds. Embedded only.
     debug_shell: list[str] | None = None
     debug_on: str = "error"
+    # What BuildKit would count for sending the Dockerfile ("transferring dockerfile:
+    # 338B"), measured where the file is (a remote client's machine); None: measure
+    # ``dockerfile`` here.
+    dockerfile_sent: int | None = None
 
     @property
     def dockerfile_name(self) -> str:

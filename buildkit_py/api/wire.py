@@ -72,10 +72,10 @@ def file_frames(path: str | Path) -> Iterator[bytes]:
 def event_to_pb(ev: ProgressEvent) -> pb.ProgressEvent:
     if isinstance(ev, VertexStarted):
         return pb.ProgressEvent(started=pb.VertexStarted(
-            digest=ev.digest, name=ev.name, started=ev.started))
+            digest=ev.digest, name=ev.name, started=ev.started, inputs=ev.inputs))
     if isinstance(ev, VertexCached):
         return pb.ProgressEvent(cached=pb.VertexCached(
-            digest=ev.digest, name=ev.name, timestamp=ev.timestamp))
+            digest=ev.digest, name=ev.name, timestamp=ev.timestamp, inputs=ev.inputs))
     if isinstance(ev, VertexCompleted):
         return pb.ProgressEvent(completed=pb.VertexCompleted(
             digest=ev.digest, name=ev.name, started=ev.started, completed=ev.completed))
@@ -102,10 +102,10 @@ def event_from_pb(msg: pb.ProgressEvent) -> ProgressEvent | None:
     kind = msg.WhichOneof("event")
     if kind == "started":
         s = msg.started
-        return VertexStarted(s.digest, s.name, s.started)
+        return VertexStarted(s.digest, s.name, s.started, tuple(s.inputs))
     if kind == "cached":
         c = msg.cached
-        return VertexCached(c.digest, c.name, c.timestamp)
+        return VertexCached(c.digest, c.name, c.timestamp, tuple(c.inputs))
     if kind == "completed":
         d = msg.completed
         return VertexCompleted(d.digest, d.name, d.started, d.completed)

@@ -22,6 +22,7 @@ from buildkit_py.api.outcome import BuildOutcome
 from buildkit_py.api.request import BuildRequest
 from buildkit_py.builder.entitlements import DeviceGrant, check_granted, check_llb
 from buildkit_py.builder.lint_report import check_outcome, report_lint
+from buildkit_py.builder.worker_info import default_platform
 from buildkit_py.config import BuilderConfig
 from buildkit_py.content.images import ImageStore
 from buildkit_py.content.store import ContentStore
@@ -31,7 +32,7 @@ from buildkit_py.exporter.layers import LayerCache
 from buildkit_py.frontend.dockerfile.dockerignore import find_ignore_file, read_ignore_file
 from buildkit_py.llb import ops_pb2
 from buildkit_py.llb.cachemounts import portable_cache_ids
-from buildkit_py.platforms import host_platform, parse_platform
+from buildkit_py.platforms import parse_platform
 from buildkit_py.remotecache.config import INLINE_KEY
 from buildkit_py.remotecache.export import collect, export_cache, inline_values
 from buildkit_py.remotecache.importer import open_imports
@@ -63,6 +64,7 @@ from buildkit_py.worker.ops.base import HandlerFactory, OpWorker
 from buildkit_py.worker.ops.common import unwrap
 from buildkit_py.worker.results import SnapshotResult
 from buildkit_py.worker.session import BuildSession
+from buildkit_py.worker.transfer_size import dockerfile_size, listing, transfer_size
 from buildkit_py.worker.worker import BuilderWorker
 
 if TYPE_CHECKING:
@@ -215,15 +217,22 @@ class Builder:
                     dockerfile_data = req.dockerfile_data
                     with _digest_vertex(bus, f"[internal] load build definition from {name}") \
                             as definition_vertex:
+                        _transferred(bus, definition_vertex, "dockerfile", time.time(),
+                                     req.dockerfile_sent if req.dockerfile_sent is not None
+                                     else dockerfile_size(req.dockerfile, dockerfile_data))
                         if req.call != "check":  # the check reports a broken file itself
                             df = load_dockerfile(dockerfile_data, name)
                 ignore: list[str] = []
                 if req.context is not None:
-                    with _vertex(bus, "[internal] load .dockerignore"):
+                    with _digest_vertex(bus, "[internal] load .dockerignore") as vertex:
+                        _transferred(bus, vertex, "context", time.time(), transfer_size(
+                            listing(req.context, [".dockerignore"])))
                         ignore_file = find_ignore_file(req.context, req.dockerfile)
                         if ignore_file is not None:
                             ignore = read_ignore_file(ignore_file)
-                platforms = [parse_platform(p) for p in req.platforms] or [host_platform()]
+                # buildkitd's default and build platform: its worker's first platform
+                worker_default = parse_platform(default_platform(self.config))
+                platforms = [parse_platform(p) for p in req.platforms] or [worker_default]
                 epoch = _source_date_epoch(req)
                 contexts = {cname: f"local:ctx-{cname}" if names_directory(value) else value
                             for cname, value in req.build_contexts.items()}
@@ -239,7 +248,8 @@ class Builder:
                 converted = []
                 for index, plat in enumerate(platforms):
                     opts = ConvertOptions(
-                        target=req.target, target_platform=plat, build_args=dict(req.build_args),
+                        target=req.target, target_platform=plat, build_platform=worker_default,
+                        build_args=dict(req.build_args),
                         labels=dict(req.labels), build_contexts=contexts, no_cache=req.no_cache,
                         no_cache_filter=list(req.no_cache_filter), network=req.network,
                         extra_hosts=list(req.extra_hosts), shm_size=req.shm_size,
@@ -477,6 +487,15 @@ def _vertex(bus: ProgressBus, name: str) -> Iterator[None]:
     """Report an export step as a pseudo-vertex, as BuildKit does."""
     with _digest_vertex(bus, name):
         yield
+
+
+def _transferred(bus: ProgressBus, digest: str, local: str, started: float, size: int
+                 ) -> None:
+    """BuildKit's status of a client directory's transfer (``transferring context: 2B``),
+    with the bytes BuildKit would have received (bkpy reads the files in place). Only
+    the finished status: buildx's printers never show the start of so short a transfer."""
+    ProgressWriter(digest, "", bus.publish).status(
+        f"transferring {local}:", size, name="transferring", completed=True, started=started)
 
 
 @contextlib.contextmanager

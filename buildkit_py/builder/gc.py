@@ -1,7 +1,8 @@
 """Disk usage and pruning of a builder's state (``bkpy du``/``prune``, the daemon's GC).
 
 Pruning removes cache results (and their snapshots) as :class:`CacheManager` decides,
-then blobs of the content store that no stored image and no surviving layer export
+``RUN --mount=type=cache`` instances not in use (records of type ``exec.cachemount``, as
+BuildKit's), then blobs of the content store that no stored image and no surviving layer export
 refer to. ``du --verify`` and ``prune --corrupt`` find and drop corrupted blobs instead
 (:mod:`buildkit_py.content.integrity`). Builds share the state; a prune runs alone
 (:class:`BuildGate`). No grpc here: the embedded CLI path uses it too.
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from buildkit_py.api import prune_filters
 from buildkit_py.api.usage import PruneOptions, UsageItem
-from buildkit_py.builder.gc_filters import record_type
+from buildkit_py.builder.gc_filters import MOUNT_TYPE, record_type
 from buildkit_py.builder.snapshot_sweep import sweep_unneeded_snapshots
 from buildkit_py.content.integrity import drop_corrupt, find_corrupt
 from buildkit_py.snapshot import SnapshotNotFoundError
@@ -26,11 +27,25 @@ if TYPE_CHECKING:
     from buildkit_py.builder.core import Builder
 
 
+def mount_items(builder: Builder) -> list[UsageItem]:
+    """The cache mounts' instances as ``exec.cachemount`` records."""
+    return [UsageItem(r.id, r.size, r.created, r.last_used, r.description, r.usage_count,
+                      r.in_use, MOUNT_TYPE) for r in builder.worker.cache_mounts.records()]
+
+
+def remove_mounts(builder: Builder, items: list[UsageItem]) -> list[UsageItem]:
+    """Delete these cache mount records; those a build holds meanwhile stay."""
+    mounts = builder.worker.cache_mounts
+    return [i for i in items if mounts.remove(i.id)]
+
+
 def disk_usage(builder: Builder, verify: bool = False) -> list[UsageItem]:
-    """Cache results, most recently used first, then the content store as one record;
-    ``verify``: then one ``corrupt`` record per blob that does not match its digest."""
+    """Cache results and cache mounts, most recently used first, then the content store
+    as one record; ``verify``: then one ``corrupt`` record per blob that does not match
+    its digest."""
     items = [UsageItem(e.result_id, e.size, e.created, e.last_used, e.description, e.keys,
                        e.in_use) for e in builder.cache.usage().entries]
+    items = sorted(items + mount_items(builder), key=lambda i: -i.last_used)
     blobs = list(builder.store.walk())
     if blobs:
         referenced = builder.images.referenced()
@@ -76,20 +91,54 @@ def prune(builder: Builder, opts: PruneOptions) -> Iterator[UsageItem]:
                   filters, kind=record_type(e.result_id, e.description),
                   result_id=e.result_id, description=e.description, in_use=e.in_use)
               ] if filters else []
+    mounts, keep_storage = _doomed_mounts(builder, opts, filters, set(spared), now)
     for rid in spared:
         builder.cache.mark_in_use(rid)
     try:
         doomed = builder.cache.prune(keep_duration=opts.keep_duration,
-                                     keep_storage=opts.keep_storage, now=now)
+                                     keep_storage=keep_storage, now=now)
     finally:
         for rid in spared:
             builder.cache.unmark_in_use(rid)
     sweep_unneeded_snapshots(builder.worker.sn, builder.cache)
     for p in doomed:
         yield UsageItem(p.result_id, p.size, 0.0, 0.0, p.description, 0, False)
+    yield from remove_mounts(builder, mounts)
     if filters:  # blobs are no cache records: a filtered prune names records only
         return
     yield from collect_blobs(builder, opts.all, now)
+
+
+def _doomed_mounts(builder: Builder, opts: PruneOptions, filters: prune_filters.ParsedFilters,
+                   spared: set[str], now: float) -> tuple[list[UsageItem], int | None]:
+    """The cache mounts a prune takes, and the ``keep_storage`` left for cache results.
+    As :meth:`CacheManager.prune` decides for results: a record goes when it is older
+    than ``keep_duration`` or while everything exceeds ``keep_storage``, least recently
+    used first across results and mounts."""
+    every_mount = mount_items(builder)
+    candidates = {i.id for i in every_mount if not i.in_use and (
+        not filters or prune_filters.matches(filters, kind=MOUNT_TYPE, result_id=i.id,
+                                             description=i.description, in_use=False))}
+    if opts.keep_duration is None and opts.keep_storage is None:
+        return [i for i in every_mount if i.id in candidates], None
+    results = [UsageItem(e.result_id, e.size, e.created, e.last_used, e.description, e.keys,
+                         e.in_use) for e in builder.cache.usage().entries]
+    total = sum(i.size for i in results) + sum(i.size for i in every_mount)
+    doomed: list[UsageItem] = []
+    for item in sorted(results + every_mount, key=lambda i: i.last_used):
+        mount = item.record_type == MOUNT_TYPE
+        if item.in_use or item.id in spared or (mount and item.id not in candidates):
+            continue
+        too_old = opts.keep_duration is not None and item.last_used < now - opts.keep_duration
+        too_big = opts.keep_storage is not None and total > opts.keep_storage
+        if too_old or too_big:
+            total -= item.size
+            if mount:
+                doomed.append(item)
+    if opts.keep_storage is None:
+        return doomed, None
+    kept = sum(i.size for i in every_mount) - sum(i.size for i in doomed)
+    return doomed, max(0, opts.keep_storage - kept)
 
 
 def collect_blobs(builder: Builder, all_: bool, now: float) -> Iterator[UsageItem]:

@@ -5,8 +5,8 @@ fields: ``type``, ``id``, ``description``, ``inuse``, ``mutable``/``immutable``,
 
 bkpy's cache results carry no record type; it is read from what they are: a ``local:``
 result is the context (``source.local``), a git source's checkout is
-``source.git.checkout``, everything else ``regular``. Cache mounts are not cache records
-in bkpy, so ``type==exec.cachemount`` selects none of them.
+``source.git.checkout``, everything else ``regular``. The instances of ``RUN
+--mount=type=cache`` are ``exec.cachemount`` records (:mod:`buildkit_py.executor.cache_mounts`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from buildkit_py.api.usage import UsageItem
 from buildkit_py.units import FilterSelector, parse_prune_filters
 
 ParsedFilters = list[list[FilterSelector]]
+MOUNT_TYPE = "exec.cachemount"
 
 
 def record_type(result_id: str, description: str) -> str:
@@ -37,6 +38,8 @@ def parse(filters: tuple[str, ...] | list[str]) -> ParsedFilters:
 def matches(parsed: ParsedFilters, item: UsageItem) -> bool:
     """Whether ``item`` (a cache result of ``disk_usage``) matches ``parsed``: the fields
     as ``prune --filter`` sees them (:mod:`buildkit_py.api.prune_filters`)."""
-    return prune_filters.matches(parsed, kind=record_type(item.id, item.description),
+    kind = MOUNT_TYPE if item.record_type == MOUNT_TYPE else record_type(item.id,
+                                                                         item.description)
+    return prune_filters.matches(parsed, kind=kind,
                                  result_id=item.id, description=item.description,
                                  in_use=item.in_use)

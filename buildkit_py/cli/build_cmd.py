@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from buildkit_py.api.annotations import parse_flags as parse_annotations
 from buildkit_py.api.outputs import OutputSpec, parse_output
 from buildkit_py.api.request import BuildRequest, parse_secret, parse_ssh
 from buildkit_py.cli.git_labels import git_labels
 from buildkit_py.config import ENTITLEMENTS, check_entitlement
-from buildkit_py.errors import UsageError
+from buildkit_py.errors import BuildFailedError, UsageError, UserError
+from buildkit_py.platforms import parse_platform
 from buildkit_py.remotecache.spec import export_spec, import_spec, parse_cache_arg
 from buildkit_py.units import parse_csv_kv, parse_ulimit, ram_in_bytes
 
@@ -87,6 +89,36 @@ def _entitlements(allow: tuple[str, ...], network: str) -> list[str]:
     if network == "host":
         out.append("network.host")
     return list(dict.fromkeys(out))
+
+
+def _check_quiet(progress: str, quiet: bool) -> None:
+    """buildx takes ``-q`` only with the default progress or ``quiet`` (``none`` counts as
+    quiet) and fails with exit 1 otherwise; ``BUILDKIT_PROGRESS`` is not ``--progress``
+    there (the flag defaults to auto), so only a mode given on the command line counts."""
+    ctx = click.get_current_context(silent=True)
+    given = ctx is not None and \
+        ctx.get_parameter_source("progress") is ParameterSource.COMMANDLINE
+    if quiet and given and progress not in ("auto", "quiet", "none"):
+        raise UserError(f"progress={progress} and quiet cannot be used together")
+
+
+def _parse_annotations(values: tuple[str, ...]) -> dict[str, str]:
+    """buildx parses annotations once the build has started, so their errors are worded
+    ``failed to build: parse annotations: ...`` (the exit code stays bkpy's)."""
+    try:
+        return parse_annotations(values)
+    except UserError as err:
+        raise BuildFailedError(err) from err
+
+
+def _check_platforms(values: list[str]) -> None:
+    """As buildx: a bad --platform fails the build before any progress is shown, worded
+    ``failed to build: ...`` (the exit code stays bkpy's)."""
+    try:
+        for value in values:
+            parse_platform(value)
+    except UserError as err:
+        raise BuildFailedError(err) from err
 
 
 def _metadata_warnings() -> bool:
@@ -244,6 +276,7 @@ def build(context: str, file: str | None, tags: tuple[str, ...], target: str | N
         raise UsageError(f"--call {call!r}: unknown", hint=f"use one of {', '.join(CALL_MODES)}")
     if call_opts:
         fmt = parse_csv_kv(call_opts, "--call").get("format", fmt)
+    _check_quiet(progress, quiet)  # buildx: before the build starts (and any --call)
     inp = _read_dockerfile(context, file)
     ctx, dockerfile, data = inp.context, inp.dockerfile, inp.data
 
@@ -270,12 +303,13 @@ def build(context: str, file: str | None, tags: tuple[str, ...], target: str | N
         output_specs.append(OutputSpec("image", {"push": "true"}))
     if load:
         output_specs.append(OutputSpec("image", {"load": "true"}))
-    annotation_attrs = parse_annotations(annotations)
+    annotation_attrs = _parse_annotations(annotations)
     for spec in output_specs:
         if spec.kind.named and "name" not in spec.attrs and tags:
             spec.attrs["name"] = ",".join(tags)
         spec.attrs.update(annotation_attrs)  # as buildx: on every output
     plat_list = [p.strip() for item in platforms for p in item.split(",") if p.strip()]
+    _check_platforms(plat_list)
 
     request = BuildRequest(
         context=ctx,

@@ -17,7 +17,7 @@ from buildkit_py.api.outputs import OutputSpec
 from buildkit_py.api.request import BuildRequest
 from buildkit_py.cli.progress_display import feed, make_display, resolve_mode
 from buildkit_py.client.builders import BuilderRecord, BuilderStore, open_client
-from buildkit_py.errors import UsageError
+from buildkit_py.errors import BuildFailedError, UsageError, UserError
 
 __all__ = ["feed", "print_warnings", "run_build", "with_debugger"]
 
@@ -155,13 +155,18 @@ def run_build(request: BuildRequest, *, progress: str, call: str, quiet: bool,
     client = open_client(record, store)
     try:
         outcome = client.build(request, lambda ev: feed(display, ev))
-    except BaseException:
+    except BaseException as err:
         display.close()
         client.close()
+        block = err.log_block() if isinstance(err, UserError) else []
+        if block and progress not in SILENT_MODES:  # buildx: part of the progress
+            click.echo("\n".join(block), err=True)
         if no_output_warning:
             click.echo(no_output_warning, err=True)
         if progress not in SILENT_MODES:  # buildx: the warnings, then the error
             print_warnings(display.warnings)
+        if isinstance(err, UserError):
+            raise BuildFailedError(err) from err
         raise
     display.close()
     client.close()

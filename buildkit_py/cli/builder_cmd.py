@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from buildkit_py.api.workers import WorkerInfo
+from buildkit_py.api.workers import GCRuleInfo, WorkerInfo
 from buildkit_py.client.builders import (
     DEFAULT_BUILDER,
     DRIVER_OPTS,
@@ -172,7 +172,7 @@ def _node_workers(store: BuilderStore, rec: BuilderRecord, node: Node) -> list[W
 @click.argument("name", required=False)
 @click.option("--bootstrap", is_flag=True, help="Start the builder's daemons first.")
 def inspect(name: str | None, bootstrap: bool) -> None:
-    """Show a builder's driver, nodes, status and platforms."""
+    """Show a builder's driver, nodes, status, platforms, labels and GC policy."""
     store = BuilderStore()
     rec = store.selected(name)
     if bootstrap and rec.driver == "daemon":
@@ -193,13 +193,56 @@ def inspect(name: str | None, bootstrap: bool) -> None:
             click.echo(f"Driver Opts:   {opts}")
         click.echo(f"Status:        {status}")
         plats = list(node.platforms)
-        if status == "running":
-            for w in _node_workers(store, rec, node):
-                if w.version:
-                    click.echo(f"Version:       {w.version}")
-                plats += [p for p in w.platforms if p not in plats]
+        workers = _node_workers(store, rec, node) if status == "running" else []
+        for w in workers:
+            if w.version:
+                click.echo(f"Version:       {w.version}")
+            plats += [p for p in w.platforms if p not in plats]
         if plats:
             click.echo(f"Platforms:     {', '.join(plats)}")
+        for w in workers:
+            if w.labels:
+                click.echo("Labels:")
+                _aligned([(f"{k}:", w.labels[k]) for k in sorted(w.labels)])
+            for i, rule in enumerate(w.gc_rules):
+                click.echo(f"GC Policy rule#{i}:")
+                _aligned(_gc_rule_lines(rule))
+
+
+def _aligned(rows: list[tuple[str, str]]) -> None:
+    """Indented ``key: value`` lines with the values in one column, as buildx's tabwriter
+    lays out each block of ``inspect``."""
+    width = max(len(k) for k, _ in rows) + 1
+    for key, value in rows:
+        click.echo(f" {key.ljust(width)}{value}")
+
+
+def _bytes_size(n: int) -> str:
+    """go-units ``BytesSize``: binary units, four significant digits (``488.3MiB``)."""
+    value, unit = float(n), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if value < 1024 or unit == "EiB":
+            break
+        value /= 1024
+    return f"{value:.4g}{unit}"
+
+
+def _gc_rule_lines(rule: GCRuleInfo) -> list[tuple[str, str]]:
+    """One GC rule as buildx prints it: the sizes and duration only when set."""
+    # reason: the duration formatter's package (~40 ms) stays off other commands
+    from buildkit_py.frontend.dockerfile.instructions.durations import format_go_duration
+
+    rows = [("All:", "true" if rule.all else "false")]
+    if rule.filters:
+        rows.append(("Filters:", " ".join(rule.filters)))
+    if rule.keep_duration > 0:
+        rows.append(("Keep Duration:", format_go_duration(round(rule.keep_duration * 1e9))))
+    for key, value in (("Reserved Space:", rule.reserved_space),
+                       ("Max Used Space:", rule.max_used_space),
+                       ("Min Free Space:", rule.min_free_space)):
+        if value > 0:
+            rows.append((key, _bytes_size(value)))
+    return rows
 
 
 @builder.command("rm")

@@ -106,7 +106,8 @@ def du(verbose: bool, verify: bool, builder: str | None) -> None:
                                      "goes first.")
 @click.option("--filter", "filters", multiple=True,
               help="Only records that match (repeatable): until=DURATION (keep newer "
-                   "records), id, description, type (regular, source.local), inuse, "
+                   "records), id, description, type (regular, source.local, "
+                   "exec.cachemount), inuse, "
                    "mutable, immutable, shared, private; KEY=VALUE, KEY!=VALUE, KEY~=REGEXP.")
 @click.option("--corrupt", is_flag=True,
               help="Only remove content blobs that do not match their digest (see `du "

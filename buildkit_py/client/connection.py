@@ -23,12 +23,38 @@ MAX_MESSAGE = 16 << 20
 
 
 class RemoteBuildError(UserError):
-    """A failure the daemon already rendered (Dockerfile snippet, log tail, hint)."""
+    """A failure the daemon already rendered (Dockerfile snippet, log tail, hint), taken
+    apart again so the CLI can reword the ERROR line and show the log block as it shows a
+    local build's."""
 
     def __init__(self, text: str, exit_code: int) -> None:
-        super().__init__(text.removeprefix("ERROR: "))
+        lines = text.split("\n")
+        # the last ERROR line: a step's logs, printed before it, may hold such lines too
+        at = max((i for i, line in enumerate(lines) if line.startswith("ERROR: ")),
+                 default=None)
+        if at is None:
+            super().__init__(text)
+            self._details: list[str] = []
+        else:
+            message, rest = [lines[at].removeprefix("ERROR: ")], lines[at + 1:]
+            while rest and not rest[0].startswith("hint: "):  # a message of several lines
+                message.append(rest.pop(0))
+            hint = "\n".join(rest).removeprefix("hint: ") if rest else None
+            super().__init__("\n".join(message), hint=hint)
+            self._details = lines[:at]
         self.rendered = text
         self.exit_code = exit_code
+
+    def details(self) -> list[str]:
+        return self._details
+
+    def log_block(self) -> list[str]:
+        lines = self._details
+        if len(lines) < 3 or lines[0] != "------" or not lines[1].startswith(" > "):
+            return []
+        # the block's last rule; the snippet's rules are longer
+        end = max(i for i, line in enumerate(lines) if line == "------")
+        return lines[:end + 1] if end > 0 else []
 
     def render(self) -> str:
         return self.rendered

@@ -25,7 +25,7 @@ from buildkit_py.api.request import BuildRequest
 from buildkit_py.api.tls import TLSFiles
 from buildkit_py.api.usage import PruneOptions, UsageItem
 from buildkit_py.api.wire import SESSION_ID_KEY, event_from_pb, prune_to_pb, usage_from_pb
-from buildkit_py.api.workers import WorkerInfo
+from buildkit_py.api.workers import GCRuleInfo, WorkerInfo
 from buildkit_py.client.connection import Connection
 from buildkit_py.client.outputs import output_opener
 from buildkit_py.errors import UserError
@@ -37,6 +37,7 @@ from buildkit_py.session.client import (
 )
 from buildkit_py.session.filesync import ContextSender
 from buildkit_py.solver.progress import ProgressSink
+from buildkit_py.worker.transfer_size import dockerfile_size
 
 
 @dataclass
@@ -75,7 +76,10 @@ class RemoteClient:
         except grpc.RpcError as err:
             raise self._conn.error(err) from None
         return [WorkerInfo(w.id, list(w.platforms), list(w.emulated_platforms),
-                           dict(w.labels), version) for w in resp.workers]
+                           dict(w.labels), version, [
+                               GCRuleInfo(r.all, tuple(r.filters), r.keep_duration,
+                                          r.reserved_space, r.max_used_space, r.min_free_space)
+                               for r in w.gc_rules]) for w in resp.workers]
 
     # ---------------------------------------------------------------- cache
 
@@ -189,6 +193,8 @@ def _solve_request(req: BuildRequest, ref: str, session_id: str,
         call=req.call, metadata_warnings=req.metadata_warnings,
         debug_shell=list(req.debug_shell or []), debug_on=req.debug_on,
         debug_rows=rows, debug_cols=cols,
+        # measured here: the daemon never sees the file, only its bytes
+        dockerfile_sent=dockerfile_size(req.dockerfile, req.dockerfile_data),
         cache_to=[pb.CacheSpec(attrs=c) for c in req.cache_to],
         cache_from=[pb.CacheSpec(attrs=c) for c in req.cache_from],
         want_iid=req.iidfile is not None, want_metadata=req.metadata_file is not None,

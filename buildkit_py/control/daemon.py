@@ -92,9 +92,11 @@ def serve(root: Path | None, config_path: Path | None, addresses: list[str], tls
           insecure_entitlements: tuple[str, ...] = ()) -> None:
     # reason: the builder core and grpc load only when serving, not for --help/--version
     from buildkit_py.builder.ownership import open_owned_builder
+    from buildkit_py.builder.worker_info import worker_platforms
     from buildkit_py.control.server import make_server
 
     config = load_config(config_path)
+    worker_platforms(config)  # a bad [worker.oci] platform stops bkpyd, as buildkitd
     if config.debug:
         logging.getLogger().setLevel(logging.DEBUG)
     for line in config.ignored:

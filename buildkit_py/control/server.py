@@ -28,6 +28,7 @@ from buildkit_py.api.wire import (
     prune_from_pb,
     usage_to_pb,
 )
+from buildkit_py.api.workers import GCRuleInfo
 from buildkit_py.builder.core import Builder
 from buildkit_py.builder.gc import BuildGate, disk_usage, prune
 from buildkit_py.builder.gc_policy import collect, resolve_rules
@@ -250,7 +251,7 @@ class ControlService(pb_grpc.ControlServicer):
                              else prune(self.builder, opts))
                     removed = list(items)
                 freed = sum(i.size for i in removed)
-                records = sum(1 for i in removed if i.record_type == "regular")
+                records = sum(1 for i in removed if i.record_type != "content")
                 _log.log(logging.INFO if removed else logging.DEBUG,
                          "gc: %d cache records removed, %d bytes freed", records, freed)
             except Exception:
@@ -305,7 +306,9 @@ class ControlService(pb_grpc.ControlServicer):
 
     def ListWorkers(self, request: pb.ListWorkersRequest,
                     context: grpc.ServicerContext) -> pb.ListWorkersResponse:
-        info = local_worker_info(self.builder.config)
+        info = local_worker_info(self.builder.config, [
+            GCRuleInfo(r.all, r.filters, r.keep_duration, r.reserved_space, r.max_used_space,
+                       r.min_free_space) for r in self.gc_rules])
         gc = self.builder.config.gc
         policy = pb.GCPolicy()
         if gc.keep_storage is not None:
@@ -314,7 +317,10 @@ class ControlService(pb_grpc.ControlServicer):
             policy.keep_duration = gc.keep_duration
         return pb.ListWorkersResponse(workers=[pb.WorkerRecord(
             id=info.id, labels=info.labels, platforms=info.platforms,
-            emulated_platforms=info.emulated, gc_policy=policy)])
+            emulated_platforms=info.emulated, gc_policy=policy, gc_rules=[pb.GCRule(
+                all=r.all, filters=r.filters, keep_duration=r.keep_duration,
+                reserved_space=r.reserved_space, max_used_space=r.max_used_space,
+                min_free_space=r.min_free_space) for r in info.gc_rules])])
 
     def Info(self, request: pb.InfoRequest, context: grpc.ServicerContext) -> pb.InfoResponse:
         return pb.InfoResponse(package="buildkit-py", version=__version__, revision="")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,17 +34,17 @@ from buildkit_py.session.filesync import SyncStats
 from buildkit_py.solver.progress import (
     ProgressEvent,
     ProgressSink,
-    VertexCompleted,
     VertexFailed,
-    VertexLog,
     VertexStarted,
-    VertexStatus,
 )
 from buildkit_py.units import parse_ulimit
 from buildkit_py.worker.session import FailedStep
+from buildkit_py.worker.transfer_size import listing, transfer_size
 
 if TYPE_CHECKING:
     from buildkit_py.solver.cancel import CancelToken
+
+_log = logging.getLogger(__name__)
 
 
 def _safe_name(name: str) -> str:
@@ -127,31 +128,36 @@ def to_build_request(req: pb.SolveRequest, workdir: Path, local_dirs: dict[str, 
         metadata_warnings=req.metadata_warnings,
         debug_shell=list(req.debug_shell) or None,
         debug_on=req.debug_on or "error",
+        # an older client sends no figure: the Dockerfile as written here (not the ignore
+        # file beside it, which is ours)
+        dockerfile_sent=req.dockerfile_sent if req.HasField("dockerfile_sent")
+        else transfer_size(listing(dfdir, [name])),
     )
     return breq, deliveries
 
 
 def _sync_with_progress(session: DaemonSession, name: str, slot: Path,
                         progress: ProgressSink) -> SyncStats:
-    """A transfer shows as BuildKit's ``[internal] load build context`` vertex."""
-    label = "[internal] transferring context" if name == "context" \
-        else f"[internal] transferring {name}"
-    digest = f"session:{session.id}:{name}"
+    """Bring the daemon's copy of the client's directory ``name`` up to date.
+
+    BuildKit shows no step of its own for this: the figure it shows is the
+    ``transferring NAME:`` status of the local source's vertex, which the worker
+    reports in BuildKit's measure. So bkpy's own accounting goes to the daemon's log;
+    only a failure shows, as the step BuildKit would fail in.
+    """
     started = time.time()
-    progress(VertexStarted(digest, label, started))
     try:
         stats = session.sync(name, slot / "tree", slot / "incoming")
     except BaseException as err:
+        label = "[internal] load build context" if name == "context" \
+            else f"[internal] load {name}"
+        digest = f"session:{session.id}:{name}"
+        progress(VertexStarted(digest, label, started))
         progress(VertexFailed(digest, label, started, time.time(), str(err)))
         raise
-    now = time.time()
-    progress(VertexStatus("transferring context", digest, label, stats.wire_bytes, None,
-                          now, started, now))
-    progress(VertexLog(digest, 1, (
-        f"transferred {stats.files} files ({stats.raw_bytes} bytes, "
-        f"{stats.wire_bytes} on the wire), {stats.kept} unchanged, "
-        f"{stats.removed} removed\n").encode(), now))
-    progress(VertexCompleted(digest, label, started, now))
+    _log.info("session %s: synced %r in %.3fs: transferred %d files (%d bytes, %d on the "
+              "wire), %d unchanged, %d removed", session.id, name, time.time() - started,
+              stats.files, stats.raw_bytes, stats.wire_bytes, stats.kept, stats.removed)
     return stats
 
 

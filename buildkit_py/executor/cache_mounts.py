@@ -6,6 +6,11 @@ a shared flock on instance 0, ``locked`` users an exclusive one (so they wait fo
 ``private`` users the first instance nobody holds, creating a new one when all are busy.
 flock works between threads (each acquire opens its own file description) and between
 processes, so a daemon and an embedded builder on one state dir agree.
+
+Each instance is one ``exec.cachemount`` record of ``du``/``prune``/GC, as in BuildKit:
+``<n>.json`` keeps its record id, creation and last use, use count and description. An
+instance is in use while anyone holds its lock; :meth:`CacheMountManager.remove` takes
+the lock exclusively without waiting, so a cache a build has mounted is never removed.
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from buildkit_py.errors import BuildError
 from buildkit_py.executor.errors import ExecCancelledError
@@ -37,6 +43,47 @@ def cache_key(cache_id: str) -> str:
     readable = re.sub(r"[^A-Za-z0-9._-]+", "_", cache_id).strip("_.")[:48] or "cache"
     digest = hashlib.sha256(cache_id.encode()).hexdigest()[:16]
     return f"{readable}-{digest}"
+
+
+@dataclass(frozen=True)
+class CacheMountRecord:
+    """One instance of a cache mount as a cache record (``exec.cachemount``)."""
+
+    id: str
+    cache_id: str
+    path: Path
+    size: int
+    created: float
+    last_used: float
+    usage_count: int
+    description: str
+    in_use: bool
+
+
+def _new_record_id() -> str:
+    # BuildKit's record ids: 25 base-36 characters
+    n, out = uuid.uuid4().int, ""
+    for _ in range(25):
+        n, d = divmod(n, 36)
+        out += "0123456789abcdefghijklmnopqrstuvwxyz"[d]
+    return out
+
+
+def disk_size(path: Path) -> int:
+    """Bytes the tree takes on disk (allocated blocks, hard links once), as ``du``."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for top, dirs, files in os.walk(path):
+        for name in [top, *(os.path.join(top, f) for f in (*dirs, *files))]:
+            try:
+                st = os.lstat(name)
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
+    return total
 
 
 @dataclass
@@ -97,7 +144,10 @@ class CacheMountManager:
         gid: int = 0,
         mode: int = 0o755,
         cancel: threading.Event | None = None,
+        description: str = "",
     ) -> CacheLease:
+        """Lock an instance of the cache (see the module's docstring) and count the use;
+        ``description`` names the record (BuildKit: the mount and the exec using it)."""
         if sharing not in SHARING_MODES:
             raise BuildError(f"invalid cache mount sharing mode {sharing!r}")
         base = self.root / cache_key(cache_id)
@@ -125,10 +175,70 @@ class CacheMountManager:
                     time.sleep(_POLL)
         try:
             path = self._ensure_instance(base, index, seed, uid, gid, mode)
+            _touch(base, index, description or f'cache mount with id "{cache_id}"')
         except BaseException:
             os.close(fd)
             raise
         return CacheLease(path, fd)
+
+    def _instances(self) -> Iterator[tuple[Path, str, int]]:
+        """(cache directory, cache id, instance number) of every existing instance."""
+        try:
+            bases = sorted(p for p in self.root.iterdir() if p.is_dir())
+        except FileNotFoundError:
+            return
+        for base in bases:
+            try:
+                cache_id = json.loads((base / "meta.json").read_text())["id"]
+            except (OSError, ValueError, KeyError):
+                continue
+            for child in sorted(base.iterdir()):
+                if child.name.isdigit() and child.is_dir():
+                    yield base, cache_id, int(child.name)
+
+    def records(self) -> list[CacheMountRecord]:
+        """Every instance as a cache record, sized on disk."""
+        out: list[CacheMountRecord] = []
+        if not self.root.is_dir():
+            return out  # no cache was ever mounted
+        locked = _locked_files(self.root)
+        for base, cache_id, index in self._instances():
+            meta = _touch(base, index, f'cache mount with id "{cache_id}"', use=False)
+            if meta is None:
+                continue  # removed meanwhile
+            path = base / str(index)
+            out.append(CacheMountRecord(
+                meta["id"], cache_id, path, disk_size(path), meta["created"],
+                meta["last_used"], meta["usage_count"], meta["description"],
+                _held(base / f"{index}.lock", locked)))
+            for trash in base.glob(".del-*"):  # left by a removal that was interrupted
+                shutil.rmtree(trash, ignore_errors=True)
+        return out
+
+    def remove(self, record_id: str) -> bool:
+        """Delete the instance that is record ``record_id`` unless a build holds it (or it
+        is gone): whether it was removed. A build waiting for it gets a new, empty one."""
+        for base, _, index in self._instances():
+            try:
+                if json.loads((base / f"{index}.json").read_text()).get("id") != record_id:
+                    continue
+            except (OSError, ValueError):
+                continue
+            fd = _open_lock(base / f"{index}.lock")
+            try:
+                if not _try_flock(fd, fcntl.LOCK_EX):
+                    return False
+                trash = base / f".del-{uuid.uuid4().hex}"
+                try:
+                    os.rename(base / str(index), trash)
+                except FileNotFoundError:
+                    return False
+                (base / f"{index}.json").unlink(missing_ok=True)
+                shutil.rmtree(trash, ignore_errors=True)
+                return True
+            finally:
+                os.close(fd)
+        return False
 
     @staticmethod
     def _write_meta(base: Path, cache_id: str) -> None:
@@ -177,6 +287,86 @@ def _create_once(base: Path, index: int, make: Callable[[Path], None]) -> bool:
         return True
     finally:
         os.close(create_fd)
+
+
+def _touch(base: Path, index: int, description: str, *, use: bool = True
+           ) -> dict[str, Any] | None:
+    """The record data of instance ``index`` (made when missing, e.g. an instance older
+    than records); ``use``: count a use now. None when the instance does not exist."""
+    meta_path = base / f"{index}.json"
+    fd = _open_lock(base / "create.lock")  # serialises the read-modify-write of users
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            created = (base / str(index)).stat().st_mtime
+        except FileNotFoundError:
+            return None
+        try:
+            meta: dict[str, Any] = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            meta = {"id": _new_record_id(), "created": created, "last_used": created,
+                    "usage_count": 0, "description": description}
+        else:
+            if not use:
+                return meta
+        if use:
+            meta["last_used"] = time.time()
+            meta["usage_count"] = int(meta.get("usage_count", 0)) + 1
+        tmp = base / f".{index}.json.{uuid.uuid4().hex}"
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, meta_path)
+        return meta
+    finally:
+        os.close(fd)
+
+
+def _file_id(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return os.major(st.st_dev), os.minor(st.st_dev), st.st_ino
+
+
+def _locked_files(root: Path) -> set[tuple[int, int, int]] | None:
+    """(major, minor, inode) of every file someone holds a lock on, from /proc/locks
+    (waiters, ``->``, hold nothing yet); None when it cannot be read, or when it does not
+    show a lock taken under ``root`` as stat names the file (e.g. on overlayfs)."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / "probe.lock"
+        fd = _open_lock(probe)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # shared: probes never wait for each other
+        text = Path("/proc/locks").read_text()
+        probe_id = _file_id(probe)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    out: set[tuple[int, int, int]] = set()
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 6 or fields[1] == "->":
+            continue
+        major, minor, inode = fields[5].split(":")
+        out.add((int(major, 16), int(minor, 16), int(inode)))
+    return out if probe_id in out else None
+
+
+def _held(lock: Path, locked: set[tuple[int, int, int]] | None) -> bool:
+    """Whether someone holds the lock (shared or exclusive): the instance is in use.
+    Read from /proc/locks, as a probe taking the lock could send a ``private`` user that
+    comes at that moment to a new instance."""
+    if locked is not None:
+        try:
+            return _file_id(lock) in locked
+        except FileNotFoundError:
+            return False
+    fd = _open_lock(lock)
+    try:
+        return not _try_flock(fd, fcntl.LOCK_EX)
+    finally:
+        os.close(fd)  # drops the probe's lock, if it got it
 
 
 def _open_lock(path: Path) -> int:

@@ -408,6 +408,7 @@ class Executor:
             stack=stack,
             secrets=req.secrets,
             cancel=cancel,
+            args=list(req.args),
         )
         env_names = {e.partition("=")[0] for e in req.env}
         prepared = preparer.prepare(req.mounts, cwd, env_names)

@@ -125,8 +125,10 @@ class MountPreparer:
         stack: ExitStack,
         secrets: SecretStore | None,
         cancel: threading.Event | None,
+        args: list[str] | None = None,
     ) -> None:
         self._cache = cache
+        self._args = args or []  # the process, named by its cache mounts' records
         self._private_dir = private_dir
         self._stack = stack
         self._secrets = secrets
@@ -180,6 +182,8 @@ class MountPreparer:
                 gid=m.gid,
                 mode=m.mode,
                 cancel=self._cancel,
+                description=f"cached mount {dest} from exec {' '.join(self._args)} "
+                            f'with id "{key}"',
             )
             self._stack.callback(lease.release)
             # One step's mounts of a cache id share one instance, whatever their sharing

@@ -19,13 +19,9 @@ class VertexError(BuildError):
         log_tail: list[str] | None = None,
         hint: str | None = None,
     ) -> None:
-        super().__init__(message, location, log_tail=log_tail, hint=hint)
+        super().__init__(message, location, log_tail=log_tail, hint=hint, step=vertex_name)
         self.digest = digest
         self.vertex_name = vertex_name
-
-    def log_block(self) -> list[str]:
-        # as buildx shows a failed step: its name, then its last log lines as they are
-        return ["------", f" > {self.vertex_name}:", *self.log_tail, "------"]
 
 
 def describe_exception(exc: BaseException) -> str:

@@ -237,10 +237,12 @@ class ProgressWriter:
         *,
         name: str = "",
         completed: bool = False,
+        started: float | None = None,
     ) -> None:
-        """Report sub-progress ``id`` (e.g. a layer download: bytes so far of total)."""
+        """Report sub-progress ``id`` (e.g. a layer download: bytes so far of total);
+        ``started`` when the work began before its first report."""
         now = time.time()
-        started = self._status_started.setdefault(id, now)
+        started = self._status_started.setdefault(id, now if started is None else started)
         self._emit(
             VertexStatus(
                 id, self.digest, name or id, current, total, now, started,

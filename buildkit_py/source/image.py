@@ -41,8 +41,10 @@ from buildkit_py.gostrings import go_quote
 from buildkit_py.platforms import Platform, as_platform, best_match, host_platform
 from buildkit_py.registry import mediatypes as mt
 from buildkit_py.registry.blob_feed import BlobFeed, FeedLost
+from buildkit_py.registry.errors import NotFoundError
 from buildkit_py.registry.reference import Reference, parse_reference
 from buildkit_py.snapshot import DBSnapshotter
+from buildkit_py.solver.cancel import Cancelled
 from buildkit_py.solver.progress import ProgressWriter
 from buildkit_py.solver.worker import CacheMap, OpContext, Result
 from buildkit_py.worker.ops.explain import describe_image_change, image_summary
@@ -472,12 +474,27 @@ class BuildResolver:
         with self._lock:
             info = self._memo.get(key)
         if info is None:
-            label = f"[internal] load metadata for {parse_reference(ref)}"
-            with self.report(label) if self.report else nullcontext():
-                info = self.sources.info(ref, plat, pull=self.pull)
+            name = str(parse_reference(ref))
+            label = f"[internal] load metadata for {name}"
+            try:
+                with self.report(label) if self.report else nullcontext():
+                    info = self._info(ref, name, plat)
+            except (UsageError, Cancelled):
+                raise
+            except UserError as err:
+                # BuildKit's wording; the step's name is framed above the error, as buildx
+                # frames a failed step's
+                raise BuildError(f"failed to resolve source metadata for {name}: {err.text()}",
+                                 step=label, hint=err.hint) from err
             with self._lock:
                 self._memo[key] = info
         return ResolvedImage(str(info.ref), info.config)
+
+    def _info(self, ref: str, name: str, plat: str | None) -> ImageInfo:
+        try:
+            return self.sources.info(ref, plat, pull=self.pull)
+        except NotFoundError as err:  # containerd's resolver's wording (the step shows it)
+            raise BuildError(f"{name}: not found", hint=err.hint) from err
 
     def resolve_oci_layout(self, path: str, tag: str | None, digest: str | None,
                            platform: Any, name: str) -> Any:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from buildkit_py.client.connection import RemoteBuildError
 from buildkit_py.errors import (
     EXIT_BUILD_FAILED,
+    EXIT_USAGE,
+    BuildError,
+    BuildFailedError,
     DockerfileError,
     SolveError,
     SourceLocation,
+    UsageError,
     UserError,
 )
 from buildkit_py.frontend.dockerfile.suggest import suggest
@@ -54,6 +59,46 @@ def test_failed_step_names_itself_above_its_log_tail() -> None:
     assert text.startswith("------\n > [3/4] RUN b && exit 3:\nout\n------\nDockerfile:3\n")
     assert text.endswith('\nERROR: failed to solve: process "/bin/sh -c b && exit 3" did not '
                          "complete successfully: exit code: 3")
+
+
+def test_a_failed_build_is_worded_as_buildx_and_leaves_the_step_block_to_the_progress() -> None:
+    cause = SolveError(VertexError(
+        'process "/bin/sh -c b && exit 3" did not complete successfully: exit code: 3',
+        digest="sha256:x", vertex_name="[3/4] RUN b && exit 3", location=_loc(3, 4),
+        log_tail=["out"]))
+    err = BuildFailedError(cause)
+    assert err.log_block() == [] and cause.log_block() == [
+        "------", " > [3/4] RUN b && exit 3:", "out", "------"]
+    text = err.render()
+    assert text.startswith("Dockerfile:3\n")
+    assert text.endswith('\nERROR: failed to build: failed to solve: process "/bin/sh -c b && '
+                         'exit 3" did not complete successfully: exit code: 3')
+    # the exit code and the hint are the cause's
+    flag = BuildFailedError(UsageError("parse annotations: x", hint="h"))
+    assert flag.exit_code == EXIT_USAGE
+    assert flag.render() == "ERROR: failed to build: parse annotations: x\nhint: h"
+
+
+def test_a_step_that_logged_nothing_is_still_framed() -> None:
+    err = BuildError("r: not found", _loc(1, 1), step="[internal] load metadata for r")
+    assert err.log_block() == ["------", " > [internal] load metadata for r:", "------"]
+    assert err.render().startswith("------\n > [internal] load metadata for r:\n------\n"
+                                   "Dockerfile:1\n")
+
+
+def test_a_daemon_s_rendered_error_is_taken_apart() -> None:
+    cause = SolveError(VertexError(
+        "exit code: 3", digest="sha256:x", vertex_name="[3/4] RUN b", location=_loc(3, 4),
+        log_tail=["------", "ERROR: printed by the step"]))
+    cause.hint = "look"
+    remote = RemoteBuildError(cause.render(), 1)
+    assert remote.render() == cause.render()
+    assert remote.log_block() == cause.log_block()
+    assert (remote.text(), remote.hint) == ("failed to solve: exit code: 3", "look")
+    assert BuildFailedError(remote).render() == BuildFailedError(cause).render()
+    plain = RemoteBuildError("ERROR: boom", 2)
+    assert plain.log_block() == [] and BuildFailedError(plain).render() == \
+        "ERROR: failed to build: boom"
 
 
 def test_plain_user_error_is_one_line() -> None:

@@ -53,9 +53,9 @@ def test_bkpy_builder_env_selects_the_remote_builder(tmp_path: Path,
     run_bkpy("builder", "create", "--name", "far", make_daemon(busybox=False).endpoint, env=env)
     ctx = _scratch_context(tmp_path / "ctx")
     res = run_bkpy("build", "--progress", "plain", str(ctx), env={**env, "BKPY_BUILDER": "far"})
-    assert "[internal] transferring context" in res.err
+    assert '#0 building with "far" instance using remote driver' in res.err
     res = run_bkpy("build", "--progress", "plain", str(ctx), env=env)
-    assert "transferring context" not in res.err  # the embedded default
+    assert '#0 building with "default" instance using embedded driver' in res.err
 
 
 def test_daemon_driver_starts_bkpyd_on_demand(tmp_path: Path) -> None:
@@ -132,8 +132,8 @@ def test_two_node_builder_builds_each_platform_on_its_node(
                    "--metadata-file", str(tmp_path / "md.json"), str(ctx), env=env)
     assert (tmp_path / "out" / "linux_amd64" / "note.txt").read_text() == "note\n"
     assert (tmp_path / "out" / "linux_arm64" / "note.txt").read_text() == "note\n"
-    assert "[pair0] [internal] transferring context" in res.err
-    assert "[pair1] [internal] transferring context" in res.err
+    assert "[pair0] [internal] load build context" in res.err
+    assert "[pair1] [internal] load build context" in res.err
     import json
 
     nodes = json.loads((tmp_path / "md.json").read_text())["nodes"]

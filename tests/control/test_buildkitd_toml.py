@@ -4,6 +4,7 @@ mirror, and its three [[worker.oci.gcpolicy]] rules collect the cache as buildki
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -102,11 +103,7 @@ def test_buildkitd_toml_serves_names_what_it_ignores_and_its_gc_policies_apply(
         assert ignored == [
             "grpc.debugAddress: ignored (bkpyd serves no debug listener)",
             "otel: ignored (bkpy exports no OpenTelemetry traces)",
-            "worker.oci.platforms: ignored (bkpy reports the host's and binfmt's platforms)",
-            "worker.oci.labels: ignored (bkpy's worker labels are fixed)",
             "worker.oci.cniPoolSize: ignored (bkpy uses no CNI)",
-            "worker.oci.gcpolicy #1 filters: type==exec.cachemount selects nothing (bkpy's "
-            "cache mounts are not cache records; no GC removes them)",
         ]
         assert f"listening on {endpoint} (root {tmp_path / 'root'})" in text
         assert "DEBUG" in text  # debug = true
@@ -116,6 +113,7 @@ def test_buildkitd_toml_serves_names_what_it_ignores_and_its_gc_policies_apply(
         run_bkpy("builder", "create", "--name", "bk", "--driver", "remote", endpoint,
                  "--driver-opt", f"cacert={pki / 'ca.pem'},cert={pki / 'client.pem'},"
                                  f"key={pki / 'client.key'}", "--use", env=env)
+        _check_inspect(run_bkpy("builder", "inspect", env=env).out)
         for name in ("old", "new"):  # two images of 2 MiB on busybox (2 MB), old first
             ctx = tmp_path / name
             ctx.mkdir()
@@ -151,6 +149,34 @@ def test_buildkitd_toml_serves_names_what_it_ignores_and_its_gc_policies_apply(
         mirror.stop()
 
 
+def _check_inspect(out: str) -> None:
+    """The worker as buildx shows a buildkitd's: [worker.oci]'s platforms first (the
+    detected ones amd64 runs, 386, are not repeated), its labels among the worker's own,
+    and the three GC rules with their sizes for this disk."""
+    platforms = re.search(r"^Platforms: +(.*)$", out, re.M)
+    assert platforms is not None, out
+    listed = platforms.group(1).split(", ")
+    assert listed[:2] == ["linux/amd64", "linux/arm64"] and "linux/386" not in listed, out
+    labels = out.partition("Labels:\n")[2].partition("GC Policy")[0]
+    assert " org.example.team:                            builds\n" in labels, out
+    assert " org.mobyproject.buildkit.worker.executor:    oci\n" in labels, out
+    gib = r"\d+(\.\d+)?GiB"  # 10% and 5% of this disk
+    assert re.search(
+        r"GC Policy rule#0:\n"
+        r" All:            false\n"
+        r" Filters:        type==source.local type==exec.cachemount type==source.git.checkout\n"
+        r" Keep Duration:  48h0m0s\n"
+        r" Max Used Space: 512MiB\n"
+        r"GC Policy rule#1:\n"
+        r" All:            false\n"
+        r" Keep Duration:  1440h0m0s\n"
+        rf" Reserved Space: {gib}\n"
+        rf" Min Free Space: {gib}\n"
+        r"GC Policy rule#2:\n"
+        r" All:            true\n"
+        r" Max Used Space: 3MiB\n\Z", out), out
+
+
 def test_grpc_unix_address_and_its_group_come_from_the_config(tmp_path: Path) -> None:
     sock = tmp_path / "buildkitd.sock"
     config = tmp_path / "buildkitd.toml"
@@ -165,3 +191,37 @@ def test_grpc_unix_address_and_its_group_come_from_the_config(tmp_path: Path) ->
     finally:
         _stop(daemon)
     assert not sock.exists()
+
+
+def test_the_first_configured_platform_is_the_default_build_and_target_platform(
+        tmp_path: Path) -> None:
+    sock = tmp_path / "buildkitd.sock"
+    config = tmp_path / "buildkitd.toml"
+    config.write_text(f'root = "{tmp_path / "root"}"\n[grpc]\naddress = ["unix://{sock}"]\n'
+                      '[worker.oci]\ngc = false\nplatforms = ["linux/arm64", "linux/amd64"]\n')
+    daemon = _start(config, tmp_path / "bkpyd.log", f"unix://{sock}", TLSFiles())
+    try:
+        env = {"BKPY_CONFIG": str(tmp_path / "client"), "BKPY_ROOT": str(tmp_path / "emb")}
+        run_bkpy("builder", "create", "--name", "bk", "--driver", "remote", f"unix://{sock}",
+                 "--use", env=env)
+        inspect = run_bkpy("builder", "inspect", env=env).out
+        # (then the detected platforms these two do not run, if any: not 386 under amd64)
+        assert re.search(r"^Platforms:     linux/arm64, linux/amd64(, |$)", inspect, re.M), \
+            inspect
+        assert "linux/386" not in inspect
+        assert "GC Policy" not in inspect  # gc = false: no rules
+        ctx = tmp_path / "ctx"
+        ctx.mkdir()
+        (ctx / "Dockerfile").write_text("FROM scratch\nARG BUILDPLATFORM\nARG TARGETPLATFORM\n"
+                                        "LABEL b=$BUILDPLATFORM t=$TARGETPLATFORM\n")
+        run_bkpy("build", "--progress", "quiet", "--output",
+                 f"type=oci,dest={tmp_path / 'out.tar'}", str(ctx), env=env)
+        raw = subprocess.run(["skopeo", "inspect", "--config", "--raw",
+                              f"oci-archive:{tmp_path / 'out.tar'}"], check=True,
+                             capture_output=True, text=True, timeout=60).stdout
+        image = json.loads(raw)
+        # as buildkitd: both default to the worker's first platform, not the host's
+        assert image["architecture"] == "arm64"
+        assert image["config"]["Labels"] == {"b": "linux/arm64", "t": "linux/arm64"}
+    finally:
+        _stop(daemon)

@@ -25,10 +25,11 @@ def _context(path: Path, files: dict[str, str]) -> Path:
     return path
 
 
-def _transfers(stderr: str) -> list[tuple[int, int]]:
-    """(files, raw bytes) of every context transfer in --progress=plain output."""
-    return [(int(m.group(1)), int(m.group(2)))
-            for m in re.finditer(r"transferred (\d+) files \((\d+) bytes", stderr)]
+def _transfers(daemon: Daemon, since: int) -> list[tuple[int, int]]:
+    """(files, raw bytes) of every context sync the daemon logged after offset ``since``
+    (its own accounting: the progress shows BuildKit's figures)."""
+    return [(int(m.group(1)), int(m.group(2))) for m in re.finditer(
+        r"transferred (\d+) files \((\d+) bytes", daemon.log.read_text()[since:])]
 
 
 def test_remote_build_gives_the_same_image_digest_as_embedded(
@@ -59,17 +60,20 @@ def test_second_build_after_one_change_sends_only_that_file(
     files = {"Dockerfile": DOCKERFILE, "a.txt": "hello\n"}
     files.update({f"data/f{i}.txt": f"file {i}\n" * 200 for i in range(20)})
     ctx = _context(tmp_path / "ctx", files)
-    first = run_bkpy("build", "--progress", "plain", str(ctx), env=env)
-    assert _transfers(first.err) == [(22, sum(len(t) for t in files.values()))]
+    mark = len(shared_daemon.log.read_text())
+    run_bkpy("build", "--progress", "plain", str(ctx), env=env)
+    assert _transfers(shared_daemon, mark) == [(22, sum(len(t) for t in files.values()))]
     (ctx / "a.txt").write_text("changed\n")
-    second = run_bkpy("build", "--progress", "plain", "-o", f"type=local,dest={tmp_path}/out",
-                      str(ctx), env=env)
-    assert _transfers(second.err) == [(1, len("changed\n"))]
+    mark = len(shared_daemon.log.read_text())
+    run_bkpy("build", "--progress", "plain", "-o", f"type=local,dest={tmp_path}/out",
+             str(ctx), env=env)
+    assert _transfers(shared_daemon, mark) == [(1, len("changed\n"))]
     assert (tmp_path / "out" / "copy.txt").read_text() == "changed\n"
     # a touched but unchanged file is hashed, not sent
     (ctx / "data" / "f3.txt").touch()
-    third = run_bkpy("build", "--progress", "plain", str(ctx), env=env)
-    assert _transfers(third.err) == [(0, 0)]
+    mark = len(shared_daemon.log.read_text())
+    run_bkpy("build", "--progress", "plain", str(ctx), env=env)
+    assert _transfers(shared_daemon, mark) == [(0, 0)]
 
 
 def test_ignored_files_never_reach_the_daemon(tmp_path: Path, shared_daemon: Daemon) -> None:
@@ -157,9 +161,12 @@ def test_failed_step_keeps_location_snippet_and_log_tail(
     assert "boom-output" in tail
     assert "   3 | >>> RUN echo boom-output && exit 3" in tail
     assert "exit code: 3" in tail
-    # the rendered error block is the embedded one, word for word
+    # the rendered error block is the embedded one, word for word, but for the remote
+    # driver's warning about a build without output, which buildx prints after the block
     assert embedded.code == 1
-    assert tail == embedded.err[embedded.err.index("------"):]
+    warning = next(line for line in tail.splitlines() if line.startswith("WARNING: No output"))
+    assert tail.index(warning) > tail.index(" > [3/3] RUN echo boom-output && exit 3:")
+    assert tail.replace(warning + "\n", "") == embedded.err[embedded.err.index("------"):]
 
 
 def test_dockerfile_error_exits_1_over_the_wire(tmp_path: Path, shared_daemon: Daemon) -> None:
@@ -182,7 +189,8 @@ def test_entitlements_travel_to_the_daemon(tmp_path: Path, shared_daemon: Daemon
     refused = run_bkpy("build", "--progress", "quiet", "--allow", "network.host", str(ctx),
                        env=env, check=False)
     assert refused.code == 1
-    assert ("failed to solve: granting entitlement network.host is not allowed by build "
+    assert ("failed to build: "
+            "failed to solve: granting entitlement network.host is not allowed by build "
             "daemon configuration") in refused.err
 
 
@@ -213,3 +221,37 @@ def test_shm_size_and_ulimits_travel_to_the_daemon(tmp_path: Path, shared_daemon
                               'limit must be less than or equal to hard limit: 10 > 5') in bad.err
     bad = run_bkpy("build", "--shm-size", "lots", str(ctx), env=env, check=False)
     assert bad.code == 2 and "invalid size: 'lots'" in bad.err
+
+
+def test_error_screens_over_the_wire_are_buildx_s(
+        tmp_path: Path, shared_daemon: Daemon, busybox_layout: Path) -> None:
+    """The daemon's rendered error is taken apart again: the failed step's block comes with
+    the progress (none in quiet mode), the ERROR line gets buildx's ``failed to build: ``,
+    as recorded from the referee (tests/e2e/test_error_screens.py)."""
+    import subprocess
+
+    from tests.e2e.error_screens_cases import CASES, screen
+    from tests.registry.fixtures import RegistryServer
+
+    expected = json.loads((Path(__file__).resolve().parents[2] / "testdata" / "screens" /
+                           "error-screens.json").read_text())
+    env = client_env(tmp_path, shared_daemon)
+    (tmp_path / "registry").mkdir()
+    server = RegistryServer(tmp_path / "registry")
+    try:
+        base = f"{server.host}/screens/busybox"
+        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
+                        f"oci:{busybox_layout}", f"docker://{base}:latest"], check=True,
+                       timeout=120)
+        for case in ("missing-base-plain", "missing-base-quiet", "run-fails-plain",
+                     "run-fails-quiet"):
+            dockerfile, args = CASES[case]
+            ctx = _context(tmp_path / case, {"Dockerfile": dockerfile.replace("{BASE}", base)})
+            r = run_bkpy("build", *args, "-o", f"type=local,dest={tmp_path / 'out'}",
+                         str(ctx), env=env, check=False)
+            assert r.code == expected[case]["exit"] and "Traceback" not in r.err
+            got = [line.replace(server.host, "{REGISTRY}") for line in screen(r.err)
+                   if not line.startswith("hint: ")]
+            assert got == expected[case]["screen"], case
+    finally:
+        server.stop()

@@ -4,7 +4,9 @@ Run by hand: ``python3 -m tests.e2e.record_screens`` with the referee's buildkit
 and a ``referee`` buildx builder (``/work/shared/tools/buildkit-referee``). Writes
 ``testdata/screens/``: the rawjson of a multi-stage build and of its fully cached
 rebuild, its plain rebuild, and the Dockerfile context block of each error case of
-:data:`tests.e2e.screens_cases.ERROR_CASES`. The tests never need BuildKit.
+:data:`tests.e2e.screens_cases.ERROR_CASES`; the transfer steps of the builds of
+:func:`tests.e2e.screens_cases.transfer_builds` (``transfers.json``). The tests never need
+BuildKit. ``python3 -m tests.e2e.record_screens transfers`` records only the latter.
 """
 
 from __future__ import annotations
@@ -15,12 +17,19 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.screens_cases import ERROR_CASES, MULTI_STAGE, context_block
+from tests.e2e.screens_cases import (
+    ERROR_CASES,
+    MULTI_STAGE,
+    context_block,
+    transfer_builds,
+    write_transfer_context,
+)
 from tests.images import write_busybox_layout
 from tests.registry.fixtures import RegistryServer
 
@@ -74,8 +83,27 @@ def _add_random_layer(layout: Path, size: int = 256 << 10) -> None:
     (layout / "index.json").write_text(json.dumps(index))
 
 
-def main() -> None:
+def record_transfers(work: Path) -> None:
+    ctx = work / "transfers"
+    write_transfer_context(ctx)
+
+    def build(*args: str) -> str:
+        r = _buildx(ctx, "--progress", "plain", "-o", f"type=local,dest={work / 'tout'}",
+                    *args)
+        assert r.returncode == 0, r.stderr
+        return r.stderr
+
+    (OUT / "transfers.json").write_text(json.dumps(transfer_builds(ctx, build), indent=2)
+                                        + "\n")
+
+
+def main(parts: list[str]) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
+    if "transfers" in parts or not parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            record_transfers(Path(tmp))
+    if parts and "screens" not in parts:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "registry").mkdir()
@@ -111,4 +139,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
 MULTI_STAGE = """\
 FROM {BASE} AS base
 RUN echo base > /base.txt
@@ -44,3 +49,62 @@ def context_block(stderr: str) -> list[str]:
     start = next(i for i, line in enumerate(lines) if line.startswith("Dockerfile:"))
     end = next(i for i in range(start + 2, len(lines)) if lines[i].startswith("-----"))
     return lines[start:end + 1]
+
+
+# A context whose transfers BuildKit counts in bytes (``transferring context: 70.39kB``):
+# nested directories, a file over one 32 KiB chunk, a symlink, a .dockerignore (that
+# drops a directory and a pattern), a second Dockerfile elsewhere. FROM scratch: the
+# Dockerfiles' lengths, and so their figures, do not depend on a registry's address.
+TRANSFER_FILES = {
+    "Dockerfile": "FROM scratch\nCOPY . /all/\nCOPY sub /s\n",
+    ".dockerignore": "other\n*.md\n",
+    "a.txt": "a\n",
+    "big.bin": "".join(chr(32 + i % 90) for i in range(70000)),
+    "sub/s.txt": "s\n",
+    "sub/deep/d.txt": "d\n",
+    "x.md": "x\n",
+    "other/Alt.Dockerfile": "FROM scratch\nCOPY a.txt /\n",
+}
+TRANSFER_VERTEXES = ("[internal] load build definition from ", "[internal] load .dockerignore",
+                     "[internal] load build context")
+
+
+def write_transfer_context(ctx: Path) -> None:
+    for name, text in TRANSFER_FILES.items():
+        path = ctx / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    (ctx / "link").symlink_to("a.txt")
+
+
+def transfer_builds(ctx: Path, build: Callable[..., str]) -> dict[str, dict[str, list[str]]]:
+    """The transfer steps of four plain builds of :data:`TRANSFER_FILES` (``build(*args)``
+    returns a build's stderr): the first, the same again (only changed files are sent
+    again), after touching a file, with ``-f other/Alt.Dockerfile``."""
+    out = {"first": transfer_blocks(build()), "again": transfer_blocks(build())}
+    os.utime(ctx / "a.txt")
+    out["touched"] = transfer_blocks(build())
+    out["alt"] = transfer_blocks(build("-f", "other/Alt.Dockerfile"))
+    return out
+
+
+def transfer_blocks(stderr: str) -> dict[str, list[str]]:
+    """The lines of the steps of :data:`TRANSFER_VERTEXES` in a plain screen, by step name,
+    without their numbers and times (``#3 transferring context: 259B 0.0s done`` reads
+    ``transferring context: 259B done``)."""
+    names: dict[str, str] = {}
+    blocks: dict[str, list[str]] = {}
+    for line in stderr.splitlines():
+        m = re.match(r"#(\d+) (.*)$", line)
+        if not m:
+            continue
+        number, text = m.groups()
+        if number not in names:
+            names[number] = text
+            if text.startswith(TRANSFER_VERTEXES):
+                blocks[text] = []
+            continue
+        if names[number] in blocks:
+            text = re.sub(r" \d+\.\ds done$", " done", text)
+            blocks[names[number]].append(re.sub(r"^DONE \d+\.\ds$", "DONE", text))
+    return blocks

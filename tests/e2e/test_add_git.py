@@ -127,7 +127,8 @@ def test_checksum(bkpy: Bkpy, http: GitHTTP, repos: Repos, tmp_path: Path) -> No
                              f"{http.url}/app.git#main /\n", "bad")
     run = bkpy("build", str(bad), check=False)
     assert run.code == 1
-    assert (f"ERROR: failed to solve: failed to load cache key: expected checksum to match "
+    assert ("ERROR: failed to build: "
+            f"failed to solve: failed to load cache key: expected checksum to match "
             f"{repos.main1}, got {repos.main2}") in run.err
 
 
@@ -136,12 +137,14 @@ def test_unknown_ref_and_missing_repository(bkpy: Bkpy, http: GitHTTP, daemon: G
     ctx = _context(tmp_path, f"FROM scratch\nADD {http.url}/app.git#nope /\n")
     run = bkpy("build", str(ctx), check=False)
     assert run.code == 1
-    assert ('ERROR: failed to solve: failed to load cache key: repository does not contain '
+    assert ('ERROR: failed to build: '
+            'failed to solve: failed to load cache key: repository does not contain '
             'ref nope, output: ""') in run.err
     assert "Traceback" not in run.err
     ctx = _context(tmp_path, f"FROM scratch\nADD {daemon.url}/missing.git /\n", "missing")
     run = bkpy("build", str(ctx), check=False)
-    assert (f"ERROR: failed to solve: failed to load cache key: error fetching default branch "
+    assert ("ERROR: failed to build: "
+            f"failed to solve: failed to load cache key: error fetching default branch "
             f"for repository {daemon.url}/missing.git: git stderr:") in run.err
     assert "hint: check the repository URL" in run.err
 
@@ -193,8 +196,8 @@ def test_ssh_with_the_forwarded_agent(bkpy: Bkpy, repos: Repos, tmp_path: Path) 
     try:
         ctx = _context(tmp_path, f"FROM scratch\nADD {server.url}/app.git#v1 /\n")
         run = bkpy("build", str(ctx), check=False)
-        assert 'ERROR: failed to solve: failed to load cache key: no SSH key "default" ' \
-               "forwarded from the client" in run.err
+        assert ('ERROR: failed to build: failed to solve: failed to load cache key: no SSH key '
+                '"default" forwarded from the client') in run.err
         bkpy("build", str(ctx), "--ssh", f"default={server.agent_sock}", "-o",
              f"type=local,dest={tmp_path / 'out'}")
         assert (tmp_path / "out" / "README.md").read_text() == "hello from git\n"

@@ -124,21 +124,26 @@ def test_docker_media_types_keep_manifest_annotations(bkpy: Bkpy, ctx: Path,
 
 @pytest.mark.parametrize(("args", "code", "message"), [
     (("--annotation", "index:x=1"), 1,
-     "ERROR: failed to solve: index annotations not supported for single platform export"),
+     "ERROR: failed to build: "
+     "failed to solve: index annotations not supported for single platform export"),
     (("--annotation", "index-descriptor:x=1"), 1,
-     "ERROR: failed to solve: index annotations not supported for single platform export"),
+     "ERROR: failed to build: "
+     "failed to solve: index annotations not supported for single platform export"),
     (("-o", "type=oci,dest=o.tar,oci-mediatypes=false", "--annotation",
       "manifest-descriptor:x=1"), 1,
-     'ERROR: failed to solve: cannot export annotations with "oci-mediatypes=false"'),
+     'ERROR: failed to build: '
+     'failed to solve: cannot export annotations with "oci-mediatypes=false"'),
     (("--platform", "linux/amd64,linux/arm64", "--annotation", "manifest[linux/s390x]:x=1"),
-     1, "ERROR: failed to solve: invalid annotation: no platform linux/s390x found in source"),
+     1, "ERROR: failed to build: "
+        "failed to solve: invalid annotation: no platform linux/s390x found in source"),
+    # buildx parses them once the build has started (bkpy keeps exit 2 for a bad flag)
     (("--annotation", "foo:x=1"), 2,
-     'ERROR: parse annotations: unknown annotation type "foo"'),
+     'ERROR: failed to build: parse annotations: unknown annotation type "foo"'),
     (("--annotation", "x"), 2,
-     'ERROR: parse annotations: invalid annotation "x", expected key=value'),
+     'ERROR: failed to build: parse annotations: invalid annotation "x", expected key=value'),
     (("--annotation", "manifest[linux/ amd64]:x=1"), 2,
-     'ERROR: parse annotations: invalid annotation type "manifest[linux/ amd64]", expected '
-     "type and optional platform in square brackets"),
+     'ERROR: failed to build: parse annotations: invalid annotation type "manifest[linux/ '
+     'amd64]", expected type and optional platform in square brackets'),
 ])
 def test_refusals(bkpy: Bkpy, ctx: Path, tmp_path: Path, args: tuple[str, ...], code: int,
                   message: str) -> None:

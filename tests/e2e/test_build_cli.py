@@ -38,7 +38,8 @@ def test_dockerfile_errors_exit_1_with_location(bkpy: Bkpy, tmp_path: Path) -> N
     assert "Dockerfile:2\n" in r.err
     assert "   2 | >>> RUNN echo hi" in r.err
     assert r.err.rstrip().splitlines()[-1] == (
-        "ERROR: failed to solve: dockerfile parse error on line 2: unknown instruction: RUNN "
+        "ERROR: failed to build: "
+        "failed to solve: dockerfile parse error on line 2: unknown instruction: RUNN "
         "(did you mean RUN?)")
     assert "Traceback" not in r.err
     r = bkpy("build", "--target", "nope", str(BASIC), check=False)

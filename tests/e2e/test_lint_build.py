@@ -93,7 +93,7 @@ def test_error_true_fails_the_build_and_the_build_arg_overrides(bkpy: Bkpy,
     # as buildx: the findings (progress, then the summary), then the error
     assert r.err.count("#1 WARN: ") == 4
     summary = r.err.index("4 warnings found")
-    error = r.err.index("ERROR: failed to solve: lint violation found for rules: "
+    error = r.err.index("ERROR: failed to build: failed to solve: lint violation found for rules: "
                         "StageNameCasing, ConsistentInstructionCasing, LegacyKeyValueFormat, "
                         "JSONArgsRecommended")
     assert summary < error

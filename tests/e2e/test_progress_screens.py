@@ -18,7 +18,12 @@ import pexpect
 import pytest
 
 from tests.e2e.conftest import Bkpy, make_runner
-from tests.e2e.screens_cases import MULTI_STAGE
+from tests.e2e.screens_cases import (
+    MULTI_STAGE,
+    transfer_blocks,
+    transfer_builds,
+    write_transfer_context,
+)
 from tests.registry.fixtures import RegistryServer
 
 SCREENS = Path(__file__).resolve().parents[2] / "testdata" / "screens"
@@ -158,6 +163,29 @@ def test_plain_lists_cached_steps_inputs_first(fresh_bkpy: Bkpy, tmp_path: Path)
     theirs = [v["name"] for r in _referee("rawjson-cached.jsonl")
               for v in r.get("vertexes", []) if v.get("cached")]
     assert [c for c in cached if c in theirs] == theirs
+    # the context's transfers in BuildKit's bytes; the Dockerfile's figure differs: the
+    # referee's names its registry, an address of another length
+    recorded = transfer_blocks((SCREENS / "plain-cached.txt").read_text())
+    ours = transfer_blocks(again)
+    for step in ("[internal] load .dockerignore", "[internal] load build context"):
+        assert ours[step] == recorded[step], step
+
+
+def test_plain_transfer_steps_are_the_referees(tmp_path: Path) -> None:
+    """``transferring context: 70.39kB``: the bytes BuildKit counts for what it would send
+    (bkpy reads the files in place), fewer when a rebuild finds files unchanged, as the
+    referee printed them (testdata/screens/transfers.json; the files are owned by root as
+    when it was recorded: owners are part of the count)."""
+    bkpy = make_runner(tmp_path / "state")
+    ctx = tmp_path / "ctx"
+    write_transfer_context(ctx)
+
+    def build(*args: str) -> str:
+        out = ["-o", f"type=local,dest={tmp_path / 'out'}"]
+        return bkpy("build", "--progress", "plain", *out, *args, str(ctx), cwd=ctx).err
+
+    expected = json.loads((SCREENS / "transfers.json").read_text())
+    assert transfer_builds(ctx, build) == expected
 
 
 def test_plain_shows_pulled_bytes(tmp_path: Path, busybox_layout: Path,

@@ -181,15 +181,18 @@ def test_named_git_and_http_contexts(bkpy: Bkpy, repo: str, http: FileServer,
 
 
 @pytest.mark.parametrize(("args", "error"), [
-    (("{repo}#nosuch",), "ERROR: failed to solve: failed to read dockerfile: "
+    (("{repo}#nosuch",), "ERROR: failed to build: failed to solve: failed to read dockerfile: "
                          "failed to load cache key: repository does not contain ref nosuch"),
-    (("{repo}#main:sub/docker",), "ERROR: failed to solve: failed to read dockerfile: "
+    (("{repo}#main:sub/docker",), "ERROR: failed to build: "
+                                  "failed to solve: failed to read dockerfile: "
                                   "open Dockerfile: no such file or directory"),
-    (("-f", "nope", "{repo}"), "ERROR: failed to solve: failed to read dockerfile: "
+    (("-f", "nope", "{repo}"), "ERROR: failed to build: "
+                               "failed to solve: failed to read dockerfile: "
                                "open nope: no such file or directory"),
-    (("-f", "nope", "{http}/ctx.tar.gz"), "ERROR: failed to solve: failed to read "
+    (("-f", "nope", "{http}/ctx.tar.gz"), "ERROR: failed to build: failed to solve: failed to read "
                                           "dockerfile: open nope: no such file or directory"),
-    (("{http}/missing.tar.gz",), "ERROR: failed to solve: failed to read downloaded "
+    (("{http}/missing.tar.gz",), "ERROR: failed to build: "
+                                 "failed to solve: failed to read downloaded "
                                  "context: invalid response status 404"),
 ])
 def test_errors(bkpy: Bkpy, repo: str, http: FileServer, args: tuple[str, ...],
@@ -207,7 +210,8 @@ def test_unreachable_context(bkpy: Bkpy, tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}/ctx.tar.gz"
     r = bkpy("build", url, check=False)
     assert r.code == 1
-    assert (f'ERROR: failed to solve: failed to read downloaded context: Get "{url}": dial tcp '
+    assert ('ERROR: failed to build: '
+            f'failed to solve: failed to read downloaded context: Get "{url}": dial tcp '
             f"{url[7:].split('/')[0]}: connect: connection refused") in r.err
 
 
@@ -221,14 +225,16 @@ def test_syntax_accepted_and_refused(bkpy: Bkpy, tmp_path: Path) -> None:
     (ctx / "Dockerfile").write_text("# syntax=docker/dockerfile:2\nFROM scratch\n")
     r = bkpy("build", str(ctx), check=False)
     assert r.code == 1
-    assert ("ERROR: failed to solve: unsupported frontend \"docker/dockerfile:2\": bkpy runs "
+    assert ("ERROR: failed to build: "
+            "failed to solve: unsupported frontend \"docker/dockerfile:2\": bkpy runs "
             "no external frontends") in r.err
     assert " 1 | >>> # syntax=docker/dockerfile:2" in r.err
     assert "hint: remove the # syntax= line or use # syntax=docker/dockerfile:1" in r.err
     (ctx / "Dockerfile").write_text("FROM scratch\nCOPY Dockerfile /\n")
     r = bkpy("build", "--build-arg", "BUILDKIT_SYNTAX=example.com/fe:1", str(ctx), check=False)
     assert r.code == 1
-    assert ("ERROR: failed to solve: failed with build-arg:BUILDKIT_SYNTAX = example.com/fe:1: "
+    assert ("ERROR: failed to build: "
+            "failed to solve: failed with build-arg:BUILDKIT_SYNTAX = example.com/fe:1: "
             'unsupported frontend "example.com/fe:1"') in r.err
     r = bkpy("build", "--call", "targets", "--build-arg", "BUILDKIT_SYNTAX=other/fe",
              str(ctx), check=False)

@@ -69,7 +69,8 @@ def test_device_needs_the_entitlement_unless_auto_allowed(bkpy: Bkpy, tmp_path: 
     denied = bkpy("build", str(ctx), check=False, env=env)
     assert denied.code == 1
     assert denied.err.splitlines()[-2] == (
-        "ERROR: failed to solve: failed to load LLB: device vendor1.com/device=foo is "
+        "ERROR: failed to build: "
+        "failed to solve: failed to load LLB: device vendor1.com/device=foo is "
         "requested by the build but not allowed")
     # one device by name, or all of its kind, is enough; a bare kind means its first
     # device in name order (bar), as in BuildKit
@@ -102,7 +103,8 @@ def test_device_errors(bkpy: Bkpy, tmp_path: Path) -> None:
     (ctx / "Dockerfile").write_text("FROM busybox\nRUN --device=vendor1.com/device=foo true\n")
     nolabs = bkpy("build", "--allow", "device", str(ctx), check=False, env=env)
     assert nolabs.code == 1 and nolabs.err.rstrip().splitlines()[-2] == (
-        "ERROR: failed to solve: device feature is only supported in Dockerfile frontend "
+        "ERROR: failed to build: "
+        "failed to solve: device feature is only supported in Dockerfile frontend "
         "1.14.0-labs or later")
     ctx, env = _setup(tmp_path, LABS + "FROM busybox\nRUN --device=vendor1.com/device true\n",
                       grant=False)

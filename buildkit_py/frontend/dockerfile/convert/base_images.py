@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from buildkit_py import llb
-from buildkit_py.errors import DockerfileError, UsageError
+from buildkit_py.errors import BuildError, DockerfileError, UsageError
 from buildkit_py.frontend.dockerfile.convert.dispatch_context import ConvertContext
 from buildkit_py.frontend.dockerfile.convert.image_config import ImageConfig
 from buildkit_py.frontend.dockerfile.convert.lint_checks import base_platform
@@ -64,7 +64,13 @@ def _resolve_image(ref: str, platform: Platform, cx: ConvertContext) -> tuple[st
         raise UsageError(
             f"cannot resolve image {normalized}: no image resolver was configured",
             hint="pass an ImageResolver in ConvertOptions.image_resolver")
-    resolved = resolver.resolve(normalized, platform)
+    try:
+        resolved = resolver.resolve(normalized, platform)
+    except BuildError as exc:
+        if exc.step is None:
+            raise
+        # BuildKit names the image as the Dockerfile wrote it first
+        raise BuildError(f"{ref}: {exc.text()}", step=exc.step, hint=exc.hint) from exc
     return resolved.ref, dict(resolved.config)
 
 

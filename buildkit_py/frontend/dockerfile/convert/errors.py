@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-from buildkit_py.errors import DockerfileError, SourceLocation, UserError
+from buildkit_py.errors import BuildError, DockerfileError, SourceLocation, UserError
 from buildkit_py.frontend.dockerfile.shell_lex import ShellLex
 
 
@@ -15,6 +15,13 @@ def located(location: SourceLocation | None) -> Iterator[None]:
     try:
         yield
     except DockerfileError as exc:
+        if exc.location is None:
+            exc.location = location
+        raise
+    except BuildError as exc:
+        if exc.step is None:
+            raise DockerfileError(exc.message, location, hint=exc.hint) from exc
+        # a failed step (e.g. loading a base image's metadata) keeps its framed name
         if exc.location is None:
             exc.location = location
         raise
