@@ -426,6 +426,7 @@ class Builder:
         # reason: as in build(): the exporters are for builds only, not du, prune or import
         from buildkit_py.exporter.base import Built, ExportEnv, image_names
         from buildkit_py.exporter.image_sets import make_build_images
+        from buildkit_py.exporter.oci_layout import normalized_names
 
         env = ExportEnv(
             content=self.store, image_store=self.images, layer_cache=self.layer_cache,
@@ -441,7 +442,10 @@ class Builder:
         built = Built(results, names, epoch, images)
         if images is not None:
             outcome.image_id = images.main.image_id
-            outcome.metadata = {**images.metadata(built.names), **outcome.metadata}
+            # a layout's names are BuildKit's normalized ones, also in its metadata
+            layout = bool(image_specs) and image_specs[0].type in ("oci", "docker")
+            outcome.metadata = {**images.metadata(normalized_names(names) if layout
+                                                  else names), **outcome.metadata}
         for e in [*(e for e in exporters if e.makes_image),
                   *(e for e in exporters if not e.makes_image)]:
             e.export(built, env)

@@ -61,8 +61,10 @@ class LayoutSource:
         except OSError as err:
             raise BuildError(f"node {self.node} exported no OCI layout: {err}") from None
         entries = index.get("manifests")
-        if not isinstance(entries, list) or len(entries) != 1 \
-                or not isinstance(entries[0], dict):
+        # one entry per image name, all for the same image
+        if not isinstance(entries, list) or not entries \
+                or not all(isinstance(e, dict) for e in entries) \
+                or len({e.get("digest") for e in entries}) != 1:
             raise BuildError(f"the OCI layout of node {self.node} should name one image")
         desc = Blob.from_json(entries[0])
         body = self._read(desc.digest)

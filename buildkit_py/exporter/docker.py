@@ -9,6 +9,7 @@ import json
 from buildkit_py.exporter.image import BuiltImage
 from buildkit_py.exporter.oci import OCIExporter
 from buildkit_py.exporter.oci_layout import blob_path
+from buildkit_py.registry.reference import parse_reference
 
 
 class DockerExporter(OCIExporter):
@@ -19,8 +20,8 @@ class DockerExporter(OCIExporter):
 def docker_manifest_json(images: list[BuiltImage], names: list[str]) -> bytes:
     """``docker save``'s index of the (first) image: its config, tags and layers."""
     img = images[0]
-    tags = [n.removeprefix("docker.io/library/").removeprefix("docker.io/") for n in names
-            if "@" not in n]
+    # docker's short names with their tag (``foo:latest``), as BuildKit writes them
+    tags = [r.familiar for r in map(parse_reference, names) if r.digest is None]
     entry = {"Config": blob_path(img.config.descriptor.digest), "RepoTags": tags,
              "Layers": [blob_path(layer.digest) for layer in img.layers]}
     return json.dumps([entry], separators=(",", ":")).encode()

@@ -22,6 +22,7 @@ from buildkit_py.content.store import ContentStore
 from buildkit_py.content.verify import copy_verified
 from buildkit_py.exporter.image import BuiltImage
 from buildkit_py.exporter.manifest import Blob, Descriptor, canonical_json, index_blob
+from buildkit_py.registry.reference import parse_reference
 
 LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 
@@ -48,31 +49,43 @@ def layout_index(images: list[BuiltImage], names: list[str], *, oci: bool,
     """``index.json`` bytes (and the image index blob when several platforms). ``top``:
     the image's descriptor as made (the index, already in the store, or the manifest),
     whose annotations (``--annotation`` descriptor kinds) the entry carries too."""
-    annotations: dict[str, str] = dict(top.annotations) if top is not None else {}
-    if names:
-        annotations["io.containerd.image.name"] = names[0]
-        tag = names[0].rsplit("/", 1)[-1]
-        if ":" in tag and "@" not in tag:
-            annotations["org.opencontainers.image.ref.name"] = tag.split(":", 1)[1]
+    made: Blob | None = None
     if top is not None:
-        desc = Descriptor(top.media_type, top.digest, top.size, annotations=annotations)
-        return canonical_json(_index_json(desc)), None
-    if multi:
+        target = top
+    elif multi:
         made = index_blob([Descriptor(i.manifest.descriptor.media_type,
                                      i.manifest.descriptor.digest,
                                      i.manifest.descriptor.size, platform=i.platform)
                           for i in images], oci=oci)
-        desc = Descriptor(made.descriptor.media_type, made.descriptor.digest,
-                          made.descriptor.size, annotations=annotations)
-        return canonical_json(_index_json(desc)), made
-    m = images[0].manifest.descriptor
-    desc = Descriptor(m.media_type, m.digest, m.size, annotations=annotations)
-    return canonical_json(_index_json(desc)), None
+        target = made.descriptor
+    else:
+        target = images[0].manifest.descriptor
+    base = dict(top.annotations) if top is not None else {}
+    # one entry per name, named as BuildKit names them (docker.io/library/NAME:latest)
+    entries = [Descriptor(target.media_type, target.digest, target.size,
+                          annotations={**base, **_name_annotations(n)})
+               for n in normalized_names(names)] or [
+        Descriptor(target.media_type, target.digest, target.size, annotations=base)]
+    return canonical_json(_index_json(entries)), made
 
 
-def _index_json(entry: Descriptor) -> dict[str, object]:
+def normalized_names(names: Sequence[str]) -> list[str]:
+    """The names as BuildKit's layout exporters write them: fully qualified, ``:latest``
+    added to a name with neither tag nor digest."""
+    return [str(parse_reference(n)) for n in names]
+
+
+def _name_annotations(name: str) -> dict[str, str]:
+    ref = parse_reference(name)
+    out = {"io.containerd.image.name": name}
+    if ref.tag:
+        out["org.opencontainers.image.ref.name"] = ref.tag
+    return out
+
+
+def _index_json(entries: list[Descriptor]) -> dict[str, object]:
     return {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-            "manifests": [entry.to_json()]}
+            "manifests": [e.to_json() for e in entries]}
 
 
 def write_layout(store: ContentStore, images: list[BuiltImage], dest: str, *,

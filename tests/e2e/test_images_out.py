@@ -70,6 +70,31 @@ def test_docker_tarball_has_manifest_json(bkpy: Bkpy, ctx: Path, tmp_path: Path)
     assert info["Architecture"] == "amd64"
 
 
+def test_layout_names_are_normalized_one_entry_each(bkpy: Bkpy, ctx: Path,
+                                                     tmp_path: Path) -> None:
+    # as the newest BuildKit writes them (recorded from the referee for the same names)
+    oci, docker, md = tmp_path / "n.tar", tmp_path / "d.tar", tmp_path / "md.json"
+    bkpy("build", "-o", f'type=oci,dest={oci},"name=foo,bar:v1"', "--metadata-file", str(md),
+         str(ctx))
+    with tarfile.open(oci) as tf:
+        index = json.loads(tf.extractfile("index.json").read())  # type: ignore[union-attr]
+    entries = index["manifests"]
+    assert [e["annotations"] for e in entries] == [
+        {"io.containerd.image.name": "docker.io/library/foo:latest",
+         "org.opencontainers.image.ref.name": "latest"},
+        {"io.containerd.image.name": "docker.io/library/bar:v1",
+         "org.opencontainers.image.ref.name": "v1"}]
+    assert len({e["digest"] for e in entries}) == 1
+    assert json.loads(md.read_text())["image.name"] == \
+        "docker.io/library/foo:latest,docker.io/library/bar:v1"
+    bkpy("build", "-o", f'type=docker,dest={docker},"name=foo,bar:v1,reg.io/x/y:2"', str(ctx))
+    with tarfile.open(docker) as tf:
+        manifest = json.loads(tf.extractfile("manifest.json").read())  # type: ignore[union-attr]
+    assert manifest[0]["RepoTags"] == ["foo:latest", "bar:v1", "reg.io/x/y:2"]
+    info = json.loads(_skopeo("inspect", f"docker-archive:{docker}"))
+    assert info["Architecture"] == "amd64"
+
+
 def test_reproducible_with_source_date_epoch(bkpy: Bkpy, fresh_bkpy: Bkpy, ctx: Path,
                                              tmp_path: Path) -> None:
     digests = []
