@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import json
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -100,3 +101,10 @@ def write_busybox_layout(dest: Path, arches: tuple[str, ...] = ("amd64",)) -> Pa
     (dest / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
     (dest / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": top}))
     return dest
+
+
+def push_layout(layout: Path, repo: str) -> str:
+    """Copy the layout's image to ``repo:latest`` on a plain-HTTP registry; ``repo``."""
+    subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}",
+                    f"docker://{repo}:latest"], check=True, timeout=120)
+    return repo

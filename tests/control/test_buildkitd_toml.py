@@ -17,7 +17,7 @@ from buildkit_py.api.tls import TLSFiles
 from buildkit_py.client.remote import RemoteClient
 from tests.control.conftest import free_port, run_bkpy
 from tests.control.test_tls import _write_ca, _write_leaf
-from tests.images import write_busybox_layout
+from tests.images import push_layout, write_busybox_layout
 from tests.registry.fixtures import RegistryServer
 
 TEMPLATE = Path(__file__).parents[2] / "testdata" / "buildkitd" / "buildkitd.toml"
@@ -82,9 +82,7 @@ def test_buildkitd_toml_serves_names_what_it_ignores_and_its_gc_policies_apply(
     try:
         # the mirror holds docker.io's busybox; there is no way to docker.io from here
         layout = write_busybox_layout(tmp_path / "busybox")
-        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}",
-                        f"docker://{mirror.host}/library/busybox:latest"], check=True,
-                       timeout=120)
+        push_layout(layout, f"{mirror.host}/library/busybox")
         port = free_port()
         endpoint = f"tcp://127.0.0.1:{port}"
         config = tmp_path / "buildkitd.toml"

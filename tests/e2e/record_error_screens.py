@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from tests.e2e.error_screens_cases import CASES, screen, shows_progress
-from tests.images import write_busybox_layout
+from tests.images import push_layout, write_busybox_layout
 from tests.registry.fixtures import RegistryServer
 
 OUT = Path(__file__).resolve().parents[2] / "testdata" / "screens" / "error-screens.json"
@@ -29,9 +29,7 @@ def main() -> None:
         server = RegistryServer(work / "registry")
         try:
             layout = write_busybox_layout(work / "bb", ("amd64",))
-            base = f"{server.host}/screens/busybox"
-            subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
-                            f"oci:{layout}", f"docker://{base}:latest"], check=True)
+            base = push_layout(layout, f"{server.host}/screens/busybox")
             found = {}
             for name, (dockerfile, args) in CASES.items():
                 ctx = work / name

@@ -7,7 +7,6 @@ and a missing base image."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,13 +23,10 @@ EXPECTED = json.loads((Path(__file__).resolve().parents[2] / "testdata" / "scree
 def base(registry: RegistryServer, tmp_path_factory: pytest.TempPathFactory) -> str:
     """busybox in a registry, as the referee saw it (the missing base image is a name
     next to it that the registry does not have)."""
-    from tests.images import write_busybox_layout
+    from tests.images import push_layout, write_busybox_layout
 
     layout = write_busybox_layout(tmp_path_factory.mktemp("bb") / "layout", ("amd64",))
-    ref = f"{registry.host}/errors/busybox"
-    subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}",
-                    f"docker://{ref}:latest"], check=True, timeout=120)
-    return ref
+    return push_layout(layout, f"{registry.host}/errors/busybox")
 
 
 @pytest.mark.parametrize("case", sorted(ERROR_CASES))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -36,13 +35,10 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 def base(registry: RegistryServer, tmp_path_factory: pytest.TempPathFactory) -> str:
     """busybox in a registry where the referee found it (the missing base image is a name
     next to it that the registry does not have)."""
-    from tests.images import write_busybox_layout
+    from tests.images import push_layout, write_busybox_layout
 
     layout = write_busybox_layout(tmp_path_factory.mktemp("bb") / "layout", ("amd64",))
-    ref = f"{registry.host}/screens/busybox"
-    subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}",
-                    f"docker://{ref}:latest"], check=True, timeout=120)
-    return ref
+    return push_layout(layout, f"{registry.host}/screens/busybox")
 
 
 def _build(bkpy: Bkpy, tmp_path: Path, dockerfile: str, *args: str,

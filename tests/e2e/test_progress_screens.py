@@ -10,7 +10,6 @@ import base64
 import json
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from tests.e2e.screens_cases import (
     transfer_builds,
     write_transfer_context,
 )
+from tests.images import push_layout
 from tests.registry.fixtures import RegistryServer
 
 SCREENS = Path(__file__).resolve().parents[2] / "testdata" / "screens"
@@ -50,10 +50,7 @@ def _referee(name: str) -> list[dict]:
 
 
 def _push_busybox(registry: RegistryServer, layout: Path) -> str:
-    base = f"{registry.host}/screens/busybox"
-    subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}",
-                    f"docker://{base}:latest"], check=True, timeout=120)
-    return base
+    return push_layout(layout, f"{registry.host}/screens/busybox")
 
 
 # ------------------------------------------------------------------ --progress none
