@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
 export PIP_ROOT_USER_ACTION=ignore
+# gcc + libc6-dev: the wheel build compiles the `bkpy` client (launcher/bkpy.c).
 APT_PKGS=(busybox-static qemu-user-static docker-registry skopeo umoci runc
-          binfmt-support zstd xz-utils iproute2 dpkg-dev git openssh-server openssh-client)
+          binfmt-support zstd xz-utils iproute2 dpkg-dev git openssh-server openssh-client
+          gcc libc6-dev)
 CACHE=${BKPY_TEST_CACHE:-/var/cache/bkpy-test}
 
 need=()
@@ -65,11 +67,14 @@ if [ ! -e "$entry" ]; then
     fi
 fi
 
-# The project itself, editable, with test tools; re-installed when pyproject.toml
-# or the checkout's location changes.
+# The project itself, editable, with test tools; re-installed when pyproject.toml, the
+# compiled client's source or the checkout's location changes, or when `bkpy` is not
+# the compiled client.
 stamp="$CACHE/install.stamp"
-want="$(pwd) $(sha256sum pyproject.toml | cut -c1-16)"
+want="$(pwd) $(cat pyproject.toml hatch_build.py launcher/bkpy.c | sha256sum | cut -c1-16)"
+scripts=$($PY -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! command -v bkpy >/dev/null \
+   || [ "$(head -c 4 "$scripts/bkpy" 2>/dev/null | od -An -c | tr -d ' ')" != '177ELF' ] \
    || ! (cd / && $PY -c 'import buildkit_py, bkpy_runc, sys
 sys.exit(not buildkit_py.__file__.startswith(sys.argv[1] + "/"))' "$(pwd)") 2>/dev/null; then
     echo "setup: pip install -e .[test]" >&2
@@ -78,6 +83,8 @@ sys.exit(not buildkit_py.__file__.startswith(sys.argv[1] + "/"))' "$(pwd)") 2>/d
     echo "$want" > "$stamp"
 fi
 (cd / && $PY -c 'import buildkit_py, bkpy_runc') || { echo "setup: install failed" >&2; exit 1; }
+[ "$(head -c 4 "$scripts/bkpy" | od -An -c | tr -d ' ')" = '177ELF' ] \
+    || { echo "setup: $scripts/bkpy is not the compiled client (no C compiler?)" >&2; exit 1; }
 # Byte-compile once: with PYTHONDONTWRITEBYTECODE set, every CLI and runtime start would
 # otherwise recompile all modules (~0.4 s a build, ~30 ms a RUN).
 $PY -m compileall -q -j 0 buildkit_py runtime/bkpy_runc >/dev/null

@@ -14,6 +14,12 @@ There is one server per state root *and install*: the socket's name hashes ``BKP
 with the interpreter, its environment (``sys.prefix``), the package's path and version,
 so another install never reaches this one's server (and the request names its install,
 which the server checks again).
+
+Where a C compiler was there at install, ``bkpy`` is a compiled client
+(``launcher/bkpy.c``) that speaks this protocol without starting an interpreter, and
+this module is ``bkpy-py``, which it runs whenever it cannot hand the command over
+itself. Only Python knows the install key, so when the compiled client ran us
+(``BKPY_LAUNCHER`` names it) we write the key to a file it reads next time.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ ACCEPT_FRAME = b"A"
 FRAME = struct.Struct("!ci")
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 NO_SERVER_ENV = "BKPY_NO_SERVER"
+LAUNCHER_ENV = "BKPY_LAUNCHER"
+_LAUNCHER_MAGIC = b"bkpy-launcher 1\n"
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -64,6 +72,34 @@ def socket_path() -> str:
     """
     key = f"{os.environ.get('BKPY_ROOT', '')}\0{install_key()}"
     return os.path.join(server_dir(), f"cmd-{hashlib.sha256(key.encode()).hexdigest()[:16]}.sock")
+
+
+def launcher_key_path(launcher: str) -> str:
+    """The compiled client's key file: named after the client's own path."""
+    digest = hashlib.sha256(launcher.encode(errors="surrogateescape")).hexdigest()[:16]
+    return os.path.join(server_dir(), f"launcher-{digest}.key")
+
+
+def record_launcher(launcher: str) -> None:
+    """Write the install key for the compiled client at ``launcher``, with what makes it
+    stale: the client itself replaced, the interpreter or the package changed."""
+    try:
+        me = os.stat(launcher)
+        lines = [_LAUNCHER_MAGIC,
+                 f"self {me.st_dev} {me.st_ino} {me.st_mtime_ns} {me.st_size}\n".encode()]
+        for stamped in (os.path.realpath(sys.executable),
+                        os.path.join(_PACKAGE_DIR, "__init__.py")):
+            lines.append(f"stamp {os.stat(stamped).st_mtime_ns} {stamped}\n"
+                         .encode(errors="surrogateescape"))
+        lines += [b"key\n", install_key().encode(errors="surrogateescape")]
+        path = launcher_key_path(launcher)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(b"".join(lines))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # the compiled client keeps handing its commands to us: slower, not wrong
 
 
 def request_bytes(argv: list[str], stdio: list[int]) -> bytes:
@@ -178,6 +214,9 @@ def _run_here() -> None:
 
 
 def main() -> None:
+    launcher = os.environ.pop(LAUNCHER_ENV, None)
+    if launcher:
+        record_launcher(launcher)
     if os.environ.get(NO_SERVER_ENV, "") in ("", "0"):
         path = socket_path()
         sock = _connect(path)
