@@ -3,13 +3,14 @@
 - ``bkpy``: ``bkpy build`` (embedded builder) as users run it by default: a fresh ``bkpy``
   process per command and whatever that process does by default (hand the command to a
   warm command server when one runs for the root, start one if the default launch path
-  does). The harness starts no server itself. Cold = every server for the root stopped and
-  a fresh, empty ``BKPY_ROOT``.
+  does). First = every server for the root stopped and a fresh, empty ``BKPY_ROOT``: the
+  first command after a boot or an idle timeout. Cold = a fresh, empty ``BKPY_ROOT`` with
+  its server (re)started and warm, untimed, as BuildKit's daemon is for its cold build.
 - ``bkpy-no-server``: the same with ``BKPY_NO_SERVER=1``: every command is a fresh Python
   running the whole build in-process (its own state root).
 - ``buildkit``: ``buildctl build --frontend dockerfile.v0`` against a private buildkitd
   of the referee's build (see ``buildkitd.py``); cold = that daemon stopped, its root
-  deleted, started again.
+  deleted, started again (untimed); first = the same with the daemon's start timed.
 
 Base images come from the run's registry (``base_registry.py``): both pull them. A
 single-platform result goes into each builder's image store: ``bkpy --load`` (bkpy's
@@ -24,6 +25,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -38,7 +40,12 @@ class Builder(Protocol):
     name: str
 
     def reset(self, case: Case) -> None:
-        """Empty every cache and image store."""
+        """Empty every cache and image store; the builder's long-lived process (bkpy's
+        command server, buildkitd) running and ready, as it is before a user's build."""
+
+    def first(self, case: Case, ctx: Path, log: Path) -> Measurement | None:
+        """The first build after a boot: nothing running, everything empty, the start of
+        any long-lived process timed with the build. None when that is the cold build."""
 
     def build(self, case: Case, ctx: Path, log: Path) -> Measurement: ...
 
@@ -67,12 +74,25 @@ class BkpyBuilder:
         if not server:
             self.env[NO_SERVER_ENV] = "1"
 
-    def reset(self, case: Case) -> None:
+    def _empty(self) -> None:
         self._stop_server()
         shutil.rmtree(self.root, ignore_errors=True)
         shutil.rmtree(self.out, ignore_errors=True)
         self.root.mkdir(parents=True)
         self.out.mkdir(parents=True)
+
+    def reset(self, case: Case) -> None:
+        self._empty()
+        if self.server:
+            run_quiet([*self.cmd, "server", "start"], env=self.env)
+            # Served only once the warm-up is over: this waits for it.
+            run_quiet([*self.cmd, "--version"], env=self.env)
+
+    def first(self, case: Case, ctx: Path, log: Path) -> Measurement | None:
+        if not self.server:
+            return None
+        self._empty()
+        return self.build(case, ctx, log)
 
     def _stop_server(self) -> None:
         if self.server and self.root.exists():
@@ -118,6 +138,16 @@ class BuildkitBuilder:
         self.daemon.wipe()
         shutil.rmtree(self.out, ignore_errors=True)
         self.out.mkdir(parents=True)
+
+    def first(self, case: Case, ctx: Path, log: Path) -> Measurement | None:
+        self.daemon.wipe(start=False)
+        shutil.rmtree(self.out, ignore_errors=True)
+        self.out.mkdir(parents=True)
+        started = time.perf_counter()
+        self.daemon.start()
+        boot = time.perf_counter() - started
+        m = self.build(case, ctx, log)
+        return Measurement(m.seconds + boot, m.peak_rss_kb, m.ok, m.detail)
 
     def _args(self, case: Case, ctx: Path) -> list[str]:
         args = [self.daemon.buildctl_bin, "--addr", ADDR, "build", "--progress", "plain",

@@ -155,13 +155,15 @@ class PrivateBuildkitd:
         self.proc = None
         PIDFILE.unlink(missing_ok=True)
 
-    def wipe(self) -> None:
-        """Stop, delete the whole root (cache, content, images, metadata), start again."""
+    def wipe(self, start: bool = True) -> None:
+        """Stop, delete the whole root (cache, content, images, metadata), start again
+        (unless ``start`` is false)."""
         self.stop()
         for point in _mounts_under(self.root):
             subprocess.run(["umount", "-l", point], capture_output=True, check=False)
         shutil.rmtree(self.root, ignore_errors=True)
-        self.start()
+        if start:
+            self.start()
 
     def close(self) -> None:
         self.stop()

@@ -11,7 +11,7 @@ from .procs import Measurement
 OURS = "bkpy"  # the headline: bkpy as users run it by default
 OURS_NO_SERVER = "bkpy-no-server"  # every command a fresh process (BKPY_NO_SERVER=1)
 THEIRS = "buildkit"
-SCENARIOS = ("cold", "noop", "change", "push")
+SCENARIOS = ("first", "cold", "noop", "change", "push")
 
 
 @dataclass
@@ -93,6 +93,7 @@ class Goal:
 
 
 GOALS = (
+    Goal("first build after a boot, every case", "first", 1.0),
     Goal("cold build, every case", "cold", 1.0),
     Goal("no-op rebuild (noop30)", "noop", 0.7, "noop30"),
     Goal("50-step chain, cold (chain50)", "cold", 0.7, "chain50"),

@@ -65,7 +65,7 @@ def _git_rev() -> str:
 def _run_builder(builder: Builder, case: case_mod.Case, ctx: Path, opts: Options,
                  results: ResultSet, rep: int, counter: itertools.count[int],
                  echo: Callable[[str], None]) -> None:
-    """cold, then no-op, then one-file change, then push, on one builder."""
+    """first, then cold, then no-op, then one-file change, then push, on one builder."""
     logs = opts.work / "logs"
 
     def log(scenario: str) -> Path:
@@ -81,6 +81,12 @@ def _run_builder(builder: Builder, case: case_mod.Case, ctx: Path, opts: Options
                  f"{scenario:6} {state}")
         return m.ok
 
+    if "first" in opts.scenarios:
+        m = builder.first(case, ctx, log("first"))
+        if m is None:
+            results.series(case.name, "first", builder.name).unsupported = "same as cold"
+        else:
+            record("first", m)
     builder.reset(case)
     if not record("cold", builder.build(case, ctx, log("cold"))):
         return

@@ -35,7 +35,7 @@ def test_quick_run_measures_every_scenario_of_the_small_case(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = json.loads((results / "latest.json").read_text())
     ours = {s["scenario"]: s for s in doc["series"] if s["builder"] == "bkpy"}
-    assert set(ours) == {"cold", "noop", "change", "push"}
+    assert set(ours) == {"first", "cold", "noop", "change", "push"}
     for scenario, series in ours.items():
         assert series["failures"] == [], scenario
         assert len(series["seconds"]) == 1 and series["seconds"][0] > 0, scenario
@@ -51,7 +51,8 @@ def test_quick_run_writes_a_markdown_table_with_no_ratio_without_buildkit(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     table = (results / "latest.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| small |")]
-    assert [row.split("|")[2].strip() for row in rows] == ["cold", "noop", "change", "push"]
+    assert ([row.split("|")[2].strip() for row in rows]
+            == ["first", "cold", "noop", "change", "push"])
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert float(cells[2]) > 0 and cells[3] == "-" and cells[4] == "-"
