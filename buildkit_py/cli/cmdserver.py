@@ -24,6 +24,7 @@ import errno
 import fcntl
 import gc
 import importlib
+import importlib.abc
 import io
 import json
 import os
@@ -78,20 +79,56 @@ CMD ["/out"]
 _SKIP_SUFFIXES = ("__main__",)
 
 
+class _DeferredImport(ImportError):
+    """Raised for a library the warm-up leaves to the children that need it."""
+
+
+class _Defer(importlib.abc.MetaPathFinder):
+    def __init__(self, tops: tuple[str, ...]) -> None:
+        self.tops = tops
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
+        if fullname.split(".")[0] in self.tops:
+            raise _DeferredImport(fullname)
+
+
+def remote_builders_configured() -> bool:
+    """Whether the client config names any builder that is not the embedded one."""
+    # reason: the builder store (and its config lookups) only matter to this decision
+    from buildkit_py.client.builders import BuilderStore
+
+    try:
+        return any(rec.driver != "embedded" for rec in BuilderStore().list())
+    except Exception:  # cannot tell: warm up everything, as for a remote builder
+        return True
+
+
 def warm_up() -> None:
-    """Import every module of the package and load the Dockerfile parser tables."""
-    for info in pkgutil.walk_packages(buildkit_py.__path__, "buildkit_py."):
-        if info.name.endswith(_SKIP_SUFFIXES):
-            continue
-        try:
-            importlib.import_module(info.name)
-        except Exception as err:  # an optional room that cannot load here: children retry
-            print(f"warm-up: {info.name}: {err}", file=sys.stderr)
+    """Import every module of the package and load the Dockerfile parser tables.
+
+    gRPC (~18 MB resident, a third of the server) is only for remote builders: without
+    one configured, the modules that need it are left to the children that use them."""
+    defer = _Defer(() if remote_builders_configured() else ("grpc",))
+    sys.meta_path.insert(0, defer)
+    try:
+        for info in pkgutil.walk_packages(buildkit_py.__path__, "buildkit_py."):
+            if info.name.endswith(_SKIP_SUFFIXES):
+                continue
+            try:
+                importlib.import_module(info.name)
+            except _DeferredImport:
+                pass
+            except Exception as err:  # an optional room that cannot load here: children retry
+                print(f"warm-up: {info.name}: {err}", file=sys.stderr)
+    finally:
+        sys.meta_path.remove(defer)
     # Imported on first use by libraries, not by our modules: httpx loads its transport
-    # stack (httpcore, h11, and trio/anyio when installed) when a client is created.
+    # stack (httpcore, h11, and trio/anyio when installed) when a client is created. Not
+    # verifying: a child builds its own TLS context on its first HTTPS request, so loading
+    # the CA bundle here would only cost the server ~7 MB.
     import httpx  # reason: only the server warms it up (~90 ms); --help imports this module
 
-    httpx.Client().close()
+    httpx.Client(verify=False).close()
     for name in _LAZY_STDLIB:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)

@@ -193,3 +193,27 @@ print(sorted(set(sys.modules) - before), threading.active_count())
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split("\n")[-2]
     assert out == "[] 1", out
+
+
+def test_warm_up_leaves_grpc_to_remote_builders(tmp_path: Path) -> None:
+    # gRPC is a third of the server's memory and only remote builders use it.
+    code = """
+import sys
+from buildkit_py.cli.cmdserver import warm_up
+warm_up()
+warm = "grpc" in sys.modules
+import buildkit_py.client.remote  # what a child of the server does for a remote build
+print(warm, "grpc" in sys.modules)
+"""
+    env = dict(os.environ, BKPY_CONFIG=str(tmp_path / "client"))
+
+    def warm() -> str:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True, env=env).stdout.strip()
+
+    assert warm() == "False True"
+    (tmp_path / "client" / "builders").mkdir(parents=True)
+    (tmp_path / "client" / "builders" / "far.json").write_text(
+        '{"name": "far", "driver": "remote", '
+        '"nodes": [{"name": "far0", "endpoint": "tcp://127.0.0.1:1"}]}')
+    assert warm() == "True True"
