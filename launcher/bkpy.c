@@ -300,8 +300,8 @@ static void forward(int sig) {
     unsigned char frame[FRAME_SIZE] = {'S', 0, 0, 0, (unsigned char)sig};
     int saved = errno;
     last_signal = sig;
-    if (conn_fd >= 0)
-        (void)!write(conn_fd, frame, sizeof frame);
+    if (conn_fd >= 0) /* MSG_NOSIGNAL: a server gone away must not kill us with SIGPIPE */
+        (void)!send(conn_fd, frame, sizeof frame, MSG_NOSIGNAL);
     errno = saved;
 }
 

@@ -198,3 +198,10 @@ def test_interrupt_is_forwarded_and_cancels_the_build(
     while time.monotonic() < deadline and _running(marker):
         time.sleep(0.2)
     assert not _running(marker), "the container outlived the build"
+
+
+def test_the_client_source_compiles_without_warnings(tmp_path: Path) -> None:
+    source = Path(__file__).resolve().parents[2] / "launcher" / "bkpy.c"
+    proc = subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Wconversion", "-Werror", "-o",
+                           str(tmp_path / "bkpy"), str(source)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
