@@ -4,7 +4,9 @@ the ``key=value,...`` lists of ``--output``, ``--secret``, ``--cache-to``...
 ``--shm-size``, a tmpfs mount's ``size=``, ``prune --keep-storage``, buildkitd.toml's GC
 sizes and ``--ulimit`` take these forms in buildx, the Dockerfile frontend and buildkitd;
 every size is binary there (go-units ``RAMInBytes``: ``10GB`` is 10 GiB). Parsing them in
-one place keeps the CLI, the frontend and the config in step.
+one place keeps the CLI, the frontend and the config in step. Printing too: go-units'
+``HumanSize`` (decimal), ``BytesSize`` (binary) and ``HumanDuration``, as buildx shows
+sizes and ages in ``du``, ``prune`` and ``builder inspect``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,53 @@ _RAM = re.compile(r"(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?")
 ULIMIT_NAMES = frozenset({
     "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
     "nproc", "rss", "rtprio", "rttime", "sigpending", "stack"})
+
+
+def _four_digits(n: float, base: float, units: tuple[str, ...]) -> str:
+    value, unit = float(n), units[0]
+    for unit in units:
+        if value < base or unit == units[-1]:
+            break
+        value /= base
+    return f"{value:.4g}{unit}"
+
+
+def human_size(n: float) -> str:
+    """go-units ``HumanSize``: decimal units, four significant digits (``4.096kB``)."""
+    return _four_digits(n, 1000.0, ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"))
+
+
+def bytes_size(n: float) -> str:
+    """go-units ``BytesSize``: binary units, four significant digits (``488.3MiB``)."""
+    return _four_digits(n, 1024.0, ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"))
+
+
+def human_duration(seconds: float) -> str:
+    """go-units ``HumanDuration`` (``46 seconds``, ``About an hour``, ``3 days``)."""
+    secs = int(seconds)
+    if secs < 1:
+        return "Less than a second"
+    if secs == 1:
+        return "1 second"
+    if secs < 60:
+        return f"{secs} seconds"
+    minutes = secs // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
 
 
 def ram_in_bytes(value: str) -> int:

@@ -44,3 +44,18 @@ def test_parse_ulimit_rejects_with_go_units_wording(text: str, error: str) -> No
     with pytest.raises(ValueError) as info:
         parse_ulimit(text)
     assert error in str(info.value)
+
+
+def test_go_units_printing() -> None:
+    from buildkit_py.units import bytes_size, human_duration, human_size
+
+    # go-units HumanSize / BytesSize: four significant digits
+    assert [human_size(n) for n in (0, 4, 4096, 307200, 15_610_000, 999_950, 2.5e12)] == [
+        "0B", "4B", "4.096kB", "307.2kB", "15.61MB", "1000kB", "2.5TB"]
+    assert [bytes_size(n) for n in (512, 1536, 512 * 2**20)] == ["512B", "1.5KiB", "512MiB"]
+    # go-units HumanDuration, as buildx's "Last used: ... ago"
+    cases = {0.4: "Less than a second", 1: "1 second", 46: "46 seconds",
+             90: "About a minute", 150: "2 minutes", 3600: "About an hour",
+             2 * 3600 + 1790: "2 hours", 3 * 86400: "3 days", 20 * 86400: "2 weeks",
+             90 * 86400: "3 months", 800 * 86400: "2 years"}
+    assert {s: human_duration(s) for s in cases} == cases

@@ -35,6 +35,13 @@ def parse(filters: tuple[str, ...] | list[str]) -> ParsedFilters:
     return parse_prune_filters(filters)
 
 
+def usage_type(item: UsageItem) -> str:
+    """The record type ``du`` shows and filters see for a ``disk_usage`` record."""
+    if item.record_type in (MOUNT_TYPE, "content"):
+        return item.record_type
+    return record_type(item.id, item.description)
+
+
 def matches(parsed: ParsedFilters, item: UsageItem) -> bool:
     """Whether ``item`` (a cache result of ``disk_usage``) matches ``parsed``: the fields
     as ``prune --filter`` sees them (:mod:`buildkit_py.api.prune_filters`)."""

@@ -25,6 +25,7 @@ from buildkit_py.client.builders import (
     stop_daemon,
 )
 from buildkit_py.errors import UsageError
+from buildkit_py.units import bytes_size
 
 
 def _platforms(values: tuple[str, ...]) -> list[str]:
@@ -217,16 +218,6 @@ def _aligned(rows: list[tuple[str, str]]) -> None:
         click.echo(f" {key.ljust(width)}{value}")
 
 
-def _bytes_size(n: int) -> str:
-    """go-units ``BytesSize``: binary units, four significant digits (``488.3MiB``)."""
-    value, unit = float(n), "B"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
-        if value < 1024 or unit == "EiB":
-            break
-        value /= 1024
-    return f"{value:.4g}{unit}"
-
-
 def _gc_rule_lines(rule: GCRuleInfo) -> list[tuple[str, str]]:
     """One GC rule as buildx prints it: the sizes and duration only when set."""
     # reason: the duration formatter's package (~40 ms) stays off other commands
@@ -241,7 +232,7 @@ def _gc_rule_lines(rule: GCRuleInfo) -> list[tuple[str, str]]:
                        ("Max Used Space:", rule.max_used_space),
                        ("Min Free Space:", rule.min_free_space)):
         if value > 0:
-            rows.append((key, _bytes_size(value)))
+            rows.append((key, bytes_size(value)))
     return rows
 
 

@@ -3,36 +3,40 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 import click
 
 from buildkit_py.api import prune_filters
 from buildkit_py.api.usage import PruneOptions, UsageItem
+from buildkit_py.builder import gc_filters
 from buildkit_py.client.base import BuilderClient
 from buildkit_py.client.builders import BuilderStore, open_client
 from buildkit_py.config import parse_size
 from buildkit_py.errors import UsageError, UserError
+from buildkit_py.units import human_duration, human_size, parse_prune_filters
 
 
 def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.2f}{unit}"
-        value /= 1000
-    return f"{n}B"
+    return human_size(n)
 
 
 def _ago(ts: float) -> str:
-    if not ts:
-        return ""
-    secs = max(0.0, time.time() - ts)
-    for unit, length in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if secs >= length:
-            n = int(secs // length)
-            return f"{n} {unit}{'s' if n > 1 else ''} ago"
-    return "Less than a minute ago" if secs >= 1 else "Just now"
+    return f"{human_duration(time.time() - ts)} ago" if ts else ""
+
+
+def _go_time(ts: float) -> str:
+    """Go's ``time.Time.String()`` in the local zone, as buildx prints "Created at"."""
+    t = datetime.fromtimestamp(ts).astimezone()
+    frac = f"{t.microsecond:06d}".rstrip("0")
+    return f"{t:%Y-%m-%d %H:%M:%S}{'.' + frac if frac else ''} {t:%z %Z}"
+
+
+def _table(rows: list[list[str]]) -> None:
+    """Columns as docker's formatter lays them out (tabwriter: at least 10 wide, 3 apart)."""
+    widths = [max(10, max(len(r[c]) for r in rows) + 3) for c in range(len(rows[0]) - 1)]
+    for r in rows:
+        click.echo("".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + r[-1])
 
 
 def _client(builder: str | None) -> BuilderClient:
@@ -41,8 +45,8 @@ def _client(builder: str | None) -> BuilderClient:
 
 
 def _totals(items: list[UsageItem]) -> None:
-    click.echo(f"{'Reclaimable:':<16}{_size(sum(i.size for i in items if i.reclaimable))}")
-    click.echo(f"{'Total:':<16}{_size(sum(i.size for i in items))}")
+    click.echo(f"Reclaimable:\t{_size(sum(i.size for i in items if i.reclaimable))}")
+    click.echo(f"Total:\t\t{_size(sum(i.size for i in items))}")
 
 
 def _report_corrupt(corrupt: list[UsageItem]) -> None:
@@ -65,8 +69,11 @@ def _report_corrupt(corrupt: list[UsageItem]) -> None:
 @click.option("--verify", is_flag=True,
               help="Also hash every content blob and list those that do not match their "
                    "digest (exit status 1 if any).")
+@click.option("--filter", "filters", multiple=True,
+              help="Only records that match (repeatable), as `prune --filter` selects them; "
+                   "until=DURATION: those not used for that long.")
 @click.option("--builder", envvar="BKPY_BUILDER", help="Builder to use.")
-def du(verbose: bool, verify: bool, builder: str | None) -> None:
+def du(verbose: bool, verify: bool, filters: tuple[str, ...], builder: str | None) -> None:
     """Show the build cache's disk usage."""
     client = _client(builder)
     try:
@@ -75,26 +82,34 @@ def du(verbose: bool, verify: bool, builder: str | None) -> None:
         client.close()
     items = [i for i in everything if i.record_type != "corrupt"]
     corrupt = [i for i in everything if i.record_type == "corrupt"]
+    if filters:
+        keep, record_filters = prune_filters.from_flags(filters)
+        parsed = parse_prune_filters(list(record_filters))
+        since = time.time() - keep if keep is not None else None
+        items = [i for i in items if gc_filters.matches(parsed, i)
+                 and (since is None or (i.last_used or i.created) < since)]
     if verbose:
         for i in items:
-            created = datetime.fromtimestamp(i.created, tz=UTC).strftime(
-                "%Y-%m-%d %H:%M:%S UTC") if i.created else ""
-            for label, value in (("ID:", i.id), ("Type:", i.record_type),
-                                 ("Created at:", created), ("Reclaimable:", str(i.reclaimable)),
-                                 ("In use:", str(i.in_use)), ("Size:", _size(i.size)),
+            kind = gc_filters.usage_type(i)
+            click.echo(f"{'ID:':<14}{i.id}")
+            for label, value in (("Created at:", _go_time(i.created) if i.created else ""),
+                                 ("Mutable:", str(kind == gc_filters.MOUNT_TYPE).lower()),
+                                 ("Reclaimable:", str(i.reclaimable).lower()),
+                                 ("Shared:", "false"), ("Size:", _size(i.size)),
                                  ("Description:", i.description),
                                  ("Usage count:", str(i.usage_count)),
-                                 ("Last used:", _ago(i.last_used))):
-                click.echo(f"{label:<16}{value}")
+                                 ("Last used:", _ago(i.last_used)), ("Type:", kind)):
+                if value or label not in ("Description:", "Last used:"):
+                    click.echo(f"{label:<14}{value}")
             click.echo("")
     else:
-        click.echo(f"{'ID':<50} {'RECLAIMABLE':<12} {'SIZE':<12} LAST ACCESSED")
-        for i in items:
-            rid = i.id if len(i.id) <= 48 else i.id[:47] + "…"
-            mark = "*" if i.in_use else ""
-            click.echo(f"{rid + mark:<50} {str(i.reclaimable).lower():<12} "
-                       f"{_size(i.size):<12} {_ago(i.last_used)}")
-    _totals(items)
+        # as buildx marks them: * after the ID of a mutable record (a cache mount's)
+        _table([["ID", "RECLAIMABLE", "SIZE", "LAST ACCESSED"]]
+               + [[i.id + ("*" if i.record_type == gc_filters.MOUNT_TYPE else ""),
+                   str(i.reclaimable).lower(), _size(i.size), _ago(i.last_used)]
+                  for i in items])
+    if not filters:  # buildx prints no totals for a filtered list
+        _totals(items)
     if verify:
         _report_corrupt(corrupt)
 

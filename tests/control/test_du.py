@@ -20,7 +20,7 @@ def test_du_and_prune_on_the_embedded_builder(tmp_path: Path) -> None:
     du = run_bkpy("du", env=env).out
     assert "snap:" in du and "Total:" in du
     verbose = run_bkpy("du", "--verbose", env=env).out
-    assert "Description:    [2/2] COPY a.txt /a.txt" in verbose
+    assert "Description:  [2/2] COPY a.txt /a.txt" in verbose
 
     kept = run_bkpy("prune", "-f", "--filter", "until=1h", env=env).out
     assert "Total:" in kept

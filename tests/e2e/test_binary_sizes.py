@@ -31,4 +31,4 @@ def test_keep_storage_is_binary(fresh_bkpy: Bkpy, tmp_path: Path) -> None:
     assert pruned.out.strip().splitlines()[-1] == "Total:\t0B", pruned.out
     # and 4.8 million bytes would not have kept it all
     pruned = fresh_bkpy("prune", "-f", "--keep-storage", "4800000", "--verbose")
-    assert "Total:\t2.02MB" in pruned.out, pruned.out  # the least recently used record
+    assert "Total:\t2.023MB" in pruned.out, pruned.out  # the least recently used record
