@@ -13,7 +13,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,12 +33,6 @@ from buildkit_py.frontend.dockerfile.dockerignore import find_ignore_file, read_
 from buildkit_py.llb import ops_pb2
 from buildkit_py.llb.cachemounts import portable_cache_ids
 from buildkit_py.platforms import parse_platform
-from buildkit_py.remotecache.config import INLINE_KEY
-from buildkit_py.remotecache.export import collect, export_cache, inline_values
-from buildkit_py.remotecache.importer import open_imports
-from buildkit_py.remotecache.merge import PUSHED_KEY
-from buildkit_py.remotecache.mounts import export_mounts
-from buildkit_py.remotecache.spec import CacheExport, export_spec, import_spec
 from buildkit_py.solver.cache import CacheManager
 from buildkit_py.solver.cancel import Cancelled, CancelToken
 from buildkit_py.solver.explain import miss_metadata
@@ -52,8 +46,6 @@ from buildkit_py.solver.progress import (
 )
 from buildkit_py.solver.solver import Solver
 from buildkit_py.solver.worker import OpHandler
-from buildkit_py.source.git import GIT_SCHEMES, GitSources, git_handler_factory
-from buildkit_py.source.http import HTTP_SCHEMES, HttpSources, http_handler_factory
 from buildkit_py.source.image import (
     IMAGE_SCHEMES,
     BuildResolver,
@@ -70,6 +62,15 @@ from buildkit_py.worker.worker import BuilderWorker
 if TYPE_CHECKING:
     from buildkit_py.builder.remote_context import RemoteContext
     from buildkit_py.exporter.base import Exporter, PlatformResult
+    from buildkit_py.remotecache.importer import ImportedCache
+    from buildkit_py.remotecache.spec import CacheExport, CacheImport
+    from buildkit_py.source.http import HttpSources
+
+# The LLB source schemes of source/http.py and source/git.py (HTTP_SCHEMES, GIT_SCHEMES;
+# a test keeps them equal), named here so that a build without such a source never
+# imports those modules.
+HTTP_SOURCE_SCHEMES = ("http", "https")
+GIT_SOURCE_SCHEMES = ("git",)
 
 
 def _source_date_epoch(req: BuildRequest) -> int | None:
@@ -114,15 +115,23 @@ class Builder:
             return ImageSourceHandler(w, op, sources)
 
         handlers: dict[str, HandlerFactory] = dict.fromkeys(IMAGE_SCHEMES, image)
-        self.http_sources = HttpSources(self.root / "worker" / "http.db", self.config.http.ca)
-        handlers.update(dict.fromkeys(HTTP_SCHEMES, http_handler_factory(self.http_sources)))
-        handlers.update(dict.fromkeys(GIT_SCHEMES, git_handler_factory(GitSources())))
+        self.http_sources: HttpSources | None = None
+        handlers.update(dict.fromkeys(HTTP_SOURCE_SCHEMES, _made_on_first_use(self._http)))
+        handlers.update(dict.fromkeys(GIT_SOURCE_SCHEMES, _made_on_first_use(_git)))
         return handlers
+
+    def _http(self) -> HandlerFactory:
+        # reason: HTTP(S) and Git sources (~5 ms of imports) load on a build's first one
+        from buildkit_py.source.http import HttpSources, http_handler_factory
+
+        self.http_sources = HttpSources(self.root / "worker" / "http.db", self.config.http.ca)
+        return http_handler_factory(self.http_sources)
 
     def close(self) -> None:
         self.solver.close()
         self.worker.close()
-        self.http_sources.close()
+        if self.http_sources is not None:
+            self.http_sources.close()
         self.images.close()
         self.layer_cache.close()
         if self._registry is not None:
@@ -190,7 +199,7 @@ class Builder:
 
         exporters = exporters_for(req.outputs)
         cache_to = _cache_exports(req)
-        cache_from = [import_spec(attrs) for attrs in req.cache_from]
+        cache_from = _cache_imports(req)
         session = session or self.session_for(req)
         session.device_aliases = DeviceGrant.of(req.entitlements).aliases
         build_id = uuid.uuid4().hex  # keeps this build's local sources its own
@@ -297,11 +306,7 @@ class Builder:
                 check_granted(req.entitlements, self.config.insecure_entitlements)
                 for c in converted:
                     check_llb(c.definition, req.entitlements, self.worker.cdi)
-                imports = open_imports(
-                    cache_from, registry=lambda: self.registry, sources=self.sources,
-                    sn=self.worker.sn, platforms=[str(c.platform) for c in converted],
-                    step=lambda text: _vertex(bus, text), warn=outcome.warnings.append,
-                    lent=session.lent_files)
+                imports = self._open_imports(cache_from, converted, bus, session, outcome)
                 mount_ids = [i for c in converted for i in portable_cache_ids(c.definition)]
                 for imp in imports:
                     imp.fill_cache_mounts(mount_ids, self.worker.cache_mounts,
@@ -378,7 +383,22 @@ class Builder:
             futures = [pool.submit(solve, c) for c in converted]
             return [f.result() for f in futures]
 
-    # cache export -------------------------------------------------------------
+    # cache import and export --------------------------------------------------
+
+    def _open_imports(self, cache_from: list[CacheImport], converted: list[Any],
+                      bus: ProgressBus, session: BuildSession, outcome: BuildOutcome
+                      ) -> list[ImportedCache]:
+        """The ``--cache-from`` caches, each read once (none: nothing to open)."""
+        if not cache_from:
+            return []
+        # reason: cache import (~10 ms with the wire protos) only for --cache-from
+        from buildkit_py.remotecache.importer import open_imports
+
+        return open_imports(
+            cache_from, registry=lambda: self.registry, sources=self.sources,
+            sn=self.worker.sn, platforms=[str(c.platform) for c in converted],
+            step=lambda text: _vertex(bus, text), warn=outcome.warnings.append,
+            lent=session.lent_files)
 
     def _chain(self, key: str) -> list[str]:
         return self.worker.snapshots.chain(SnapshotResult(key))
@@ -386,6 +406,10 @@ class Builder:
     def _with_inline_cache(self, plat_results: list[PlatformResult],
                            results: list[Any]) -> list[PlatformResult]:
         """Each platform's image config with its inline cache (``--cache-to type=inline``)."""
+        # reason: as _cache_exports: cache export only for --cache-to
+        from buildkit_py.remotecache.config import INLINE_KEY
+        from buildkit_py.remotecache.export import inline_values
+
         values = inline_values(results, [p.snapshot_key for p in plat_results], self.cache,
                                self._chain)
         return [dataclasses.replace(p, config={**p.config, INLINE_KEY: v})
@@ -398,6 +422,11 @@ class Builder:
         ``cache-mounts=true`` the build's cache mounts); with ``ignore-error=true`` a
         failure is a warning. A manifest pushed by digest (a node of a multi-node build)
         is named in the metadata, for the client that merges the nodes' caches."""
+        # reason: as _cache_exports: cache export only for --cache-to
+        from buildkit_py.remotecache.export import collect, export_cache
+        from buildkit_py.remotecache.merge import PUSHED_KEY
+        from buildkit_py.remotecache.mounts import export_mounts
+
         try:
             entries = collect(results, [p.snapshot_key for p in plat_results], self.cache,
                               self._chain, spec.mode)
@@ -425,8 +454,6 @@ class Builder:
         hand the results to each exporter: image outputs first, then the files."""
         # reason: as in build(): the exporters are for builds only, not du, prune or import
         from buildkit_py.exporter.base import Built, ExportEnv, image_names
-        from buildkit_py.exporter.image_sets import make_build_images
-        from buildkit_py.exporter.oci_layout import normalized_names
 
         env = ExportEnv(
             content=self.store, image_store=self.images, layer_cache=self.layer_cache,
@@ -438,9 +465,15 @@ class Builder:
         names = image_names(req.outputs, req.tags)
         images = None
         if image_specs or req.iidfile is not None or req.metadata_file is not None:
+            # reason: making images (~2 ms with the layouts) only for a build that has some
+            from buildkit_py.exporter.image_sets import make_build_images
+
             images = make_build_images(image_specs, results, epoch, env, names)
         built = Built(results, names, epoch, images)
         if images is not None:
+            # reason: as make_build_images above
+            from buildkit_py.exporter.oci_layout import normalized_names
+
             outcome.image_id = images.main.image_id
             # a layout's names are BuildKit's normalized ones, also in its metadata
             layout = bool(image_specs) and image_specs[0].type in ("oci", "docker")
@@ -455,14 +488,50 @@ class Builder:
             req.metadata_file.write_text(json.dumps(outcome.metadata, indent=2) + "\n")
 
 
+def _git() -> HandlerFactory:
+    # reason: as Builder._http
+    from buildkit_py.source.git import GitSources, git_handler_factory
+
+    return git_handler_factory(GitSources())
+
+
+def _made_on_first_use(make: Callable[[], HandlerFactory]) -> HandlerFactory:
+    """A handler factory that is ``make()``'s, made once, when the first op needs it."""
+    lock = threading.Lock()
+    made: list[HandlerFactory] = []
+
+    def factory(w: OpWorker, op: ops_pb2.Op) -> OpHandler:
+        with lock:
+            if not made:
+                made.append(make())
+        return made[0](w, op)
+
+    return factory
+
+
 def _cache_exports(req: BuildRequest) -> list[CacheExport]:
     """The build's ``--cache-to`` specs (checked again: the daemon trusts no client);
     ``--build-arg BUILDKIT_INLINE_CACHE=1`` asks for inline cache, as with BuildKit."""
-    specs = [export_spec(attrs) for attrs in req.cache_to]
     inline = req.build_args.get("BUILDKIT_INLINE_CACHE", "").lower() in ("1", "true")
+    if not req.cache_to and not inline:
+        return []
+    # reason: the cache export and import code (~15 ms) loads only for builds that use it
+    from buildkit_py.remotecache.spec import export_spec
+
+    specs = [export_spec(attrs) for attrs in req.cache_to]
     if inline and not any(s.type == "inline" for s in specs):
         specs.append(export_spec({"type": "inline"}))
     return specs
+
+
+def _cache_imports(req: BuildRequest) -> list[CacheImport]:
+    """The build's ``--cache-from`` specs, checked again as :func:`_cache_exports`."""
+    if not req.cache_from:
+        return []
+    # reason: as _cache_exports
+    from buildkit_py.remotecache.spec import import_spec
+
+    return [import_spec(attrs) for attrs in req.cache_from]
 
 
 def _with_hint(err: Exception) -> str:

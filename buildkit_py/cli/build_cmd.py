@@ -20,7 +20,6 @@ from buildkit_py.cli.git_labels import git_labels
 from buildkit_py.config import ENTITLEMENTS, check_entitlement
 from buildkit_py.errors import BuildFailedError, UsageError, UserError
 from buildkit_py.platforms import parse_platform
-from buildkit_py.remotecache.spec import export_spec, import_spec, parse_cache_arg
 from buildkit_py.units import parse_csv_kv, parse_ulimit, ram_in_bytes
 
 CALL_MODES = ("build", "check", "outline", "targets")
@@ -147,6 +146,11 @@ def _kv_list(values: tuple[str, ...], what: str, *, env_fallback: bool = False) 
 
 def _cache_specs(values: tuple[str, ...], flag: str) -> list[dict[str, str]]:
     """``--cache-to``/``--cache-from`` values, checked before anything is built."""
+    if not values:
+        return []
+    # reason: the cache options' grammar loads only for builds that give them
+    from buildkit_py.remotecache.spec import export_spec, import_spec, parse_cache_arg
+
     out = [parse_cache_arg(v, flag) for v in values]
     for attrs in out:
         (export_spec if flag == "--cache-to" else import_spec)(attrs)

@@ -28,11 +28,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from buildkit_py.api.tls import TLSFiles
 from buildkit_py.config import client_config_dir, default_state_root, load_config
 from buildkit_py.errors import UsageError
 
 if TYPE_CHECKING:
+    from buildkit_py.api.tls import TLSFiles
     from buildkit_py.client.base import BuilderClient
     from buildkit_py.client.remote import RemoteClient
 
@@ -178,6 +178,9 @@ def node_tls(node: Node) -> TLSFiles | None:
     opts = node.driver_opts
     if not any(k in opts for k in TLS_OPTS):
         return None
+    # reason: TLS settings are for remote builders only, not every embedded build
+    from buildkit_py.api.tls import TLSFiles
+
     return TLSFiles(cacert=opts.get("cacert"), cert=opts.get("cert"), key=opts.get("key"),
                     servername=opts.get("servername"))
 

@@ -38,15 +38,26 @@ _MIGRATIONS = (_SCHEMA_V1,)
 
 
 class ContentMetadata:
-    """Thread-safe access to the labels/leases database."""
+    """Thread-safe access to the labels/leases database, opened on first use (a cached
+    build reads blobs only: it never opens it)."""
 
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
-        self._db = sqlitedb.open_db(path, _MIGRATIONS, foreign_keys=True)
+        self._path = path
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """The connection (the caller holds ``_lock``)."""
+        if self._conn is None:
+            self._conn = sqlitedb.open_db(self._path, _MIGRATIONS, foreign_keys=True)
+        return self._conn
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

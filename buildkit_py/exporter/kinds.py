@@ -3,25 +3,29 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from buildkit_py.api.outputs import OutputSpec
 from buildkit_py.errors import UsageError
 from buildkit_py.exporter.base import Exporter
-from buildkit_py.exporter.docker import DockerExporter
-from buildkit_py.exporter.image_store import ImageStoreExporter
-from buildkit_py.exporter.local import LocalExporter
-from buildkit_py.exporter.oci import OCIExporter
-from buildkit_py.exporter.tar import TarExporter
 
-EXPORTERS: dict[str, Callable[[OutputSpec], Exporter]] = {
-    "image": ImageStoreExporter,
-    "registry": ImageStoreExporter,
-    "oci": OCIExporter,
-    "docker": DockerExporter,
-    "local": LocalExporter,
-    "tar": TarExporter,
+# type -> "module:class" of its exporter; a build imports only the kinds it asked for
+EXPORTERS: dict[str, str] = {
+    "image": "buildkit_py.exporter.image_store:ImageStoreExporter",
+    "registry": "buildkit_py.exporter.image_store:ImageStoreExporter",
+    "oci": "buildkit_py.exporter.oci:OCIExporter",
+    "docker": "buildkit_py.exporter.docker:DockerExporter",
+    "local": "buildkit_py.exporter.local:LocalExporter",
+    "tar": "buildkit_py.exporter.tar:TarExporter",
 }
+
+
+def exporter_class(kind: str) -> Callable[[OutputSpec], Exporter]:
+    """The exporter of output type ``kind`` (one of :data:`EXPORTERS`), imported now."""
+    module, name = EXPORTERS[kind].split(":")
+    cls: Callable[[OutputSpec], Exporter] = getattr(importlib.import_module(module), name)
+    return cls
 
 
 def exporters_for(outputs: list[OutputSpec]) -> list[Exporter]:
@@ -30,4 +34,4 @@ def exporters_for(outputs: list[OutputSpec]) -> list[Exporter]:
     if unknown:
         raise UsageError(f"unknown output type {unknown[0]!r}",
                          hint=f"types: {', '.join(EXPORTERS)}")
-    return [EXPORTERS[o.type](o) for o in outputs]
+    return [exporter_class(o.type)(o) for o in outputs]

@@ -7,6 +7,7 @@ re-export or re-push of an unchanged image compresses nothing.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -98,11 +99,20 @@ def media_type_for(compression: str, oci: bool) -> str:
 
 
 class LayerCache:
-    """snapshot key + export options -> blob, persisted beside the content store."""
+    """snapshot key + export options -> blob, persisted beside the content store; the
+    database is opened on first use (a build without exports or pulls never opens it)."""
 
     def __init__(self, path: Path) -> None:
-        self._db = sqlitedb.open_db(path, _MIGRATIONS)
+        self._path = path
+        self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """The connection (the caller holds ``_lock``)."""
+        if self._conn is None:
+            self._conn = sqlitedb.open_db(self._path, _MIGRATIONS)
+        return self._conn
 
     @staticmethod
     def _k(snapshot: str, opts: ExportOptions) -> str:
@@ -151,7 +161,10 @@ class LayerCache:
                                  [(d,) for d in sorted(digests)])
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 def export_chain(sn: DBSnapshotter, store: ContentStore, cache: LayerCache,

@@ -19,6 +19,7 @@ _NAME_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
 _DIGEST_FORMAT = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
+_HEX = re.compile(r"[a-f0-9]+")
 _DIGEST_HEX_LEN = {"sha256": 64, "sha384": 96, "sha512": 128}
 
 
@@ -33,7 +34,7 @@ def digest_error(value: str) -> str | None:
         return "unsupported digest algorithm"
     if len(encoded) != _DIGEST_HEX_LEN[algorithm]:
         return "invalid checksum digest length"
-    if not re.fullmatch(r"[a-f0-9]+", encoded):
+    if not _HEX.fullmatch(encoded):
         return "invalid checksum digest format"
     return None
 

@@ -33,6 +33,7 @@ _REMOTE_NAME_RE = re.compile(rf"^{_REMOTE_NAME}$")
 _TAG_RE = re.compile(rf"^{_TAG}$")
 _DIGEST_RE = re.compile(rf"^{_DIGEST}$")
 _ANCHORED_ID_RE = re.compile(r"^[a-f0-9]{64}$")
+_HEX_RE = re.compile(r"[a-f0-9]+")
 
 # Algorithms a registry can verify, with the length of their lowercase hex encoding.
 DIGEST_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
@@ -50,7 +51,7 @@ def validate_digest(digest: str) -> str:
     length = DIGEST_HEX_LENGTHS.get(alg)
     if length is None:
         raise InvalidReferenceError(f"invalid digest {digest!r}: unsupported algorithm {alg!r}")
-    if len(hexpart) != length or not re.fullmatch(r"[a-f0-9]+", hexpart):
+    if len(hexpart) != length or not _HEX_RE.fullmatch(hexpart):
         raise InvalidReferenceError(
             f"invalid digest {digest!r}: {alg} needs {length} lowercase hex digits"
         )

@@ -171,9 +171,13 @@ class CacheManager:
         self._in_use: dict[str, int] = {}
         self._in_use_lock = threading.Lock()
         self._closed = False
-        conn = self._conn()
+        conn = sqlitedb.connect(self.path)
+        self._conns.append(conn)
         sqlitedb.enable_wal(conn)
         sqlitedb.migrate(conn, _MIGRATIONS)
+        # The first thread to query takes this connection (the creating thread is often
+        # not one that queries: the solver's are), so no thread opens one needlessly.
+        self._spare: sqlite3.Connection | None = conn
 
     # ------------------------------------------------------------ connections
 
@@ -182,10 +186,13 @@ class CacheManager:
         if conn is None:
             if self._closed:
                 raise RuntimeError("cache manager is closed")
-            conn = sqlitedb.connect(self.path)
-            self._local.conn = conn
             with self._conns_lock:
-                self._conns.append(conn)
+                conn, self._spare = self._spare, None
+            if conn is None:
+                conn = sqlitedb.connect(self.path)
+                with self._conns_lock:
+                    self._conns.append(conn)
+            self._local.conn = conn
         return conn
 
     def _write(self) -> AbstractContextManager[sqlite3.Connection]:
@@ -196,6 +203,7 @@ class CacheManager:
         self._closed = True
         with self._conns_lock:
             conns, self._conns = self._conns, []
+            self._spare = None
         for c in conns:
             c.close()
         self._local = threading.local()

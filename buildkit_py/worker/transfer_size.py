@@ -250,12 +250,20 @@ class TransferLedger:
         """The previous listing (None: nothing sent before); ``entries`` replace it."""
         path = self._file(directory, key)
         try:
-            previous: dict[str, list[object]] | None = json.loads(path.read_text())
-        except (OSError, ValueError):
+            text: str | None = path.read_text()
+        except OSError:
+            text = None
+        try:
+            previous: dict[str, list[object]] | None = (
+                json.loads(text) if text is not None else None)
+        except ValueError:
             previous = None
+        current = json.dumps({e.path: e.key() for e in entries})
+        if current == text:  # an unchanged directory: the ledger already says so
+            return previous
         with contextlib.suppress(OSError):  # a lost ledger only means a larger figure
             self.root.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({e.path: e.key() for e in entries}))
+            tmp.write_text(current)
             tmp.replace(path)
         return previous

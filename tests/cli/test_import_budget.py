@@ -6,6 +6,10 @@ must not import the heavy libraries only other paths need (a guard, not a timing
 - ``httpx`` (and httpcore): only registry pulls and pushes, and even then without httpx's
   CLI (rich, pygments) or trio (``tests/registry/test_lean_httpx.py``);
 - ``lark``: only to build the grammar tables once; later processes load them from disk.
+
+Nor the builder's rooms that only some builds use (``LAZY_ROOMS``): cache import and
+export (``--cache-from``/``--cache-to``), HTTP(S) and Git sources, and the exporters of
+outputs the build does not have.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ import pytest
 from tests.images import write_busybox_layout
 
 HEAVY = ("networkx", "grpc", "httpx", "httpcore", "lark")
+LAZY_ROOMS = ("buildkit_py.remotecache", "buildkit_py.source.http", "buildkit_py.source.git",
+              "buildkit_py.exporter.oci", "buildkit_py.exporter.image_store",
+              "buildkit_py.exporter.image_sets")
 
 # Runs the CLI in-process, then records every module the build imported.
 DRIVER = """
@@ -50,6 +57,10 @@ CMD ["cat", "/app/greeting.txt"]
 
 def _heavy_imports(modules: list[str]) -> list[str]:
     return sorted(m for m in modules if m.split(".")[0] in HEAVY)
+
+
+def _lazy_rooms(modules: list[str]) -> list[str]:
+    return sorted(m for m in modules if m.startswith(LAZY_ROOMS))
 
 
 @pytest.fixture
@@ -94,6 +105,9 @@ def test_cached_build_imports_no_heavy_libraries(tmp_path: Path, env: dict[str, 
     cached = _run_recorded(tmp_path, env, "cached", *build)
     assert "buildkit_py.solver.solver" in cached  # the build really went through the solver
     assert _heavy_imports(cached) == []
+    # no --cache-from/--cache-to, ADD of a URL or output: none of those rooms, cold or not
+    assert _lazy_rooms(cold) == []
+    assert _lazy_rooms(cached) == []
 
 
 def test_targets_call_imports_no_solver_or_worker(tmp_path: Path, env: dict[str, str]) -> None:

@@ -47,6 +47,21 @@ def test_blobs_live_in_oci_layout_and_read_back(store: ContentStore, tmp_path: P
     assert [i.digest for i in store.walk()] == [digest]
 
 
+
+def test_reading_blobs_leaves_the_metadata_database_unopened(tmp_path: Path) -> None:
+    """A cached rebuild only reads blobs: the labels/leases database opens on first use."""
+    digest = _d(b"hello")
+    blob = tmp_path / "content/blobs/sha256" / digest.split(":")[1]
+    s = ContentStore(tmp_path)
+    blob.write_bytes(b"hello")  # as an earlier process left it
+    assert s.read(digest) == b"hello" and s.has(digest)
+    s.close()
+    assert not (tmp_path / "content/metadata.db").exists()
+    s = ContentStore(tmp_path)
+    assert s.labels(digest) == {}
+    s.close()
+    assert (tmp_path / "content/metadata.db").exists()
+
 def test_mismatched_digest_stores_nothing(store: ContentStore) -> None:
     with pytest.raises(DigestMismatchError):
         store.write(b"evil", _d(b"good"))

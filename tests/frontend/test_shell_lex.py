@@ -498,3 +498,17 @@ def test_pathological_patterns_run_in_linear_time() -> None:
     assert lex.process_word("${V%%a*a*a*a*a*a*c}", {"V": value}) == value
     assert lex.process_word("${V//a*a*a*b/x}", {"V": value[:400]}) == value[:400]
     assert time.perf_counter() - start < 2.0
+
+
+def test_lexers_share_their_searches_and_the_usual_ones_exist_on_import() -> None:
+    """A command server's forked child converts with the usual lexer: its searches were
+    compiled when the module loaded (in the server), not again in every child."""
+    from buildkit_py.frontend.dockerfile import shell_lex
+
+    assert ("\\", False) in shell_lex._PATTERNS
+    a, b = ShellLex(), ShellLex(raw_quotes=True, skip_unset_env=True)
+    assert a._finders is b._finders and a._dq_finder is b._dq_finder
+    heredoc = ShellLex.for_heredoc()
+    assert heredoc._finders is not a._finders
+    assert heredoc._finders is ShellLex.for_heredoc()._finders
+    assert ShellLex("`").process_word("a`$b", {}) == "a$b"

@@ -34,6 +34,27 @@ def test_save_then_load_and_survive_reopen(tmp_path: Path) -> None:
         assert rec is not None and rec.description == "RUN make"
 
 
+
+def test_the_first_querying_thread_takes_the_opening_connection(tmp_path: Path) -> None:
+    """The solver's threads query, the one that opens the cache does not: one connection
+    per querying thread, none left idle."""
+    with CacheManager(tmp_path) as cache:
+        cache.save("k1", FakeSnapshot("r1"))  # this thread takes the opening connection
+        seen: list[object] = []
+        worker = threading.Thread(target=lambda: seen.append(cache.load("k1")))
+        worker.start()
+        worker.join()
+        assert seen and seen[0] is not None
+        assert len(cache._conns) == 2
+    with CacheManager(tmp_path) as cache:
+        worker = threading.Thread(target=lambda: seen.append(cache.load("k1")))
+        worker.start()
+        worker.join()
+        assert seen[-1] is not None
+        assert len(cache._conns) == 1
+        assert cache.load("k1") is not None  # the opening thread now opens its own
+        assert len(cache._conns) == 2
+
 def test_database_is_in_wal_mode_under_the_state_dir(tmp_path: Path) -> None:
     CacheManager(tmp_path).close()
     conn = sqlite3.connect(tmp_path / "cache.db")

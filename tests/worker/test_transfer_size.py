@@ -106,6 +106,24 @@ def test_the_referees_two_file_context(tmp_path: Path) -> None:
         == 50 - 8 + 8 + 4
 
 
+
+def test_an_unchanged_listing_leaves_the_ledger_as_it_is(tmp_path: Path) -> None:
+    """A no-op rebuild reads the ledger and writes nothing (same answer next time)."""
+    (tmp_path / "a.txt").write_text("a\n")
+    entries = listing(tmp_path, ["a.txt"])
+    ledger = TransferLedger(tmp_path / "ledger")
+    assert ledger.exchange(tmp_path, "context", entries) is None
+    [record] = (tmp_path / "ledger").iterdir()
+    before = record.stat().st_ino
+    previous = ledger.exchange(tmp_path, "context", entries)
+    assert previous is not None and list(previous) == ["a.txt"]
+    assert record.stat().st_ino == before  # not replaced
+    assert ledger.exchange(tmp_path, "context", entries) == previous
+    os.utime(tmp_path / "a.txt", ns=(1, 1))
+    changed = listing(tmp_path, ["a.txt"])
+    assert ledger.exchange(tmp_path, "context", changed) == previous
+    assert ledger.exchange(tmp_path, "context", changed) != previous  # the new one kept
+
 def test_listing_follows_include_and_exclude_patterns(tmp_path: Path) -> None:
     for rel in ["a.txt", "sub/deep/d.txt", "sub/s.txt", "other/o.txt", "x.md"]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -280,6 +280,30 @@ def _replace(pattern: str, value: str, replacement: str, replace_all: bool) -> s
 # --- the lexer ------------------------------------------------------------------------
 
 
+_Patterns = tuple[dict[str | None, re.Pattern[str]], re.Pattern[str], re.Pattern[str]]
+_PATTERNS: dict[tuple[str, bool], _Patterns] = {}
+
+
+def _patterns(escape: str, skip_process_quotes: bool) -> _Patterns:
+    """A lexer's searches (read-only, shared by every lexer of that escape and quoting)."""
+    key = (escape, skip_process_quotes)
+    found = _PATTERNS.get(key)
+    if found is None:
+        base = "$" + escape + ("" if skip_process_quotes else "'\"")
+        found = ({stop: re.compile("[" + re.escape(base + (stop or "")) + "]")
+                  for stop in (None, "}", "/")},
+                 re.compile("[" + re.escape('"$' + escape) + "]"),
+                 re.compile("[" + re.escape(escape + ("" if skip_process_quotes else "'\""))
+                            + "]"))
+        _PATTERNS[key] = found  # a race only compiles twice: the same patterns
+    return found
+
+
+# The usual lexer's, made on import: a command server's forked children (which convert,
+# unlike its warm-up) then find them made instead of compiling them each time.
+_patterns("\\", False)
+
+
 class ShellLex:
     """Expands words the way BuildKit does for one escape character.
 
@@ -317,14 +341,8 @@ class ShellLex:
         self.raw_escapes = raw_escapes
         self.skip_process_quotes = skip_process_quotes
         self.skip_unset_env = skip_unset_env
-        base = "$" + escape + ("" if skip_process_quotes else "'\"")
-        self._finders: dict[str | None, re.Pattern[str]] = {
-            stop: re.compile("[" + re.escape(base + (stop or "")) + "]")
-            for stop in (None, "}", "/")
-        }
-        self._dq_finder = re.compile("[" + re.escape('"$' + escape) + "]")
-        self._not_simple = re.compile(
-            "[" + re.escape(escape + ("" if skip_process_quotes else "'\"")) + "]")
+        self._finders, self._dq_finder, self._not_simple = _patterns(
+            escape, skip_process_quotes)
 
     @classmethod
     def for_heredoc(cls) -> ShellLex:
