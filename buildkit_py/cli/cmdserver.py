@@ -58,7 +58,7 @@ _UCRED = struct.Struct("3i")
 _LOG_FD: int | None = None
 _STARTED = 0.0
 # Standard-library modules a build, pull or push imports on first use.
-_LAZY_STDLIB = ("hmac", "encodings.idna", "stringprep", "ctypes.util")
+_LAZY_STDLIB = ("hmac", "encodings.idna", "stringprep", "ctypes.util", "difflib")
 # Loaded during warm-up so that the regular expressions a typical Dockerfile needs (the
 # parser's lexer, word expansion, flag parsing) are compiled before any fork.
 _WARM_DOCKERFILE = """\
@@ -132,6 +132,11 @@ def warm_up() -> None:
     for name in _LAZY_STDLIB:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    # The deflate engine (ISA-L's extension when installed) names every layer's cache key,
+    # so even a cached build asks for it: chosen once here, not in every child.
+    from buildkit_py.snapshot import deflate
+
+    deflate.engine_name()
     # reason: the Dockerfile parser (~35 ms) stays off --help, which imports this module
     from buildkit_py.frontend.dockerfile.instructions.load import load_dockerfile
     from buildkit_py.frontend.dockerfile.parser.grammar import compile_loaded_parsers

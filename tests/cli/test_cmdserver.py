@@ -217,3 +217,31 @@ print(warm, "grpc" in sys.modules)
         '{"name": "far", "driver": "remote", '
         '"nodes": [{"name": "far0", "endpoint": "tcp://127.0.0.1:1"}]}')
     assert warm() == "True True"
+
+
+def test_warm_up_leaves_nothing_to_import_for_a_cached_build(tmp_path: Path,
+                                                            layout: Path) -> None:
+    # What a child imports, each of them pays for (ISA-L's extension and difflib cost
+    # ~3 ms of a ~45 ms no-op rebuild before the warm-up loaded them).
+    root = tmp_path / "state"
+    local = make_runner(root)
+    local("image", "import", str(layout), "busybox:latest")
+    ctx = _ctx(tmp_path, "FROM busybox\nCOPY Dockerfile /d\nRUN cat /d > /e\n")
+    args = ["build", "--progress", "quiet", "-t", "warm/cached", "--load", str(ctx)]
+    local(*args)
+    code = f"""
+import sys
+from buildkit_py.cli.cmdserver import warm_up
+from buildkit_py.cli.main import main
+warm_up()
+before = set(sys.modules)
+try:
+    main({args!r})
+except SystemExit as exc:
+    assert not exc.code, exc.code
+print(sorted(set(sys.modules) - before))
+"""
+    env = dict(os.environ, BKPY_ROOT=str(root), BKPY_CONFIG=str(root / "client"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True).stdout.splitlines()[-1]
+    assert out == "[]", out
