@@ -33,6 +33,12 @@ def mount_items(builder: Builder) -> list[UsageItem]:
                       r.in_use, MOUNT_TYPE) for r in builder.worker.cache_mounts.records()]
 
 
+def record_items(builder: Builder) -> list[UsageItem]:
+    """Every cache record: the cache results, then the cache mounts' instances."""
+    return [UsageItem(e.result_id, e.size, e.created, e.last_used, e.description, e.keys,
+                      e.in_use) for e in builder.cache.usage().entries] + mount_items(builder)
+
+
 def remove_mounts(builder: Builder, items: list[UsageItem]) -> list[UsageItem]:
     """Delete these cache mount records; those a build holds meanwhile stay."""
     mounts = builder.worker.cache_mounts
@@ -43,9 +49,7 @@ def disk_usage(builder: Builder, verify: bool = False) -> list[UsageItem]:
     """Cache results and cache mounts, most recently used first, then the content store
     as one record; ``verify``: then one ``corrupt`` record per blob that does not match
     its digest."""
-    items = [UsageItem(e.result_id, e.size, e.created, e.last_used, e.description, e.keys,
-                       e.in_use) for e in builder.cache.usage().entries]
-    items = sorted(items + mount_items(builder), key=lambda i: -i.last_used)
+    items = sorted(record_items(builder), key=lambda i: -i.last_used)
     blobs = list(builder.store.walk())
     if blobs:
         referenced = builder.images.referenced()
@@ -115,17 +119,17 @@ def _doomed_mounts(builder: Builder, opts: PruneOptions, filters: prune_filters.
     As :meth:`CacheManager.prune` decides for results: a record goes when it is older
     than ``keep_duration`` or while everything exceeds ``keep_storage``, least recently
     used first across results and mounts."""
-    every_mount = mount_items(builder)
+    ranked = opts.keep_duration is not None or opts.keep_storage is not None
+    records = record_items(builder) if ranked else mount_items(builder)
+    every_mount = [i for i in records if i.record_type == MOUNT_TYPE]
     candidates = {i.id for i in every_mount if not i.in_use and (
         not filters or prune_filters.matches(filters, kind=MOUNT_TYPE, result_id=i.id,
                                              description=i.description, in_use=False))}
-    if opts.keep_duration is None and opts.keep_storage is None:
+    if not ranked:
         return [i for i in every_mount if i.id in candidates], None
-    results = [UsageItem(e.result_id, e.size, e.created, e.last_used, e.description, e.keys,
-                         e.in_use) for e in builder.cache.usage().entries]
-    total = sum(i.size for i in results) + sum(i.size for i in every_mount)
+    total = sum(i.size for i in records)
     doomed: list[UsageItem] = []
-    for item in sorted(results + every_mount, key=lambda i: i.last_used):
+    for item in sorted(records, key=lambda i: i.last_used):
         mount = item.record_type == MOUNT_TYPE
         if item.in_use or item.id in spared or (mount and item.id not in candidates):
             continue

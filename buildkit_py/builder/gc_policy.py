@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from buildkit_py.api.usage import UsageItem
 from buildkit_py.builder import gc_filters
-from buildkit_py.builder.gc import collect_blobs, mount_items, remove_mounts
+from buildkit_py.builder.gc import collect_blobs, record_items, remove_mounts
 from buildkit_py.builder.snapshot_sweep import sweep_unneeded_snapshots
 from buildkit_py.config import GCPolicy, GCRule
 from buildkit_py.units import DiskSpace
@@ -139,9 +139,7 @@ def apply_rule(builder: Builder, rule: PruneRule, now: float,
                free: int | None = None) -> list[UsageItem]:
     """Delete what one rule selects; returns the deleted results."""
     parsed = gc_filters.parse(rule.filters)
-    items = [UsageItem(e.result_id, e.size, e.created, e.last_used, e.description, e.keys,
-                       e.in_use) for e in builder.cache.usage().entries]
-    items += mount_items(builder)  # cache mounts are records of BuildKit's cache too
+    items = record_items(builder)  # cache mounts are records of BuildKit's cache too
     total = sum(i.size for i in items)
     if free is None:
         free = disk_stat(builder.root).free if rule.min_free_space else 0

@@ -17,10 +17,6 @@ from buildkit_py.errors import UsageError, UserError
 from buildkit_py.units import human_duration, human_size, parse_prune_filters
 
 
-def _size(n: int) -> str:
-    return human_size(n)
-
-
 def _ago(ts: float) -> str:
     return f"{human_duration(time.time() - ts)} ago" if ts else ""
 
@@ -45,8 +41,8 @@ def _client(builder: str | None) -> BuilderClient:
 
 
 def _totals(items: list[UsageItem]) -> None:
-    click.echo(f"Reclaimable:\t{_size(sum(i.size for i in items if i.reclaimable))}")
-    click.echo(f"Total:\t\t{_size(sum(i.size for i in items))}")
+    click.echo(f"Reclaimable:\t{human_size(sum(i.size for i in items if i.reclaimable))}")
+    click.echo(f"Total:\t\t{human_size(sum(i.size for i in items))}")
 
 
 def _report_corrupt(corrupt: list[UsageItem]) -> None:
@@ -57,7 +53,8 @@ def _report_corrupt(corrupt: list[UsageItem]) -> None:
         return
     click.echo(f"{'CORRUPTED BLOB':<72} {'SIZE':<12} HASHES TO")
     for i in corrupt:
-        click.echo(f"{i.id:<72} {_size(i.size):<12} {i.description.removeprefix('hashes to ')}")
+        hashes_to = i.description.removeprefix("hashes to ")
+        click.echo(f"{i.id:<72} {human_size(i.size):<12} {hashes_to}")
     n = len(corrupt)
     raise UserError(f"{n} corrupted blob{'s' if n > 1 else ''} in the content store",
                     hint="remove them with `bkpy prune --corrupt`; the next build re-creates "
@@ -95,7 +92,7 @@ def du(verbose: bool, verify: bool, filters: tuple[str, ...], builder: str | Non
             for label, value in (("Created at:", _go_time(i.created) if i.created else ""),
                                  ("Mutable:", str(kind == gc_filters.MOUNT_TYPE).lower()),
                                  ("Reclaimable:", str(i.reclaimable).lower()),
-                                 ("Shared:", "false"), ("Size:", _size(i.size)),
+                                 ("Shared:", "false"), ("Size:", human_size(i.size)),
                                  ("Description:", i.description),
                                  ("Usage count:", str(i.usage_count)),
                                  ("Last used:", _ago(i.last_used)), ("Type:", kind)):
@@ -106,7 +103,7 @@ def du(verbose: bool, verify: bool, filters: tuple[str, ...], builder: str | Non
         # as buildx marks them: * after the ID of a mutable record (a cache mount's)
         _table([["ID", "RECLAIMABLE", "SIZE", "LAST ACCESSED"]]
                + [[i.id + ("*" if i.record_type == gc_filters.MOUNT_TYPE else ""),
-                   str(i.reclaimable).lower(), _size(i.size), _ago(i.last_used)]
+                   str(i.reclaimable).lower(), human_size(i.size), _ago(i.last_used)]
                   for i in items])
     if not filters:  # buildx prints no totals for a filtered list
         _totals(items)
@@ -153,10 +150,10 @@ def prune(all_: bool, keep_storage: str | None, filters: tuple[str, ...], corrup
         for item in client.prune(opts):
             total += item.size
             if verbose:
-                click.echo(f"{item.id:<50} {_size(item.size):<12} {item.description}")
+                click.echo(f"{item.id:<50} {human_size(item.size):<12} {item.description}")
     finally:
         client.close()
-    click.echo(f"Total:\t{_size(total)}")
+    click.echo(f"Total:\t{human_size(total)}")
 
 
 def _prune_corrupt(opts: PruneOptions, force: bool, builder: str | None) -> None:
@@ -171,7 +168,7 @@ def _prune_corrupt(opts: PruneOptions, force: bool, builder: str | None) -> None
             total += item.size
             if item.record_type == "corrupt":
                 blobs += 1
-                click.echo(f"removed corrupted blob {item.id} ({_size(item.size)}, "
+                click.echo(f"removed corrupted blob {item.id} ({human_size(item.size)}, "
                            f"{item.description.removeprefix('corrupted: ')})")
             elif item.record_type == "image":
                 click.echo(f"removed image {item.id}: {item.description}")
@@ -181,4 +178,4 @@ def _prune_corrupt(opts: PruneOptions, force: bool, builder: str | None) -> None
         client.close()
     if not blobs:
         click.echo("No corrupted blobs found")
-    click.echo(f"Total:\t{_size(total)}")
+    click.echo(f"Total:\t{human_size(total)}")

@@ -70,7 +70,9 @@ def _new_record_id() -> str:
 
 
 def disk_size(path: Path) -> int:
-    """Bytes the tree takes on disk (allocated blocks, hard links once), as ``du``."""
+    """Bytes the tree takes on disk (allocated blocks, hard links once), as ``du``: the
+    top directory included, as containerd sizes BuildKit's cache mounts (unlike
+    :func:`buildkit_py.snapshot.base.disk_usage`, which snapshot sizes keep without it)."""
     seen: set[tuple[int, int]] = set()
     total = 0
     for top, dirs, files in os.walk(path):
@@ -202,6 +204,9 @@ class CacheMountManager:
         if not self.root.is_dir():
             return out  # no cache was ever mounted
         locked = _locked_files(self.root)
+        for base in self.root.iterdir():  # left by removals that were interrupted
+            for trash in base.glob(".del-*"):
+                shutil.rmtree(trash, ignore_errors=True)
         for base, cache_id, index in self._instances():
             meta = _touch(base, index, f'cache mount with id "{cache_id}"', use=False)
             if meta is None:
@@ -211,8 +216,6 @@ class CacheMountManager:
                 meta["id"], cache_id, path, disk_size(path), meta["created"],
                 meta["last_used"], meta["usage_count"], meta["description"],
                 _held(base / f"{index}.lock", locked)))
-            for trash in base.glob(".del-*"):  # left by a removal that was interrupted
-                shutil.rmtree(trash, ignore_errors=True)
         return out
 
     def remove(self, record_id: str) -> bool:

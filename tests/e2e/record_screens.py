@@ -30,7 +30,7 @@ from tests.e2e.screens_cases import (
     transfer_builds,
     write_transfer_context,
 )
-from tests.images import write_busybox_layout
+from tests.images import push_layout, write_busybox_layout
 from tests.registry.fixtures import RegistryServer
 
 OUT = Path(__file__).resolve().parents[2] / "testdata" / "screens"
@@ -111,9 +111,7 @@ def main(parts: list[str]) -> None:
         try:
             layout = write_busybox_layout(work / "bb", ("amd64",))
             _add_random_layer(layout)  # a blob the referee has never pulled: byte statuses
-            base = f"{server.host}/busybox"
-            subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
-                            f"oci:{layout}", f"docker://{base}:latest"], check=True)
+            base = push_layout(layout, f"{server.host}/busybox")
             ctx = work / "multi"
             _write(ctx, MULTI_STAGE, base)
             out = ["-o", f"type=local,dest={work / 'out'}"]
