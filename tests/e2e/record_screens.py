@@ -6,7 +6,8 @@ and a ``referee`` buildx builder (``/work/shared/tools/buildkit-referee``). Writ
 rebuild, its plain rebuild, and the Dockerfile context block of each error case of
 :data:`tests.e2e.screens_cases.ERROR_CASES`; the transfer steps of the builds of
 :func:`tests.e2e.screens_cases.transfer_builds` (``transfers.json``). The tests never need
-BuildKit. ``python3 -m tests.e2e.record_screens transfers`` records only the latter.
+BuildKit. ``python3 -m tests.e2e.record_screens transfers`` records only the latter;
+``... du`` only how ``du`` shows a cache mount after one build (``du.json``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from tests.e2e.screens_cases import (
     ERROR_CASES,
     MULTI_STAGE,
     context_block,
+    du_screen,
     transfer_builds,
+    write_du_context,
     write_transfer_context,
 )
 from tests.images import push_layout, write_busybox_layout
@@ -97,8 +100,29 @@ def record_transfers(work: Path) -> None:
                                         + "\n")
 
 
+def record_du(work: Path) -> None:
+    cache_id, nonce = f"du-{os.urandom(4).hex()}", os.urandom(4).hex()
+    ctx = work / "du"
+    busy = write_du_context(ctx, cache_id, nonce)
+    r = _buildx(ctx, "--build-context", f"busy={busy}")
+    assert r.returncode == 0, r.stderr
+
+    def du(*args: str) -> list[str]:
+        # the referee's state holds other cache mounts: this one by its id
+        p = subprocess.run(["docker-buildx", "du", "--builder", "referee", "--filter",
+                            f"description~={cache_id}", *args],
+                           capture_output=True, text=True, check=True, timeout=60)
+        return du_screen(p.stdout, cache_id, nonce)
+
+    (OUT / "du.json").write_text(json.dumps({"verbose": du("--verbose"), "table": du()},
+                                            indent=2) + "\n")
+
+
 def main(parts: list[str]) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
+    if "du" in parts or not parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            record_du(Path(tmp))
     if "transfers" in parts or not parts:
         with tempfile.TemporaryDirectory() as tmp:
             record_transfers(Path(tmp))

@@ -108,3 +108,43 @@ def transfer_blocks(stderr: str) -> dict[str, list[str]]:
             text = re.sub(r" \d+\.\ds done$", " done", text)
             blocks[names[number]].append(re.sub(r"^DONE \d+\.\ds$", "DONE", text))
     return blocks
+
+
+# A cache mount as `du` shows it: one build, then `du --verbose` and the table, filtered to
+# the cache's record. ``{CACHE_ID}`` and ``{NONCE}`` keep recordings apart in the referee's
+# long-lived state (the command must differ too: BuildKit's cache keys leave cache mount
+# ids out; the step's own record names the command, not the id).
+DU_DOCKERFILE = """\
+FROM scratch
+COPY --from=busy / /
+RUN --mount=type=cache,target=/cache,id={CACHE_ID} ["/bin/sh", "-c", \
+"head -c 300000 /dev/zero > /cache/blob; echo {NONCE}"]
+"""
+BUSYBOX = Path(os.environ.get("BKPY_TEST_CACHE", "/var/cache/bkpy-test")) / "busybox-amd64"
+
+
+def write_du_context(ctx: Path, cache_id: str, nonce: str) -> Path:
+    """The context and the ``busy`` named context (a static busybox); the latter's path."""
+    ctx.mkdir(parents=True)
+    (ctx / "Dockerfile").write_text(DU_DOCKERFILE.replace("{CACHE_ID}", cache_id)
+                                    .replace("{NONCE}", nonce))
+    busy = ctx.parent / f"{ctx.name}-busy"
+    (busy / "bin").mkdir(parents=True)
+    (busy / "bin" / "busybox").write_bytes(BUSYBOX.read_bytes())
+    (busy / "bin" / "busybox").chmod(0o755)
+    (busy / "bin" / "sh").symlink_to("busybox")
+    return busy
+
+
+def du_screen(text: str, cache_id: str, nonce: str) -> list[str]:
+    """A ``du`` screen with what differs by run made placeholders: the record ID, its
+    creation time, its age, the cache id and the nonce."""
+    out = []
+    for line in text.splitlines():
+        line = re.sub(r"^(ID:\s+)[0-9a-z]{25}$", r"\1{RECORD}", line)
+        line = re.sub(r"^[0-9a-z]{25}\*", "{RECORD}*", line)
+        line = re.sub(r"^(Created at:\s+)\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? \+0000 UTC$",
+                      r"\1{TIME}", line)
+        line = re.sub(r"(Less than a second|\d+ seconds?) ago", "{AGE}", line)
+        out.append(line.replace(cache_id, "{CACHE_ID}").replace(nonce, "{NONCE}"))
+    return out
