@@ -23,7 +23,7 @@ from buildkit_py.exporter.image import make_image
 from buildkit_py.exporter.layers import (
     BlobSink,
     ExportOptions,
-    export_chain,
+    export_chains,
     snapshot_created,
 )
 from buildkit_py.exporter.manifest import Descriptor, index_blob
@@ -94,19 +94,20 @@ def make_image_set(spec: OutputSpec, results: list[PlatformResult], epoch: int |
             uploads.append(upload)
         return upload
 
+    chains = [env.chain(r.snapshot_key) if r.snapshot_key else [] for r in results]
+    try:
+        every_blobs = export_chains(
+            env.snapshotter, env.content, env.layer_cache,
+            [(keys, ((r.base_image or {}).get("rootfs") or {}).get("diff_ids") or [])
+             for keys, r in zip(chains, results, strict=True)],
+            opts, sink=sink if push_to else None)
+    finally:
+        for upload in uploads:  # the push then finds these blobs in the registry
+            upload.wait()
     images = []
     descriptor_annotations: list[dict[str, str]] = []
-    for r in results:
-        keys = env.chain(r.snapshot_key) if r.snapshot_key else []
+    for r, keys, blobs in zip(results, chains, every_blobs, strict=True):
         base = r.base_image or {}
-        try:
-            blobs = export_chain(env.snapshotter, env.content, env.layer_cache, keys, opts,
-                                 base_diff_ids=(base.get("rootfs") or {}).get("diff_ids")
-                                 or [], sink=sink if push_to else None)
-        finally:
-            for upload in uploads:  # the push then finds these blobs in the registry
-                upload.wait()
-            uploads.clear()
         # when each layer was made: a cached rebuild then keeps the image's timestamps
         times = [snapshot_created(env.snapshotter, k) for k in keys]
         # single-platform: only the annotations that name no platform, as in BuildKit

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -171,13 +171,22 @@ def export_chain(sn: DBSnapshotter, store: ContentStore, cache: LayerCache,
                  keys: list[str], opts: ExportOptions, *,
                  base_diff_ids: list[str] | None = None,
                  sink: Callable[[], BlobSink | None] | None = None) -> list[LayerBlob]:
-    """Blobs for each snapshot in ``keys`` (bottom first), compressing in parallel.
+    """Blobs for each snapshot in ``keys`` (bottom first): :func:`export_chains` of one."""
+    return export_chains(sn, store, cache, [(keys, base_diff_ids or [])], opts, sink=sink)[0]
+
+
+def export_chains(sn: DBSnapshotter, store: ContentStore, cache: LayerCache,
+                  chains: Sequence[tuple[Sequence[str], Sequence[str]]], opts: ExportOptions,
+                  *, sink: Callable[[], BlobSink | None] | None = None
+                  ) -> list[list[LayerBlob]]:
+    """Blobs for each chain of snapshot keys (bottom first, with the diff_ids of its base
+    image), the layers they lack all compressed at once, in parallel: a multi-platform
+    image's platforms overlap their compression (and their streamed uploads).
 
     With ``source_date_epoch`` (rewrite-timestamp) the layers are rewritten, except the
-    bottom ones that are still the base image's (``base_diff_ids``): BuildKit keeps
-    those as they are, so they stay shared with the base image. ``sink`` gives, for each
-    blob this call makes, where its bytes go too as they are made (a push's streamed
-    upload; None: nowhere)."""
+    bottom ones that are still the base image's: BuildKit keeps those as they are, so
+    they stay shared with the base image. ``sink`` gives, for each blob this call makes,
+    where its bytes go too as they are made (a push's streamed upload; None: nowhere)."""
     def cached(key: str, opts: ExportOptions) -> LayerBlob | None:
         hit = None
         if not opts.force_compression and opts.source_date_epoch is None:
@@ -217,20 +226,25 @@ def export_chain(sn: DBSnapshotter, store: ContentStore, cache: LayerCache,
                          media_type_for(opts.compression, opts.oci_mediatypes), opts.compression)
 
     plain = replace(opts, source_date_epoch=None)
-    layer_opts = {k: opts for k in keys}
-    if opts.source_date_epoch is not None:
-        for key, base_diff_id in zip(keys, base_diff_ids or [], strict=False):
-            source = cache.get_source(key)  # the diff_id of the blob it was unpacked from
-            diff_id = source[2] if source else (cached(key, plain) or make(key, plain)).diff_id
-            if diff_id != base_diff_id:
-                break
-            layer_opts[key] = plain
-    blobs = {k: cached(k, layer_opts[k]) for k in keys}
-    missing = [k for k, blob in blobs.items() if blob is None]
+    wanted: list[list[tuple[str, ExportOptions]]] = []
+    for keys, base_diff_ids in chains:
+        layer_opts = {k: opts for k in keys}
+        if opts.source_date_epoch is not None:
+            for key, base_diff_id in zip(keys, base_diff_ids, strict=False):
+                source = cache.get_source(key)  # the diff_id of the blob it was unpacked from
+                diff_id = (source[2] if source
+                           else (cached(key, plain) or make(key, plain)).diff_id)
+                if diff_id != base_diff_id:
+                    break
+                layer_opts[key] = plain
+        wanted.append(list(layer_opts.items()))
+    # one entry per (snapshot, options): a layer two platforms share is made once
+    blobs = {item: cached(*item) for chain in wanted for item in chain}
+    missing = [item for item, blob in blobs.items() if blob is None]
     if len(missing) == 1:
-        blobs[missing[0]] = make(missing[0], layer_opts[missing[0]])
+        blobs[missing[0]] = make(*missing[0])
     elif missing:  # a pool only when there is compression to overlap
         with ThreadPoolExecutor(max_workers=min(4, len(missing))) as pool:
-            blobs.update(zip(missing, pool.map(lambda k: make(k, layer_opts[k]), missing),
+            blobs.update(zip(missing, pool.map(lambda item: make(*item), missing),
                              strict=True))
-    return [b for b in (blobs[k] for k in keys) if b is not None]
+    return [[b for b in (blobs[item] for item in chain) if b is not None] for chain in wanted]

@@ -18,7 +18,7 @@ importing e.g. ``registry.mediatypes`` does not pull in httpx)::
     client.push(ref, content_store, root_descriptor, tags=("v1",),
                 mount_from={layer_digest: "other/repo"}, progress=cb)
 
-- ``RegistryClient(hosts, credentials, *, max_workers=4, retry=RetryPolicy(), timeout=60,
+- ``RegistryClient(hosts, credentials, *, max_workers=8, retry=RetryPolicy(), timeout=60,
   chunk_size=8 MiB, monolithic_max=None)``; thread-safe; ``close()`` or use ``with``.
 - ``resolve(ref, platform=None) -> (Descriptor, bytes)``: the manifest/index ``ref`` names;
   with ``platform``, an index is followed to that platform's manifest (containerd-style
@@ -29,10 +29,11 @@ importing e.g. ``registry.mediatypes`` does not pull in httpx)::
   ``DigestMismatchError`` and is not stored. Mirrors are tried before the registry.
 - ``push(ref, store, root, *, tags=(), mount_from=None, progress=None) -> Descriptor``:
   layers (HEAD first, skip existing; cross-repo mount; one PUT streaming the blob, or
-  with ``monolithic_max`` set, chunked PATCH above it), then configs, manifests by digest,
-  and ``root`` under each tag. Every blob read from ``store`` is checked against its digest as it is
-  uploaded: a corrupted one raises ``content.CorruptContentError`` before its last bytes
-  are sent, its upload is cancelled and no manifest is pushed.
+  with ``monolithic_max`` set, chunked PATCH above it) and configs at once, then the
+  manifests by digest at once, and ``root`` under each tag. Every blob read from
+  ``store`` is checked against its digest as it is uploaded: a corrupted one raises
+  ``content.CorruptContentError`` before its last bytes are sent, its upload is
+  cancelled and no manifest is pushed.
 - ``fetch_blobs(ref, descs, store, *, progress=None)``: just these blobs (verified, in
   parallel, skipping those the store has); ``push_blobs(ref, store, blobs, manifest_type,
   manifest, *, progress=None)``: blobs then a manifest whose children are not images' (a

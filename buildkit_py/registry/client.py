@@ -118,7 +118,7 @@ class RegistryClient:
         hosts: HostsConfig | RegistryHosts | None = None,
         credentials: CredentialsProvider | None = None,
         *,
-        max_workers: int = 4,
+        max_workers: int = 8,
         retry: RetryPolicy | None = None,
         timeout: float = 60.0,
         chunk_size: int = 8 * MiB,
@@ -478,11 +478,11 @@ class RegistryClient:
     ) -> Descriptor:
         """Push the image (manifest or index) ``root`` and everything it references.
 
-        Order: layers (in parallel), configs, platform manifests by digest, then ``root``
-        under ``ref``'s tag and every extra tag in ``tags`` (by digest when ``ref`` has no
-        tag). ``mount_from`` maps a blob digest to another repository of the same registry
-        that already holds it, to mount it instead of uploading. Blobs the registry has are
-        skipped after a HEAD.
+        Order: layers and configs (in parallel), the platform manifests by digest (in
+        parallel), then ``root`` under ``ref``'s tag and every extra tag in ``tags`` (by
+        digest when ``ref`` has no tag). ``mount_from`` maps a blob digest to another
+        repository of the same registry that already holds it, to mount it instead of
+        uploading. Blobs the registry has are skipped after a HEAD.
         """
         r = as_reference(ref)
         if r.digest and r.digest != root.digest:
@@ -495,14 +495,16 @@ class RegistryClient:
             if src.domain == r.domain and src.path != r.path:
                 mounts[digest] = src.path
         scopes = self._scopes(ep, r, push=True, mount_sources=set(mounts.values()))
-        for group in (plan.layers, plan.configs):
-            self._run_all([
-                partial(self._push_blob, ep, r, d, store, scopes, mounts.get(d.digest), progress)
-                for d in group.values()
-            ])
-        for desc, body in plan.manifests:
-            if not self._exists(ep, r, f"manifests/{desc.digest}", scopes):
-                self._put_manifest(ep, r, desc.digest, desc.media_type, body, scopes)
+        # Every blob at once (a manifest may only name blobs the registry has, so they all
+        # precede the manifests), then the platform manifests at once, then the root.
+        self._run_all([
+            partial(self._push_blob, ep, r, d, store, scopes, mounts.get(d.digest), progress)
+            for d in plan.blobs.values()
+        ])
+        self._run_all([
+            partial(self._push_manifest, ep, r, desc, body, scopes)
+            for desc, body in plan.manifests
+        ])
         targets = [t for t in (r.tag, *tags) if t] or [root.digest]
         for target in dict.fromkeys(targets):
             if target != root.digest:
@@ -724,6 +726,12 @@ class RegistryClient:
         except RegistryError:
             pass  # best effort: the registry expires abandoned uploads anyway
 
+    def _push_manifest(self, ep: Endpoint, r: Reference, desc: DescriptorLike, body: bytes,
+                       scopes: tuple[str, ...]) -> None:
+        """A manifest an index names, by digest, unless the registry has it."""
+        if not self._exists(ep, r, f"manifests/{desc.digest}", scopes):
+            self._put_manifest(ep, r, desc.digest, desc.media_type, body, scopes)
+
     def _put_manifest(
         self,
         ep: Endpoint,
@@ -799,8 +807,7 @@ class _PushPlan:
     """What to push for a root descriptor, read from the content store."""
 
     def __init__(self) -> None:
-        self.layers: dict[str, DescriptorLike] = {}
-        self.configs: dict[str, DescriptorLike] = {}
+        self.blobs: dict[str, DescriptorLike] = {}  # layers and configs, each once
         self.manifests: list[tuple[DescriptorLike, bytes]] = []
         self.root_type = ""
         self.root_bytes = b""
@@ -809,9 +816,6 @@ class _PushPlan:
     def build(cls, store: ContentStore, root: DescriptorLike, r: Reference) -> _PushPlan:
         plan = cls()
         plan.root_type, plan.root_bytes = plan._visit(store, root, r, 0)
-        # Configs go after layers; a blob used as both is pushed once, as a layer.
-        for digest in plan.layers:
-            plan.configs.pop(digest, None)
         return plan
 
     def _visit(
@@ -830,9 +834,8 @@ class _PushPlan:
                 self.manifests.append((_with_type(child, child_type), child_body))
         else:
             config, layers = manifest_children(doc, f"manifest {desc.digest}")
-            self.configs.setdefault(config.digest, config)
-            for layer in layers:
-                self.layers.setdefault(layer.digest, layer)
+            for blob in (*layers, config):
+                self.blobs.setdefault(blob.digest, blob)
         if not media_type:
             raise InvalidManifestError(f"cannot push {r}: {desc.digest} has no media type")
         return media_type, body

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import threading
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -127,3 +128,50 @@ def test_a_loaded_image_is_pushed_without_compressing_again(
     assert isinstance(layers, list)
     for layer in layers[1:]:
         assert _uploads_of(proxy, layer["digest"]) == ["PUT"], proxy.requests
+
+
+def test_the_platforms_of_a_multi_platform_push_compress_and_stream_at_once(
+        fresh_bkpy: Bkpy, tmp_path: Path, proxy: Proxy, registry: RegistryServer) -> None:
+    # each platform has a new layer of its own; the proxy holds the first streamed body
+    # until the second arrives: one export of all platforms' layers meets it, one
+    # platform after the other (the second starting once the first is committed) does not
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM scratch\nARG TARGETARCH\nCOPY payload-${TARGETARCH}.bin /payload.bin\n")
+    for arch in ("amd64", "arm64"):
+        block = hashlib.sha256(f"{tmp_path}{arch}".encode()).digest()
+        parts = []
+        for _ in range(2 * MiB // len(block)):
+            block = hashlib.sha256(block).digest()
+            parts.append(block)
+        (ctx / f"payload-{arch}.bin").write_bytes(b"".join(parts))
+    both = threading.Barrier(2, timeout=20)
+    met: list[bool] = []
+
+    def meet(method: str, path: str, body: bytes) -> bytes:
+        if method == "PATCH":
+            try:
+                both.wait()
+                met.append(True)
+            except threading.BrokenBarrierError:
+                met.append(False)
+        return body
+
+    proxy.request_body_hook = meet
+    ref = f"{proxy.host}/streamed/platforms:1"
+    fresh_bkpy("build", "--platform", "linux/amd64,linux/arm64", "-t", ref, "--push",
+               str(ctx))
+    assert met == [True, True], proxy.requests
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
+                          f"docker://{registry.host}/streamed/platforms:1"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    manifests = json.loads(raw)["manifests"]
+    assert sorted(m["platform"]["architecture"] for m in manifests) == ["amd64", "arm64"]
+    for m in manifests:
+        manifest = _verified_copy(f"{registry.host}/streamed/platforms@{m['digest']}",
+                                  tmp_path / m["platform"]["architecture"])
+        layers = manifest["layers"]
+        assert isinstance(layers, list) and len(layers) == 1
+        # committed once, by its streamed upload
+        assert _uploads_of(proxy, layers[0]["digest"]) == ["PUT"], proxy.requests
