@@ -538,21 +538,16 @@ class RegistryClient:
 
     def start_streamed_upload(self, ref: str | Reference) -> StreamedUpload | None:
         """An upload to ``ref``'s repository fed while its blob is made (see
-        :mod:`streamed_upload`); None when the registry would not start one."""
+        :mod:`streamed_upload`); None when no push endpoint can be named. The session
+        starts in the upload's own thread: a registry that refuses it only fails it."""
         r = as_reference(ref)
         try:
             ep = self.hosts.push_endpoint(r.domain)
-            scopes = self._scopes(ep, r, push=True)
-            resp = self._transport.request(ep, "POST", _repo_path(ep, r, "blobs/uploads/"),
-                                           scopes=scopes, content=b"")
-            with closing(resp):
-                if resp.status_code != 202:
-                    return None
-                location = upload_location(resp)
-        except (RegistryError, httpx.HTTPError, OSError) as err:
+        except RegistryError as err:
             log.debug("no streamed upload to %s: %s", r, err)
             return None
-        return StreamedUpload(self._transport, ep, scopes, location, str(r))
+        return StreamedUpload(self._transport, ep, self._scopes(ep, r, push=True),
+                              _repo_path(ep, r, "blobs/uploads/"), str(r))
 
     def _exists(self, ep: Endpoint, r: Reference, suffix: str, scopes: tuple[str, ...]) -> bool:
         resp = self._transport.request(

@@ -48,15 +48,18 @@ def with_digest(location: str, digest: str) -> str:
 
 
 class StreamedUpload:
-    """An upload session (already started with POST) fed by :meth:`write`, committed by
-    :meth:`finish`; :meth:`wait` tells whether the registry now has the blob."""
+    """An upload session fed by :meth:`write`, committed by :meth:`finish`; :meth:`wait`
+    tells whether the registry now has the blob. Its thread starts the session (POST to
+    ``uploads``) while the first bytes are being made, so the registry's answer is not
+    waited for before deflate starts; until then the bytes wait in the queue."""
 
     def __init__(self, transport: Transport, endpoint: Endpoint, scopes: tuple[str, ...],
-                 location: str, name: str) -> None:
+                 uploads: str, name: str) -> None:
         self._transport = transport
         self._ep = endpoint
         self._scopes = scopes
-        self._location = location
+        self._uploads = uploads
+        self._location: str | None = None
         self._name = name
         self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_CHUNKS)
         self._digest: str | None = None
@@ -99,6 +102,12 @@ class StreamedUpload:
             return self._body()
 
         try:
+            resp = self._transport.request(self._ep, "POST", self._uploads,
+                                           scopes=self._scopes, content=b"", retry=False)
+            with closing(resp):
+                if resp.status_code != 202:
+                    raise RegistryError(f"POST answered HTTP {resp.status_code}")
+                self._location = upload_location(resp)
             resp = self._transport.request(
                 self._ep, "PATCH", self._location, scopes=self._scopes, content=body,
                 headers={"Content-Type": "application/octet-stream"}, retry=False)
@@ -126,6 +135,8 @@ class StreamedUpload:
         # drain so the writer never blocks on a dead upload
         while not self._ended:
             self._ended = self._q.get() is None
+        if self._location is None:
+            return  # no session was started
         try:
             self._transport.request(self._ep, "DELETE", self._location, scopes=self._scopes,
                                     retry=False).close()

@@ -175,3 +175,29 @@ def test_the_platforms_of_a_multi_platform_push_compress_and_stream_at_once(
         assert isinstance(layers, list) and len(layers) == 1
         # committed once, by its streamed upload
         assert _uploads_of(proxy, layers[0]["digest"]) == ["PUT"], proxy.requests
+
+
+def test_a_refused_upload_session_leaves_the_layers_to_the_push(
+        fresh_bkpy: Bkpy, ctx: Path, proxy: Proxy, registry: RegistryServer,
+        tmp_path: Path) -> None:
+    # the streamed uploads start their sessions while deflate runs; the registry refuses
+    # both (the push's own sessions later are accepted): nothing is streamed, nothing
+    # waits, and the push uploads each layer from the content store
+    refused: list[str] = []
+
+    def refuse_first_two(method: str, path: str) -> int | None:
+        if method == "POST" and path.endswith("/blobs/uploads/") and len(refused) < 2:
+            refused.append(path)
+            return 500
+        return None
+
+    proxy.fault = refuse_first_two
+    ref = f"{proxy.host}/streamed/no-session:1"
+    fresh_bkpy("build", "-t", ref, "--push", str(ctx))
+    assert proxy.faults_served == 2
+    assert not [p for m, p in proxy.requests if m == "PATCH"], proxy.requests
+    manifest = _verified_copy(f"{registry.host}/streamed/no-session:1", tmp_path / "copy")
+    layers = manifest["layers"]
+    assert isinstance(layers, list)
+    for layer in layers[1:]:
+        assert _uploads_of(proxy, layer["digest"]) == ["PUT"], proxy.requests
