@@ -52,9 +52,17 @@ class ImageStore:
 
     def put(self, name: str, media_type: str, digest: str, size: int,
             created: float | None = None) -> ImageRecord:
-        rec = ImageRecord(name, media_type, digest, size,
-                          time.time() if created is None else created)
+        """Name the image; a name that already names it keeps its record untouched (and
+        when it was stored, as an unchanged rebuild keeps an image's age in docker): no
+        write, so a no-op ``--load`` leaves the database's log empty and its close cheap."""
         with self._lock:
+            row = self._db.execute("SELECT name, media_type, digest, size, created FROM images"
+                                   " WHERE name=?", (name,)).fetchone()
+            if (row is not None and tuple(row[1:4]) == (media_type, digest, size)
+                    and created in (None, row[4])):
+                return ImageRecord(*row)
+            rec = ImageRecord(name, media_type, digest, size,
+                              time.time() if created is None else created)
             self._db.execute("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?)",
                              (rec.name, rec.media_type, rec.digest, rec.size, rec.created))
         return rec
