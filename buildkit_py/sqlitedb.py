@@ -57,6 +57,29 @@ def open_db(path: Path, migrations: Sequence[str], *,
     return conn
 
 
+class LazyDatabase:
+    """A database opened (as :func:`open_db`) on first use, for a store a cached build may
+    never touch. Not locked: its owner serialises :meth:`conn` and :meth:`close` with the
+    lock it holds around its queries."""
+
+    def __init__(self, path: Path, migrations: Sequence[str], *,
+                 foreign_keys: bool = False) -> None:
+        self.path = path
+        self._migrations = migrations
+        self._foreign_keys = foreign_keys
+        self._conn: sqlite3.Connection | None = None
+
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = open_db(self.path, self._migrations, foreign_keys=self._foreign_keys)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
 def enable_wal(conn: sqlite3.Connection) -> None:
     """Switch to WAL (persistent in the file), retrying while another process holds the
     fresh database."""

@@ -52,6 +52,7 @@ from buildkit_py.source.image import (
     ImageSourceHandler,
     ImageSources,
 )
+from buildkit_py.source.schemes import GIT_SCHEMES, HTTP_SCHEMES
 from buildkit_py.worker.ops.base import HandlerFactory, OpWorker
 from buildkit_py.worker.ops.common import unwrap
 from buildkit_py.worker.results import SnapshotResult
@@ -65,12 +66,6 @@ if TYPE_CHECKING:
     from buildkit_py.remotecache.importer import ImportedCache
     from buildkit_py.remotecache.spec import CacheExport, CacheImport
     from buildkit_py.source.http import HttpSources
-
-# The LLB source schemes of source/http.py and source/git.py (HTTP_SCHEMES, GIT_SCHEMES;
-# a test keeps them equal), named here so that a build without such a source never
-# imports those modules.
-HTTP_SOURCE_SCHEMES = ("http", "https")
-GIT_SOURCE_SCHEMES = ("git",)
 
 
 def _source_date_epoch(req: BuildRequest) -> int | None:
@@ -116,8 +111,8 @@ class Builder:
 
         handlers: dict[str, HandlerFactory] = dict.fromkeys(IMAGE_SCHEMES, image)
         self.http_sources: HttpSources | None = None
-        handlers.update(dict.fromkeys(HTTP_SOURCE_SCHEMES, _made_on_first_use(self._http)))
-        handlers.update(dict.fromkeys(GIT_SOURCE_SCHEMES, _made_on_first_use(_git)))
+        handlers.update(dict.fromkeys(HTTP_SCHEMES, _made_on_first_use(self._http)))
+        handlers.update(dict.fromkeys(GIT_SCHEMES, _made_on_first_use(_git)))
         return handlers
 
     def _http(self) -> HandlerFactory:

@@ -49,6 +49,10 @@ def new_ref() -> str:
     return "".join(_REF_CHARS[b % len(_REF_CHARS)] for b in os.urandom(_REF_LEN))
 
 
+def _newest_first(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(records, key=lambda r: float(r.get("started_at") or 0), reverse=True)
+
+
 def log_name(index: int) -> str:
     return f"{LOGS}/{index}.log"
 
@@ -62,30 +66,28 @@ class HistoryStore:
     def path(self, ref: str) -> Path:
         return self.dir / ref
 
-    def records(self) -> list[dict[str, Any]]:
-        """Every readable record, newest first."""
-        out = []
+    def _names(self) -> list[str]:
         try:
-            names = os.listdir(self.dir)
+            return os.listdir(self.dir)
         except FileNotFoundError:
             return []
-        for name in names:
-            try:
-                record = json.loads((self.dir / name / RECORD).read_text())
-            except (OSError, ValueError):
-                continue  # a folder being created, or not ours
-            if isinstance(record, dict) and record.get("ref") == name:
-                out.append(record)
-        out.sort(key=lambda r: float(r.get("started_at") or 0), reverse=True)
-        return out
+
+    def _read(self, name: str) -> dict[str, Any] | None:
+        """Folder ``name``'s record; None for a folder being created, or not ours."""
+        try:
+            record = json.loads((self.dir / name / RECORD).read_bytes())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) and record.get("ref") == name else None
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every readable record, newest first."""
+        return _newest_first([r for r in map(self._read, self._names()) if r is not None])
 
     def summaries(self) -> list[dict[str, Any]]:
         """``ref``, ``status``, ``started_at`` and ``completed_at`` of every readable
         record, newest first: what retention decides by (see the module's docstring)."""
-        try:
-            names = os.listdir(self.dir)
-        except FileNotFoundError:
-            return []
+        names = self._names()
         index_path = self.dir / RETENTION_INDEX
         try:
             index = json.loads(index_path.read_bytes())
@@ -101,11 +103,8 @@ class HistoryStore:
             stamp = [st.st_ino, st.st_mtime_ns, st.st_size]
             entry = known.get(name)
             if not (isinstance(entry, dict) and entry.get("stamp") == stamp):
-                try:
-                    record = json.loads((self.dir / name / RECORD).read_bytes())
-                except (OSError, ValueError):
-                    continue
-                if not (isinstance(record, dict) and record.get("ref") == name):
+                record = self._read(name)
+                if record is None:
                     continue
                 entry = {"stamp": stamp, **{k: record.get(k) for k in _RETENTION_FIELDS}}
             current[name] = entry
@@ -116,10 +115,8 @@ class HistoryStore:
                 tmp.replace(index_path)
             except OSError:
                 tmp.unlink(missing_ok=True)  # read-only or full: the next build reads again
-        out = [{"ref": name, **{k: e.get(k) for k in _RETENTION_FIELDS}}
-               for name, e in current.items()]
-        out.sort(key=lambda r: float(r.get("started_at") or 0), reverse=True)
-        return out
+        return _newest_first([{"ref": name, **{k: e.get(k) for k in _RETENTION_FIELDS}}
+                              for name, e in current.items()])
 
     def resolve(self, ref: str | None) -> dict[str, Any]:
         return pick(self.records(), ref)

@@ -43,21 +43,16 @@ class ContentMetadata:
 
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
-        self._path = path
-        self._conn: sqlite3.Connection | None = None
+        self._file = sqlitedb.LazyDatabase(path, _MIGRATIONS, foreign_keys=True)
 
     @property
     def _db(self) -> sqlite3.Connection:
         """The connection (the caller holds ``_lock``)."""
-        if self._conn is None:
-            self._conn = sqlitedb.open_db(self._path, _MIGRATIONS, foreign_keys=True)
-        return self._conn
+        return self._file.conn()
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._file.close()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

@@ -103,16 +103,13 @@ class LayerCache:
     database is opened on first use (a build without exports or pulls never opens it)."""
 
     def __init__(self, path: Path) -> None:
-        self._path = path
-        self._conn: sqlite3.Connection | None = None
+        self._file = sqlitedb.LazyDatabase(path, _MIGRATIONS)
         self._lock = threading.Lock()
 
     @property
     def _db(self) -> sqlite3.Connection:
         """The connection (the caller holds ``_lock``)."""
-        if self._conn is None:
-            self._conn = sqlitedb.open_db(self._path, _MIGRATIONS)
-        return self._conn
+        return self._file.conn()
 
     @staticmethod
     def _k(snapshot: str, opts: ExportOptions) -> str:
@@ -162,9 +159,7 @@ class LayerCache:
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._file.close()
 
 
 def export_chain(sn: DBSnapshotter, store: ContentStore, cache: LayerCache,

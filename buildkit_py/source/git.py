@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from buildkit_py.llb import ops_pb2
     from buildkit_py.worker.ops.base import HandlerFactory, OpWorker
 
-GIT_SCHEMES = ("git",)  # the LLB source scheme this module serves
 
 
 class GitSources:

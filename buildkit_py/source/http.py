@@ -59,7 +59,6 @@ if TYPE_CHECKING:
     from buildkit_py.registry.lean_httpx import httpx
     from buildkit_py.worker.ops.base import OpWorker
 
-HTTP_SCHEMES = ("http", "https")  # LLB source schemes this module serves
 DEFAULT_NAME = "download"
 DEFAULT_PERM = 0o600
 USER_AGENT = "buildkit-py"

@@ -15,7 +15,6 @@ the source is another download.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,25 +53,18 @@ class DownloadIndex:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._conn: sqlite3.Connection | None = None
+        self._file = sqlitedb.LazyDatabase(path, _MIGRATIONS)
         self._lock = threading.Lock()
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = sqlitedb.open_db(self.path, _MIGRATIONS)
-        return self._conn
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._file.close()
 
     def lookup(self, url_key: str, alive: Callable[[str], bool]) -> list[Download]:
         """The downloads of ``url_key`` whose snapshot is still ``alive``; rows of
         pruned snapshots are forgotten."""
         with self._lock:
-            db = self._db()
+            db = self._file.conn()
             rows = [Download(*r) for r in db.execute(
                 "SELECT etag, digest, last_modified, filename, snapshot FROM downloads "
                 "WHERE url_key = ? ORDER BY rowid", (url_key,))]
@@ -85,7 +77,7 @@ class DownloadIndex:
 
     def remember(self, url_key: str, download: Download) -> None:
         with self._lock:
-            db = self._db()
+            db = self._file.conn()
             with sqlitedb.write(db):
                 db.execute("INSERT OR REPLACE INTO downloads VALUES (?, ?, ?, ?, ?, ?)",
                            (url_key, download.etag, download.digest, download.last_modified,

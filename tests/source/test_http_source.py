@@ -17,7 +17,8 @@ from buildkit_py import llb
 from buildkit_py.errors import BuildError, UserError
 from buildkit_py.solver.cache import CacheManager
 from buildkit_py.solver.solver import Solver
-from buildkit_py.source.http import HTTP_SCHEMES, HttpSources, http_handler_factory
+from buildkit_py.source.http import HttpSources, http_handler_factory
+from buildkit_py.source.schemes import HTTP_SCHEMES
 from buildkit_py.worker.results import SnapshotResult
 from buildkit_py.worker.session import BuildSession
 from buildkit_py.worker.worker import BuilderWorker
