@@ -48,6 +48,8 @@ from buildkit_py.cli.launch import (
     FRAME,
     RETRY_FRAME,
     SIGNAL_FRAME,
+    exit_status,
+    flush_stdio,
     install_key,
     socket_path,
 )
@@ -472,7 +474,7 @@ def run_child(conn: socket.socket) -> int:
     try:
         cli_main(argv)
     except SystemExit as exc:
-        status = _exit_status(exc.code)
+        status = exit_status(exc.code)
     except KeyboardInterrupt:
         status = 130
     except BaseException:
@@ -481,21 +483,8 @@ def run_child(conn: socket.socket) -> int:
     return _finish(conn, status)
 
 
-def _exit_status(code: object) -> int:
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code & 0xFF
-    sys.stderr.write(f"{code}\n")
-    return 1
-
-
 def _finish(conn: socket.socket, status: int) -> int:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
+    flush_stdio()
     if _LOG_FD is not None:
         os.write(_LOG_FD, f"{time.strftime('%H:%M:%S')} pid {os.getpid()}: exit {status} "
                           f"after {time.monotonic() - _STARTED:.3f}s\n".encode())

@@ -213,11 +213,48 @@ def run_via_server(sock: socket.socket, argv: list[str]) -> int | None:
     return 1
 
 
-def _run_here() -> None:
+def exit_status(code: object) -> int:
+    """The process exit status of ``SystemExit(code)``, as the interpreter computes it."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    sys.stderr.write(f"{code}\n")
+    return 1
+
+
+def flush_stdio() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _run_here() -> int:
+    """Run the command in this process; its exit status."""
     # reason: this module stays standard-library only; click and the CLI load only here
+    from buildkit_py.cli import dataclass_code
+
+    dataclass_code.install()
     from buildkit_py.cli.main import main as cli_main
 
-    cli_main()
+    try:
+        cli_main()
+    except SystemExit as exc:
+        return exit_status(exc.code)
+    finally:
+        dataclass_code.save()
+    return 0
+
+
+def _exit_now(status: int) -> None:
+    """End the process the way a served command's worker ends: output flushed, then
+    ``os._exit``. The interpreter's own teardown (clearing ~600 modules, collecting every
+    object the builder made) adds 50-100 ms to a command that has already finished; every
+    command closes what it opened itself, as it must when a server runs it."""
+    flush_stdio()
+    os._exit(status)
 
 
 def main() -> None:
@@ -231,8 +268,7 @@ def main() -> None:
             with sock:
                 status = run_via_server(sock, sys.argv[1:])
             if status is not None:
-                sys.stdout.flush()
-                os._exit(status)
+                _exit_now(status)
         # reason: standard library only until no server answered; the CLI loads next anyway
         from buildkit_py.cli import autostart
 
@@ -242,12 +278,12 @@ def main() -> None:
         if beside:
             autostart.start_in_background(sys.argv[1:], path)
         try:
-            _run_here()
+            status = _run_here()
         finally:
             if not beside:
                 autostart.start_in_background(sys.argv[1:], path)
-        return
-    _run_here()
+        _exit_now(status)
+    _exit_now(_run_here())
 
 
 if __name__ == "__main__":
