@@ -89,5 +89,5 @@ fi
 # otherwise recompile all modules (~0.4 s a build, ~30 ms a RUN).
 $PY -m compileall -q -j 0 buildkit_py runtime/bkpy_runc >/dev/null
 # Likewise the compiled methods of the package's dataclasses (buildkit_py/cli/dataclass_code.py).
-(cd / && $PY -m buildkit_py.cli.dataclass_code) || { echo "setup: dataclass table failed" >&2; exit 1; }
+(cd / && $PY -m buildkit_py.cli.write_dataclass_code) || { echo "setup: dataclass table failed" >&2; exit 1; }
 echo "setup: ok" >&2

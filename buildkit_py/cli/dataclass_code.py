@@ -16,7 +16,8 @@ the whole source, so it is the code ``exec`` would have compiled; a table writte
 another interpreter (its magic number) is ignored. Nothing depends on the table: one that
 cannot be read or written only means compiling, as before.
 
-Standard library only: :mod:`launch` installs it before the CLI is imported.
+Standard library only: :mod:`launch` installs it before the CLI is imported;
+:mod:`write_dataclass_code` writes it for the whole package at set-up.
 """
 
 from __future__ import annotations
@@ -115,25 +116,10 @@ def install(path: str | None = None) -> None:
     dataclasses.exec = _exec  # type: ignore[attr-defined]
 
 
-def save() -> None:
-    """Write the table if this process compiled anything new (atomically; not under
-    ``PYTHONDONTWRITEBYTECODE``, which keeps ``__pycache__`` unwritten)."""
-    if _table is not None and not sys.flags.dont_write_bytecode:
+def save(*, always: bool = False) -> None:
+    """Write the table if this process compiled anything new (atomically); not under
+    ``PYTHONDONTWRITEBYTECODE``, which keeps ``__pycache__`` unwritten, unless ``always``
+    (an explicit set-up step, as ``compileall`` writes bytecode whatever that says)."""
+    if _table is not None and (always or not sys.flags.dont_write_bytecode):
         _table.save()
 
-
-def main() -> None:
-    """``python -m buildkit_py.cli.dataclass_code``: write the table for every module of
-    the package now, as ``compileall`` writes bytecode (also under
-    ``PYTHONDONTWRITEBYTECODE``); the set-up script runs it."""
-    install()
-    # reason: what the command server imports when it warms up is what a command may load
-    from buildkit_py.cli.cmdserver import warm_up
-
-    warm_up()
-    if _table is not None:
-        _table.save()
-
-
-if __name__ == "__main__":
-    main()

@@ -104,12 +104,12 @@ def test_pythondontwritebytecode_leaves_the_table_unwritten_but_read(tmp_path: P
 
 
 def test_the_set_up_command_writes_the_table_for_the_whole_package(tmp_path: Path) -> None:
-    """``python -m buildkit_py.cli.dataclass_code`` (run by scripts/setup.sh) stores every
-    class a command may define, so a fresh ``bkpy`` process compiles none."""
+    """``python -m buildkit_py.cli.write_dataclass_code`` (run by scripts/setup.sh) stores
+    every class a command may define, so a fresh ``bkpy`` process compiles none."""
     code = ("import sys\n"
-            "from buildkit_py.cli import dataclass_code as d\n"
+            "from buildkit_py.cli import dataclass_code as d, write_dataclass_code as w\n"
             "d.table_path = lambda: sys.argv[1]\n"
-            "d.main()\n")
+            "w.main()\n")
     table = tmp_path / "table.bin"
     subprocess.run([sys.executable, "-c", code, str(table)], check=True, timeout=120,
                    env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
