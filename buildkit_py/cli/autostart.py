@@ -8,10 +8,15 @@ idle timeout.
 
 When it starts: its warm-up (importing the whole builder, ~1 s of CPU) must not slow the
 first command down, and should be over before the next one comes. A server that can raise
-its priority back afterwards (root, or an RLIMIT_NICE that allows nice 0) warms up at idle
-priority (SCHED_IDLE: only CPU nothing else wants) beside the first command; any other is
-started when the first command ends. Either way it listens before warming up, so a command
-that comes meanwhile waits for it instead of paying for its own start-up.
+its priority back afterwards (root, or an RLIMIT_NICE that allows nice 0) runs at idle
+priority (SCHED_IDLE: only CPU nothing else wants) beside the first command, from its
+interpreter's start to the end of its warm-up; any other is started when the first command
+ends. Either way it listens before warming up, so a command that comes meanwhile waits for
+it instead of paying for its own start-up. Even at idle priority the server costs the first
+command of the `small` bench case ~50 ms on this 2-core machine (0.45-0.49 s against 0.40 s
+with ``BKPY_NO_SERVER=1``): holding its warm-up until the command has ended removed that
+but made a command right after it wait ~0.25 s for the warm-up instead of ~0.1 s in all,
+so it warms up beside.
 
 One server per socket, however many first commands start at once: a lock file next to the
 socket is the arbiter. Whoever takes it (``flock``, non-blocking) spawns the server and
@@ -95,11 +100,18 @@ def try_lock(sock_path: str) -> int | None:
     return fd
 
 
-def spawn(sock_path: str, idle_timeout: float, lock_fd: int | None = None
-          ) -> subprocess.Popen[bytes]:
+def _enter_idle_priority() -> None:
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+def spawn(sock_path: str, idle_timeout: float, lock_fd: int | None = None,
+          idle: bool = False) -> subprocess.Popen[bytes]:
     """Start ``python -m buildkit_py.cli.cmdserver`` detached: own session, cwd ``/``,
     output to its log, the same interpreter and (``PYTHONPATH`` first) the same package
-    as this process, so that it serves exactly this install."""
+    as this process, so that it serves exactly this install. ``idle``: at SCHED_IDLE
+    from its first instruction (interpreter start included), for a server started beside
+    a command; it returns to normal priority once warm. Only for a caller with no other
+    thread yet (the priority is set between fork and exec)."""
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
         __file__))))
     env = dict(os.environ)
@@ -112,11 +124,13 @@ def spawn(sock_path: str, idle_timeout: float, lock_fd: int | None = None
     with open(log_path(sock_path), "wb") as log:  # one log per server run
         return subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/", env=env,
-            start_new_session=True, pass_fds=() if lock_fd is None else (lock_fd,))
+            start_new_session=True, pass_fds=() if lock_fd is None else (lock_fd,),
+            preexec_fn=_enter_idle_priority if idle else None)
 
 
-def start_in_background(argv: list[str], sock_path: str) -> None:
-    """Start a server for ``sock_path`` unless one runs or starts, or it is not wanted."""
+def start_in_background(argv: list[str], sock_path: str, *, beside: bool = False) -> None:
+    """Start a server for ``sock_path`` unless one runs or starts, or it is not wanted;
+    ``beside`` the command that goes on in this process (at idle priority, see above)."""
     if not wanted_for(argv):
         return
     settings = server_settings()
@@ -127,7 +141,7 @@ def start_in_background(argv: list[str], sock_path: str) -> None:
         if fd is None:
             return
         try:
-            spawn(sock_path, settings.idle_timeout, fd)
+            spawn(sock_path, settings.idle_timeout, fd, idle=beside)
         finally:
             os.close(fd)  # the server holds the lock now (or nobody, if it did not start)
     except OSError as err:

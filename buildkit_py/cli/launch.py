@@ -233,10 +233,11 @@ def flush_stdio() -> None:
 
 def _run_here() -> int:
     """Run the command in this process; its exit status."""
-    # reason: this module stays standard-library only; click and the CLI load only here
+    # reason: standard library only; serves dataclasses before anything defines one
     from buildkit_py.cli import dataclass_code
 
-    dataclass_code.install()
+    dataclass_code.install()  # a no-op when main() did it
+    # reason: this module stays standard-library only; click and the CLI load only here
     from buildkit_py.cli.main import main as cli_main
 
     try:
@@ -270,13 +271,17 @@ def main() -> None:
             if status is not None:
                 _exit_now(status)
         # reason: standard library only until no server answered; the CLI loads next anyway
+        from buildkit_py.cli import dataclass_code
+
+        dataclass_code.install()  # before autostart loads the config's dataclasses
+        # reason: as above
         from buildkit_py.cli import autostart
 
         # Beside this command when the server can warm up at idle priority, else after it
         # (see autostart): its warm-up must not take CPU from this command.
         beside = autostart.can_leave_idle_priority()
         if beside:
-            autostart.start_in_background(sys.argv[1:], path)
+            autostart.start_in_background(sys.argv[1:], path, beside=True)
         try:
             status = _run_here()
         finally:

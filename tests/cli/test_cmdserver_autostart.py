@@ -250,3 +250,27 @@ def test_a_server_dying_before_the_command_starts_leaves_it_to_the_caller(
     assert caller.returncode == 0, err
     assert "NAME" in out and err == ""
     assert _served(sock) == []
+
+
+def test_a_server_started_beside_a_command_runs_at_idle_priority_until_warm(
+        tmp_path: Path, sockets: list[str]) -> None:
+    """Started beside the first command (root here), the server is at SCHED_IDLE from
+    its interpreter's start, and back at normal priority once it has warmed up."""
+    from buildkit_py.cli.autostart import can_leave_idle_priority
+
+    assert can_leave_idle_priority()  # the suite runs as root
+    root = tmp_path / "state"
+    sock = _socket(root)
+    sockets.append(sock)
+    env = _env(root)
+    code = ("import sys\n"
+            "from buildkit_py.cli import autostart\n"
+            "autostart.start_in_background(['images'], sys.argv[1], beside=True)\n")
+    started = subprocess.run([sys.executable, "-c", code, sock], env=env, timeout=60,
+                             capture_output=True, text=True, cwd=root.parent)
+    assert started.returncode == 0, started.stderr
+    assert _wait(lambda: len(_servers(sock)) == 1, 10)
+    (pid,) = _servers(sock)
+    assert os.sched_getscheduler(pid) == os.SCHED_IDLE  # an interpreter still starting
+    _bkpy(root, "--version")  # served only once the warm-up is over
+    assert _wait(lambda: os.sched_getscheduler(pid) == os.SCHED_OTHER, 10)
