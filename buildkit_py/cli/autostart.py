@@ -13,7 +13,7 @@ priority (SCHED_IDLE: only CPU nothing else wants) beside the first command, fro
 interpreter's start to the end of its warm-up; any other is started when the first command
 ends. Either way it listens before warming up, so a command that comes meanwhile waits for
 it instead of paying for its own start-up. Even at idle priority the server costs the first
-command of the `small` bench case ~50 ms on this 2-core machine (0.45-0.49 s against 0.40 s
+command of the `small` bench case ~50 ms on this 2-core machine (0.40 s against 0.34 s
 with ``BKPY_NO_SERVER=1``): holding its warm-up until the command has ended removed that
 but made a command right after it wait ~0.25 s for the warm-up instead of ~0.1 s in all,
 so it warms up beside.

@@ -43,8 +43,10 @@ class _Table:
         self.codes: dict[str, CodeType] = {}
         self.used: set[str] = set()
         self.added = False
+        self.loaded = False
 
     def load(self) -> None:
+        self.loaded = True
         try:
             with open(self.path, "rb") as f:
                 data = f.read()
@@ -60,6 +62,8 @@ class _Table:
             self.codes = codes
 
     def code(self, source: str) -> CodeType:
+        if not self.loaded:  # on the first dataclass: `bkpy --version` defines none
+            self.load()
         code = self.codes.get(source)
         if code is None:
             code = compile(source, "<string>", "exec")
@@ -110,9 +114,7 @@ def install(path: str | None = None) -> None:
     global _table
     if _table is not None:
         return
-    table = _Table(path or table_path())
-    table.load()
-    _table = table
+    _table = _Table(path or table_path())
     dataclasses.exec = _exec  # type: ignore[attr-defined]
 
 
