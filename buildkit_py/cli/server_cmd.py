@@ -19,6 +19,7 @@ from buildkit_py.config import load_config, parse_idle_timeout
 from buildkit_py.errors import UserError
 
 START_TIMEOUT = 60.0
+STOP_WAIT = 10.0  # for a server that is starting to listen
 
 
 def _running_pid(sock: str) -> int | None:
@@ -105,7 +106,8 @@ def start(idle_timeout: str | None) -> None:
 def stop() -> None:
     """Stop the command server (commands it is running finish)."""
     sock = socket_path()
-    pid = _running_pid(sock)
+    # One that a command has just started is stopped too, once it listens.
+    pid = _running_pid(sock) or _wait_for_pid(sock, time.monotonic() + STOP_WAIT)
     if pid is None:
         click.echo("bkpy server is not running")
         return

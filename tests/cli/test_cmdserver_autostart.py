@@ -274,3 +274,32 @@ def test_a_server_started_beside_a_command_runs_at_idle_priority_until_warm(
     assert os.sched_getscheduler(pid) == os.SCHED_IDLE  # an interpreter still starting
     _bkpy(root, "--version")  # served only once the warm-up is over
     assert _wait(lambda: os.sched_getscheduler(pid) == os.SCHED_OTHER, 10)
+
+
+def test_stop_also_stops_a_server_that_is_still_starting(
+        tmp_path: Path, sockets: list[str]) -> None:
+    """`bkpy server stop` right after a first command: the server it started does not
+    listen yet (held here with SIGSTOP), and is stopped once it does."""
+    root = tmp_path / "state"
+    sock = _socket(root)
+    sockets.append(sock)
+    code = ("import sys\n"
+            "from buildkit_py.cli import autostart\n"
+            "autostart.start_in_background(['images'], sys.argv[1], beside=True)\n")
+    subprocess.run([sys.executable, "-c", code, sock], env=_env(root), timeout=60,
+                   check=True, cwd=root.parent)
+    assert _wait(lambda: len(_servers(sock)) == 1, 10)
+    (pid,) = _servers(sock)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        assert not os.path.exists(sock)  # still starting: not listening
+        stopper = subprocess.Popen([sys.executable, "-m", "buildkit_py", "server", "stop"],
+                                   env=_env(root), stdout=subprocess.PIPE, text=True,
+                                   cwd=root.parent)
+        time.sleep(1.0)
+        assert stopper.poll() is None, "stop gave up on a starting server"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    out, _ = stopper.communicate(timeout=60)
+    assert stopper.returncode == 0 and f"stopped (pid {pid})" in out
+    assert _wait(lambda: not _servers(sock), 20)
