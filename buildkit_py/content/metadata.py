@@ -79,6 +79,29 @@ class ContentMetadata:
                         (digest, key, value),
                     )
 
+    def label_values(self, key: str, digests: Iterable[str]) -> dict[str, str]:
+        """Label ``key`` of each of ``digests`` that has it, in one query."""
+        wanted = list(dict.fromkeys(digests))
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT digest, value FROM labels WHERE key = ? AND digest IN ({marks})",
+                (key, *wanted),
+            ).fetchall()
+        return dict(rows)
+
+    def set_label_values(self, key: str, values: Mapping[str, str]) -> None:
+        """Label ``key`` of several blobs (digest -> value), in one transaction."""
+        if not values:
+            return
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO labels (digest, key, value) VALUES (?, ?, ?)",
+                [(digest, key, value) for digest, value in values.items()],
+            )
+
     def forget(self, digests: Iterable[str]) -> None:
         with self._tx() as db:
             db.executemany("DELETE FROM labels WHERE digest = ?", [(d,) for d in digests])

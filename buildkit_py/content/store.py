@@ -126,6 +126,15 @@ class ContentStore:
             raise ContentNotFoundError(f"content {digest} not found")
         self._meta.update_labels(digest, labels)
 
+    def label_values(self, key: str, digests: Iterable[str]) -> dict[str, str]:
+        """Label ``key`` of each of ``digests`` that has it (digest -> value)."""
+        return self._meta.label_values(key, digests)
+
+    def set_label_values(self, key: str, values: Mapping[str, str]) -> None:
+        """Set label ``key`` on several stored blobs at once (digest -> value); digests
+        the store does not hold are left out."""
+        self._meta.set_label_values(key, {d: v for d, v in values.items() if self.has(d)})
+
     def open_verified(self, digest: str) -> VerifyingReader:
         """Open a blob for export: its digest is checked as it is read (see
         :class:`VerifyingReader`), so a corrupted blob never leaves the builder."""

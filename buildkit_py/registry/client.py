@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from buildkit_py.content.errors import ContentError
 from buildkit_py.platforms import Platform, as_platform, best_match
+from buildkit_py.registry import blob_sources
 from buildkit_py.registry import mediatypes as mt
 from buildkit_py.registry.auth import merge_scopes, scope_for
 from buildkit_py.registry.blob_feed import BlobFeed
@@ -275,6 +276,7 @@ class RegistryClient:
             partial(self._download, usable, r, d, store, progress, lease,
                     (feeds or {}).get(d.digest)) for d in blobs
         ])
+        blob_sources.record(store, r.domain, r.path, [d.digest for d in blobs])
         return PulledImage(
             reference=r,
             root=root,
@@ -494,6 +496,9 @@ class RegistryClient:
             src = parse_repository(source, domain=r.domain)
             if src.domain == r.domain and src.path != r.path:
                 mounts[digest] = src.path
+        # blobs this store has seen in another repository of the registry: mounted too
+        mounts.update(blob_sources.mount_sources(
+            store, r.domain, r.path, [d for d in plan.blobs if d not in mounts]))
         scopes = self._scopes(ep, r, push=True, mount_sources=set(mounts.values()))
         # Every blob at once (a manifest may only name blobs the registry has, so they all
         # precede the manifests), then the platform manifests at once, then the root.
@@ -501,6 +506,7 @@ class RegistryClient:
             partial(self._push_blob, ep, r, d, store, scopes, mounts.get(d.digest), progress)
             for d in plan.blobs.values()
         ])
+        blob_sources.record(store, r.domain, r.path, plan.blobs)
         self._run_all([
             partial(self._push_manifest, ep, r, desc, body, scopes)
             for desc, body in plan.manifests
