@@ -117,8 +117,8 @@ class _Gzip:
         self._crc = 0
         self._len = 0
         self._pending = bytearray()
-        self._tail = b""
-        self._inflight: collections.deque[concurrent.futures.Future[bytes]] = (
+        self._tail: bytes | memoryview = b""
+        self._inflight: collections.deque[concurrent.futures.Future[tuple[bytes, bytes]]] = (
             collections.deque()
         )
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -126,7 +126,7 @@ class _Gzip:
             [2 if level == 9 else 4 if level == 1 else 0, 255]
         )
 
-    def _submit(self, block: bytes) -> None:
+    def _submit(self, block: bytes | memoryview) -> None:
         if self._pool is None:
             self._pool = concurrent.futures.ThreadPoolExecutor(
                 self._workers, thread_name_prefix="bkpy-gzip"
@@ -135,18 +135,18 @@ class _Gzip:
         self._tail = block[-_DICT:]
 
     def _collect(self, wait_all: bool) -> bytes:
-        out = []
+        out: list[bytes] = []
         limit = 0 if wait_all else 2 * self._workers
         while self._inflight and (len(self._inflight) > limit or self._inflight[0].done()):
-            out.append(self._inflight.popleft().result())
+            out += self._inflight.popleft().result()
         return b"".join(out)
 
     def compress(self, data: bytes) -> bytes:
         self._crc = zlib.crc32(data, self._crc)
         self._len += len(data)
-        # Cut blocks from a view: each input byte is copied once into its block, never
-        # shifted along a growing buffer.
-        view = memoryview(data)
+        # Whole blocks are deflated from views of ``data`` (immutable bytes), never
+        # copied; only a block that straddles two writes is assembled in ``_pending``.
+        view = memoryview(data if isinstance(data, bytes) else bytes(data))
         if self._pending:
             need = _GZIP_BLOCK - len(self._pending)
             self._pending += view[:need]
@@ -155,7 +155,7 @@ class _Gzip:
                 self._submit(bytes(self._pending))
                 self._pending.clear()
         while len(view) >= _GZIP_BLOCK:
-            self._submit(bytes(view[:_GZIP_BLOCK]))
+            self._submit(view[:_GZIP_BLOCK])
             view = view[_GZIP_BLOCK:]
         if view:
             self._pending += view

@@ -28,18 +28,20 @@ from collections.abc import Callable
 from functools import cache
 
 # Raw deflate of one block, primed with ``zdict``, ending with a sync flush (byte aligned,
-# not final), so blocks concatenate into one stream: (level, block, zdict) -> bytes.
-BlockDeflater = Callable[[int | None, bytes, bytes], bytes]
+# not final), so blocks concatenate into one stream: (level, block, zdict) -> its bytes in
+# two parts (kept apart: joining them would copy the block's output once more).
+Buffer = bytes | memoryview
+BlockDeflater = Callable[[int | None, Buffer, Buffer], tuple[bytes, bytes]]
 
 
-def _zlib_block(level: int | None, block: bytes, zdict: bytes) -> bytes:
+def _zlib_block(level: int | None, block: Buffer, zdict: Buffer) -> tuple[bytes, bytes]:
     lvl = 6 if level is None else level
     c = (
         zlib.compressobj(lvl, zlib.DEFLATED, -zlib.MAX_WBITS, 9, zlib.Z_DEFAULT_STRATEGY, zdict)
         if zdict
         else zlib.compressobj(lvl, zlib.DEFLATED, -zlib.MAX_WBITS, 9)
     )
-    return c.compress(block) + c.flush(zlib.Z_SYNC_FLUSH)
+    return c.compress(block), c.flush(zlib.Z_SYNC_FLUSH)
 
 
 @cache
@@ -50,7 +52,7 @@ def _isal() -> BlockDeflater | None:
     except ImportError:
         return None
 
-    def block(level: int | None, data: bytes, zdict: bytes) -> bytes:
+    def block(level: int | None, data: Buffer, zdict: Buffer) -> tuple[bytes, bytes]:
         if level is not None:
             return _zlib_block(level, data, zdict)
         c = (
@@ -60,7 +62,7 @@ def _isal() -> BlockDeflater | None:
             else isal_zlib.compressobj(isal_zlib.ISAL_DEFAULT_COMPRESSION,
                                        isal_zlib.DEFLATED, -15, 9)
         )
-        return c.compress(data) + c.flush(isal_zlib.Z_SYNC_FLUSH)
+        return c.compress(data), c.flush(isal_zlib.Z_SYNC_FLUSH)
 
     return block
 
