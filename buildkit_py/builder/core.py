@@ -124,6 +124,7 @@ class Builder:
 
     def close(self) -> None:
         self.solver.close()
+        self.cache.close()
         self.worker.close()
         if self.http_sources is not None:
             self.http_sources.close()
