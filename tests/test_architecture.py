@@ -17,7 +17,7 @@ PKG = Path(__file__).resolve().parents[1] / "buildkit_py"
 # package and anything on a lower row; packages on one row do not import each other.
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"gostrings", "lazy_exports", "rootpath", "units", "sqlitedb"},
+    {"gostrings", "lazy_exports", "rootpath", "units", "sqlitedb", "deferred"},
     {"platforms", "config"},
     {"llb", "content", "snapshot", "executor"},
     {"solver", "registry"},

@@ -15,9 +15,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
+from buildkit_py import deferred
 from buildkit_py.api.outcome import BuildOutcome
 from buildkit_py.api.request import BuildRequest
 from buildkit_py.builder.history_store import (
@@ -239,5 +241,6 @@ def recorded(store: HistoryStore, policy: HistoryPolicy, req: BuildRequest,
         # the client names the build by it (buildx.build.ref in --metadata-file)
         outcome.metadata["buildx.build.ref"] = recorder.ref
     finally:
-        store.apply(policy, keep=recorder.ref)
+        # after the answer when a served command can (see deferred)
+        deferred.later(partial(store.apply, policy, keep=recorder.ref))
     return outcome

@@ -41,6 +41,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import buildkit_py
+from buildkit_py import deferred
 from buildkit_py.cli import dataclass_code
 from buildkit_py.cli.autostart import can_leave_idle_priority, lock_path, pid_path
 from buildkit_py.cli.launch import (
@@ -57,9 +58,11 @@ from buildkit_py.cli.launch import (
 from buildkit_py.cli.main import main as cli_main
 
 _UCRED = struct.Struct("3i")
-# In a forked worker: the server's log and when the command arrived.
+# In a forked worker: the server's log, when the command arrived, whether its caller
+# has the exit status (a hang-up after that is no interrupt).
 _LOG_FD: int | None = None
 _STARTED = 0.0
+_ANSWERED = False
 # Standard-library modules a build, pull or push imports on first use.
 _LAZY_STDLIB = ("hmac", "encodings.idna", "stringprep", "ctypes.util", "difflib")
 # Loaded during warm-up so that the regular expressions a typical Dockerfile needs (the
@@ -441,7 +444,8 @@ def _watch_caller(conn: socket.socket) -> None:
         except OSError:
             frame = b""
         if len(frame) < FRAME.size:
-            os.kill(os.getpid(), signal.SIGINT)
+            if not _ANSWERED:  # gone before its answer: an interrupt
+                os.kill(os.getpid(), signal.SIGINT)
             return
         kind, value = FRAME.unpack(frame)
         if kind == SIGNAL_FRAME:
@@ -475,6 +479,7 @@ def run_child(conn: socket.socket) -> int:
         return _finish(conn, 1)
     sys.argv = ["bkpy", *argv]
     threading.Thread(target=_watch_caller, args=(conn,), daemon=True).start()
+    deferred.collect()  # upkeep waits until the caller has its answer
     status = 0
     try:
         cli_main(argv)
@@ -485,20 +490,38 @@ def run_child(conn: socket.socket) -> int:
     except BaseException:
         traceback.print_exc()
         status = 1
-    return _finish(conn, status)
+    _finish(conn, status)
+    _run_upkeep()
+    return status
 
 
 def _finish(conn: socket.socket, status: int) -> int:
+    global _ANSWERED
     flush_stdio()
     if _LOG_FD is not None:
         os.write(_LOG_FD, f"{time.strftime('%H:%M:%S')} pid {os.getpid()}: exit {status} "
                           f"after {time.monotonic() - _STARTED:.3f}s\n".encode())
+    _ANSWERED = True  # before the caller can hang up on the answer
     try:
         conn.sendall(FRAME.pack(EXIT_FRAME, status))
     except OSError as err:
         if err.errno not in (errno.EPIPE, errno.ECONNRESET):
             raise
     return status
+
+
+def _run_upkeep() -> None:
+    """After the answer: give the caller's terminal and pipes back (whoever reads them
+    waits for their end, not for this process), then run the upkeep the command left
+    for later (:mod:`buildkit_py.deferred`)."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    started = time.monotonic()
+    if deferred.run_collected() and _LOG_FD is not None:
+        os.write(_LOG_FD, f"{time.strftime('%H:%M:%S')} pid {os.getpid()}: upkeep after the "
+                          f"answer {time.monotonic() - started:.3f}s\n".encode())
 
 
 def main(argv: list[str] | None = None) -> None:

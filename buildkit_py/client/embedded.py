@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from buildkit_py import deferred
 from buildkit_py.api.outcome import BuildOutcome
 from buildkit_py.api.request import BuildRequest
 from buildkit_py.api.usage import PruneOptions, UsageItem
@@ -31,6 +32,8 @@ def open_builder(config: BuilderConfig) -> Iterator[Builder]:
     # reason: the builder core (~110 ms) loads only when a command opens it (not inspect)
     from buildkit_py.builder.ownership import open_owned_builder
 
+    deferred.flush()  # a builder this process left open for later holds the root's lock
+
     with open_owned_builder(config, "bkpy", wait=True) as builder:
         yield builder
 
@@ -42,18 +45,28 @@ class EmbeddedClient:
         self.config = config
 
     def build(self, req: BuildRequest, progress: ProgressSink) -> BuildOutcome:
-        with open_builder(self.config) as builder:
+        owned = contextlib.ExitStack()
+        builder = owned.enter_context(open_builder(self.config))
 
-            def run(sink: ProgressSink, keep: Callable[[FailedStep], None] | None
-                    ) -> BuildOutcome:
-                session = builder.session_for(req)
-                session.on_failed_step = keep
-                if req.debug_shell:  # the shell runs on this process's terminal
-                    session.debug_shell = list(req.debug_shell)
-                return builder.build(req, sink, session)
+        def run(sink: ProgressSink, keep: Callable[[FailedStep], None] | None
+                ) -> BuildOutcome:
+            session = builder.session_for(req)
+            session.on_failed_step = keep
+            if req.debug_shell:  # the shell runs on this process's terminal
+                session.debug_shell = list(req.debug_shell)
+            return builder.build(req, sink, session)
 
-            return recorded(HistoryStore(self.config.root), self.config.history, req,
-                            progress, run)
+        try:
+            outcome = recorded(HistoryStore(self.config.root), self.config.history, req,
+                               progress, run)
+        except BaseException:
+            owned.close()
+            raise
+        # Closing the builder (its databases) and giving up the state directory can wait
+        # for the answer of a served command (see deferred); the next command on this
+        # root waits for the lock as it would have.
+        deferred.later(owned.close)
+        return outcome
 
     def disk_usage(self, verify: bool = False) -> list[UsageItem]:
         # reason: du's code (~30 ms: snapshotter, solver cache) is not for builder inspect

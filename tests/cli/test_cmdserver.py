@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -245,3 +246,23 @@ print(sorted(set(sys.modules) - before))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, check=True).stdout.splitlines()[-1]
     assert out == "[]", out
+
+
+def test_upkeep_after_the_answer_keeps_history_retention(
+        served: tuple[Path, Bkpy], tmp_path: Path) -> None:
+    """A served build answers before it removes old history records and closes the
+    builder (that runs in the child afterwards, see buildkit_py.deferred); retention
+    still holds, and a command on the same root waits for that upkeep."""
+    root, bkpy = served
+    config = tmp_path / "bkpyd.toml"
+    config.write_text("[history]\nmax-entries = 2\n")
+    env = {"BKPY_BUILDER_CONFIG": str(config)}
+    ctx = _ctx(tmp_path, "FROM busybox:latest\nARG N\nRUN echo $N\n")
+    for n in range(4):
+        # captures the caller's stdout and stderr: returns once the child let go of them
+        bkpy("build", "--network", "none", "--build-arg", f"N={n}", str(ctx), env=env)
+    bkpy("du", env=env)  # owns the root: only after the last build's upkeep
+    records = json.loads(bkpy("history", "ls", "--format", "json", env=env).out)
+    assert [r["request"]["build_args"]["N"] for r in records] == ["3", "2"]
+    log = Path(log_path(_socket(root))).read_text()
+    assert log.count("upkeep after the answer") == 4
