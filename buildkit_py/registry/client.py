@@ -150,49 +150,72 @@ class RegistryClient:
     # resolving -----------------------------------------------------------------------
 
     def resolve(
-        self, ref: str | Reference, platform: Platform | str | None = None
+        self, ref: str | Reference, platform: Platform | str | None = None, *,
+        store: ContentStore | None = None,
     ) -> tuple[Descriptor, bytes]:
         """Fetch what ``ref`` points at: ``(descriptor, manifest bytes)``.
 
         Without ``platform`` an index is returned as is; with one, the matching platform
         manifest is fetched from the index and returned (its descriptor carries the platform).
+
+        With ``store``, as BuildKit resolves: a HEAD names the digest, manifests the store
+        holds are read from it and those fetched are kept in it, so resolving a tag again
+        costs one request however many indexes lie under it.
         """
         r = as_reference(ref)
         endpoints = self.hosts.pull_endpoints(r.domain)
-        index, (desc, body) = self._first_working(
-            endpoints, lambda ep: self._get_manifest(ep, r, r.object)
-        )
+        if store is None:
+            index, (desc, body) = self._first_working(
+                endpoints, lambda ep: self._get_manifest(ep, r, r.object)
+            )
+        else:
+            index, desc, body = self._resolve_stored(endpoints, r, store)
         if platform is not None:
             want = as_platform(platform)
-            desc, body = self._descend(endpoints[index:], r, desc, body, want, None, None)
+            desc, body = self._descend(endpoints[index:], r, desc, body, want, store, None)
         return desc, body
+
+    def _resolve_stored(self, endpoints: Sequence[Endpoint], r: Reference,
+                        store: ContentStore) -> tuple[int, Descriptor, bytes]:
+        """(endpoint index, descriptor, bytes) of ``r``: a HEAD, then the stored bytes of
+        that digest, else a GET by digest whose bytes are stored."""
+        index, head = self._first_working(endpoints, partial(self._head_manifest, r=r))
+        body = _stored_manifest(store, head.digest)
+        if body is not None:
+            head = Descriptor(_manifest_type(head.media_type, body, str(r)), head.digest,
+                              head.size)
+        else:
+            index, (got, body) = self._first_working(
+                endpoints[index:], partial(self._get_manifest, r=r, obj=head.digest))
+            head = Descriptor(head.media_type or got.media_type, got.digest, got.size)
+            _store_bytes(store, head, body, None)
+        return index, head, body
+
+    def _head_manifest(self, ep: Endpoint, r: Reference) -> Descriptor:
+        """What ``r`` names, by a HEAD (by a GET when the registry omits the digest or
+        the type: then the body is stored only by the caller)."""
+        resp = self._transport.request(
+            ep, "HEAD", _repo_path(ep, r, f"manifests/{r.object}"),
+            scopes=self._scopes(ep, r), headers={"Accept": mt.MANIFEST_ACCEPT},
+        )
+        with closing(resp):
+            self._check(resp, r, str(r), "pull")
+            digest = resp.headers.get("docker-content-digest", "")
+            media_type = _base_type(resp.headers.get("content-type", ""))
+            length = resp.headers.get("content-length", "")
+        if r.digest and digest and digest != r.digest:
+            raise DigestMismatchError(f"{r}: registry reports digest {digest} for {r.digest}")
+        if (digest.startswith("sha256:") and length.isdigit()
+                and (mt.is_index(media_type) or mt.is_manifest(media_type))):
+            return Descriptor(media_type, digest, int(length))
+        return self._get_manifest(ep, r, r.object)[0]
 
     def resolve_digest(self, ref: str | Reference) -> Descriptor:
         """What ``ref`` points at, by a HEAD request (falls back to GET if the registry
         omits the digest)."""
         r = as_reference(ref)
         endpoints = self.hosts.pull_endpoints(r.domain)
-
-        def head(ep: Endpoint) -> Descriptor:
-            resp = self._transport.request(
-                ep, "HEAD", _repo_path(ep, r, f"manifests/{r.object}"),
-                scopes=self._scopes(ep, r), headers={"Accept": mt.MANIFEST_ACCEPT},
-            )
-            with closing(resp):
-                self._check(resp, r, str(r), "pull")
-                digest = resp.headers.get("docker-content-digest", "")
-                media_type = _base_type(resp.headers.get("content-type", ""))
-                length = resp.headers.get("content-length", "")
-            if r.digest and digest and digest != r.digest:
-                raise DigestMismatchError(
-                    f"{r}: registry reports digest {digest} for {r.digest}"
-                )
-            if digest and length.isdigit() and (mt.is_index(media_type)
-                                                or mt.is_manifest(media_type)):
-                return Descriptor(media_type, digest, int(length))
-            return self._get_manifest(ep, r, r.object)[0]
-
-        return self._first_working(endpoints, head)[1]
+        return self._first_working(endpoints, partial(self._head_manifest, r=r))[1]
 
     def fetch_blob(self, ref: str | Reference, desc: DescriptorLike) -> bytes:
         """Fetch a small blob (a config) into memory, verified against ``desc``."""
@@ -259,9 +282,12 @@ class RegistryClient:
         r = as_reference(ref)
         want = as_platform(platform)
         endpoints = self.hosts.pull_endpoints(r.domain)
-        index, (root, root_bytes) = self._first_working(
-            endpoints, lambda ep: self._get_manifest(ep, r, r.object)
-        )
+        stored = None if r.digest is None else _stored_manifest(store, r.digest)
+        if r.digest is not None and stored is not None:  # resolved a moment ago
+            index, root_bytes = 0, stored
+            root = Descriptor(_manifest_type("", stored, str(r)), r.digest, len(stored))
+        else:
+            index, root, root_bytes = self._resolve_stored(endpoints, r, store)
         # Blobs come from where the manifest came from, then from later fallbacks.
         usable = endpoints[index:]
         _store_bytes(store, root, root_bytes, lease)
@@ -316,9 +342,14 @@ class RegistryClient:
                     hint="choose one of the available platforms with --platform",
                 )
             child = children[pick]
-            _, (fetched, body) = self._first_working(
-                endpoints, partial(self._get_manifest, r=r, obj=child.digest)
-            )
+            stored = None if store is None else _stored_manifest(store, child.digest)
+            if stored is not None:
+                kind = _manifest_type(child.media_type, stored, f"manifest {child.digest}")
+                fetched, body = Descriptor(kind, child.digest, len(stored)), stored
+            else:
+                _, (fetched, body) = self._first_working(
+                    endpoints, partial(self._get_manifest, r=r, obj=child.digest)
+                )
             if fetched.size != child.size:
                 raise DigestMismatchError(
                     f"manifest {child.digest} of {r.name}: size {fetched.size} "
@@ -372,7 +403,8 @@ class RegistryClient:
                 f"{subject}: manifest content hashes to {digest}, not {expected}",
                 hint="the registry or a proxy served bad data",
             )
-        return Descriptor(_manifest_type(resp, body, subject), digest, len(body)), body
+        kind = _manifest_type(resp.headers.get("content-type", ""), body, subject)
+        return Descriptor(kind, digest, len(body)), body
 
     def _download(
         self,
@@ -848,6 +880,17 @@ def _with_type(desc: Descriptor, media_type: str) -> Descriptor:
     return Descriptor(media_type, desc.digest, desc.size, desc.platform, desc.annotations)
 
 
+def _stored_manifest(store: ContentStore, digest: str) -> bytes | None:
+    """The bytes of manifest or index ``digest`` if the store holds them intact."""
+    if not store.has(digest):
+        return None
+    try:
+        body = store.read_verified(digest)
+    except ContentError:
+        return None  # corrupted: fetched again (and the fetch replaces nothing)
+    return body if len(body) <= MAX_MANIFEST_SIZE else None
+
+
 def _store_bytes(
     store: ContentStore, desc: Descriptor, data: bytes, lease: Lease | None
 ) -> None:
@@ -884,10 +927,11 @@ def _base_type(content_type: str) -> str:
     return content_type.partition(";")[0].strip()
 
 
-def _manifest_type(resp: httpx.Response, body: bytes, subject: str) -> str:
+def _manifest_type(content_type: str, body: bytes, subject: str) -> str:
+    """The media type of manifest ``body`` served (or stored) as ``content_type``."""
     doc = parse_json_object(body, subject)
     declared = doc.get("mediaType")
-    header = _base_type(resp.headers.get("content-type", ""))
+    header = _base_type(content_type)
     if doc.get("schemaVersion") == 1 or header in mt.SCHEMA1_TYPES:
         raise InvalidManifestError(
             f"{subject}: Docker schema 1 manifests are not supported",

@@ -205,11 +205,11 @@ class ImageSources:
             raise BuildError(f"image {ref.familiar} is not in the local image store and no "
                              "registry access is configured",
                              hint="import it with `bkpy image import` or build it with --load")
-        desc, body = self.registry.resolve(ref, str(plat))
+        # a HEAD, and the manifests this store already holds (one request per rebuild)
+        desc, body = self.registry.resolve(ref, str(plat), store=self.content)
         manifest = json.loads(body)
         if desc.media_type in mt.SCHEMA1_TYPES:
             raise BuildError(f"{ref.familiar}: Docker schema 1 images are not supported")
-        self.content.write(body, desc.digest)
         cdesc = manifest["config"]
         if self.content.has(cdesc["digest"]):
             config_bytes = self.content.read(cdesc["digest"])
