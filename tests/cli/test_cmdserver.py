@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from buildkit_py.cli.autostart import log_path
-from tests.e2e.conftest import Bkpy, Run, make_runner
+from tests.e2e.conftest import (
+    Bkpy,
+    Run,
+    builds_with_two_history_entries,
+    history_build_args,
+    make_runner,
+)
 from tests.images import write_busybox_layout
 
 SERVER_MODULE = "buildkit_py.cli.cmdserver"
@@ -254,15 +259,9 @@ def test_upkeep_after_the_answer_keeps_history_retention(
     builder (that runs in the child afterwards, see buildkit_py.deferred); retention
     still holds, and a command on the same root waits for that upkeep."""
     root, bkpy = served
-    config = tmp_path / "bkpyd.toml"
-    config.write_text("[history]\nmax-entries = 2\n")
-    env = {"BKPY_BUILDER_CONFIG": str(config)}
-    ctx = _ctx(tmp_path, "FROM busybox:latest\nARG N\nRUN echo $N\n")
-    for n in range(4):
-        # captures the caller's stdout and stderr: returns once the child let go of them
-        bkpy("build", "--network", "none", "--build-arg", f"N={n}", str(ctx), env=env)
+    # each build captures the caller's stdout and stderr: it returns once the child let go
+    env = builds_with_two_history_entries(bkpy, tmp_path, 4)
     bkpy("du", env=env)  # owns the root: only after the last build's upkeep
-    records = json.loads(bkpy("history", "ls", "--format", "json", env=env).out)
-    assert [r["request"]["build_args"]["N"] for r in records] == ["3", "2"]
+    assert history_build_args(bkpy, env) == ["3", "2"]
     log = Path(log_path(_socket(root))).read_text()
     assert log.count("upkeep after the answer") == 4

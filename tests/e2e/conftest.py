@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -85,3 +86,24 @@ def proxy(registry: RegistryServer) -> Iterator[Proxy]:
     p = Proxy(registry.host)
     yield p
     p.stop()
+
+
+def builds_with_two_history_entries(bkpy: Bkpy, tmp_path: Path, count: int
+                                    ) -> dict[str, str]:
+    """Run ``count`` builds (build argument N = 0, 1, ...) with a builder config that keeps
+    two history entries; the environment that selects that config."""
+    config = tmp_path / "bkpyd.toml"
+    config.write_text("[history]\nmax-entries = 2\n")
+    env = {"BKPY_BUILDER_CONFIG": str(config)}
+    ctx = tmp_path / "history-ctx"
+    ctx.mkdir(exist_ok=True)
+    (ctx / "Dockerfile").write_text("FROM busybox:latest\nARG N\nRUN echo $N\n")
+    for n in range(count):
+        bkpy("build", "--network", "none", "--build-arg", f"N={n}", str(ctx), env=env)
+    return env
+
+
+def history_build_args(bkpy: Bkpy, env: dict[str, str]) -> list[str]:
+    """The build argument N of each history record, newest first."""
+    records = json.loads(bkpy("history", "ls", "--format", "json", env=env).out)
+    return [r["request"]["build_args"]["N"] for r in records]

@@ -6,7 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.e2e.conftest import Bkpy, make_runner
+from tests.e2e.conftest import (
+    Bkpy,
+    builds_with_two_history_entries,
+    history_build_args,
+    make_runner,
+)
 
 BIG = 3 * 1024 * 1024  # over BuildKit's 2 MiB clip of a step's log
 DOCKERFILE = f"""\
@@ -103,14 +108,9 @@ def test_export_import_and_rm(fresh_bkpy: Bkpy, tmp_path: Path) -> None:
 
 
 def test_retention_keeps_the_newest_entries(fresh_bkpy: Bkpy, tmp_path: Path) -> None:
+    env = builds_with_two_history_entries(fresh_bkpy, tmp_path, 3)
+    assert history_build_args(fresh_bkpy, env) == ["2", "1"]
     config = tmp_path / "bkpyd.toml"
-    config.write_text("[history]\nmax-entries = 2\n")
-    env = {"BKPY_BUILDER_CONFIG": str(config)}
-    ctx = _ctx(tmp_path, "FROM busybox:latest\nARG N\nRUN echo $N\n")
-    for n in range(3):
-        fresh_bkpy("build", "--network", "none", "--build-arg", f"N={n}", str(ctx), env=env)
-    records = json.loads(fresh_bkpy("history", "ls", "--format", "json", env=env).out)
-    assert [r["request"]["build_args"]["N"] for r in records] == ["2", "1"]
     config.write_text("[history]\nmax-entries = -1\n")
     bad = fresh_bkpy("history", "ls", env=env, check=False)
     assert bad.code != 0 and "max-entries" in bad.err
