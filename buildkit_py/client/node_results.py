@@ -8,19 +8,20 @@ tarball with a folder per platform.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
 import shutil
-import sys
 import tarfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from buildkit_py.content.store import ContentStore
 from buildkit_py.errors import BuildError, UsageError
+from buildkit_py.exporter.output_file import output_file
 from buildkit_py.imagetools.access import Access
 from buildkit_py.imagetools.create import combine, parse_targets, push
 from buildkit_py.imagetools.sources import Blob, Fetched, media_type_of, parse_document
@@ -186,33 +187,21 @@ def join_tars(parts: Iterable[tuple[str, Path]], dest: str) -> None:
                     tf.addfile(member, src.extractfile(member) if member.isreg() else None)
 
 
-class _output:
-    """``dest`` as a binary file: stdout for ``-``, else written beside and renamed."""
-
-    def __init__(self, dest: str) -> None:
-        self.dest = dest
-        self._file: IO[bytes] | None = None
-
-    def __enter__(self) -> IO[bytes]:
-        if self.dest == "-":
-            return sys.stdout.buffer
-        path = Path(self.dest)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(f"{self.dest}.tmp", "wb")
-        except OSError as err:
-            raise UsageError(f"cannot write {self.dest}: {err.strerror}") from None
-        return self._file
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        if self._file is None:
-            sys.stdout.buffer.flush()
-            return
-        self._file.close()
-        if exc_type is None:
-            os.replace(f"{self.dest}.tmp", self.dest)
-        else:
-            Path(f"{self.dest}.tmp").unlink(missing_ok=True)
+@contextlib.contextmanager
+def _output(dest: str) -> Iterator[BinaryIO]:
+    """``dest`` for a joined tar (:func:`output_file`), its folder made first; a ``dest``
+    that cannot be opened is the user's error."""
+    opened = False
+    try:
+        if dest != "-":
+            Path(dest).parent.mkdir(parents=True, exist_ok=True)
+        with output_file(dest) as out:
+            opened = True
+            yield out
+    except OSError as err:
+        if opened:
+            raise
+        raise UsageError(f"cannot write {dest}: {err.strerror}") from None
 
 
 def _relative(name: str) -> str:

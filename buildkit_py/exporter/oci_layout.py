@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import sys
 import tarfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from buildkit_py.content.store import ContentStore
 from buildkit_py.content.verify import copy_verified
 from buildkit_py.exporter.image import BuiltImage
 from buildkit_py.exporter.manifest import Blob, Descriptor, canonical_json, index_blob
+from buildkit_py.exporter.output_file import output_file
 from buildkit_py.registry.reference import parse_reference
 
 LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
@@ -104,18 +104,8 @@ def write_layout(store: ContentStore, images: list[BuiltImage], dest: str, *,
     if not tar:
         _write_dir(store, Path(dest), digests, extra)
         return
-    if dest == "-":
-        _write_tar(store, sys.stdout.buffer, digests, extra)
-        sys.stdout.buffer.flush()
-        return
-    tmp = dest + ".tmp"
-    try:
-        with open(tmp, "wb") as f:
-            _write_tar(store, f, digests, extra)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with output_file(dest) as f:
+        _write_tar(store, f, digests, extra)
 
 
 def _write_dir(store: ContentStore, root: Path, digests: Iterable[str],

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import tarfile
 from pathlib import Path
 from typing import BinaryIO, ClassVar
 
 from buildkit_py.api.outputs import OutputSpec
 from buildkit_py.exporter.base import Built, ExportEnv
+from buildkit_py.exporter.output_file import output_file
 
 
 class TarExporter:
@@ -31,18 +31,8 @@ class TarExporter:
 
 def export_tar(roots: dict[str, Path], dest: str) -> None:
     """Tar of the tree(s); with several platforms each goes under its own directory."""
-    if dest == "-":
-        _write(roots, sys.stdout.buffer)
-        sys.stdout.buffer.flush()
-        return
-    tmp = dest + ".tmp"
-    try:
-        with open(tmp, "wb") as f:
-            _write(roots, f)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with output_file(dest) as f:
+        _write(roots, f)
 
 
 def _write(roots: dict[str, Path], out: BinaryIO) -> None:
