@@ -72,3 +72,42 @@ def test_a_second_builder_in_a_collecting_process_does_not_wait_on_the_first(
                        text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "all three ran" in p.stdout
+
+
+def test_a_build_that_breaks_leaves_the_root_for_recovery_and_a_good_one_releases_it(
+        tmp_path: Path) -> None:
+    """Deferring the builder's close must not change what its owner records: a build
+    ended by an exception that is not a user error (an interrupt, a bug) leaves the
+    ownership record, so the next owner cleans up; a build that succeeds clears it."""
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from buildkit_py import deferred
+        from buildkit_py.client import embedded
+        from buildkit_py.config import load_config
+        deferred.collect()  # as a served command does
+        root = Path({str(tmp_path / "state")!r})
+        lock = root / "embedded.lock"
+
+        def boom(*args, **kwargs):
+            raise RuntimeError("a bug in the build")
+
+        real = embedded.recorded
+        embedded.recorded = boom
+        client = embedded.EmbeddedClient(load_config())
+        try:
+            client.build(None, print)
+        except RuntimeError:
+            pass
+        assert lock.read_text().startswith("bkpy pid"), repr(lock.read_text())
+        embedded.recorded = lambda *args: "built"
+        assert client.build(None, print) == "built"
+        assert lock.read_text().startswith("bkpy pid")  # still owned until the upkeep
+        deferred.run_collected()
+        assert lock.read_text() == "", repr(lock.read_text())
+        print("ok")
+    """)
+    env = dict(os.environ, BKPY_ROOT=str(tmp_path / "state"))
+    p = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().endswith("ok")

@@ -45,27 +45,24 @@ class EmbeddedClient:
         self.config = config
 
     def build(self, req: BuildRequest, progress: ProgressSink) -> BuildOutcome:
-        owned = contextlib.ExitStack()
-        builder = owned.enter_context(open_builder(self.config))
+        with contextlib.ExitStack() as owned:
+            builder = owned.enter_context(open_builder(self.config))
 
-        def run(sink: ProgressSink, keep: Callable[[FailedStep], None] | None
-                ) -> BuildOutcome:
-            session = builder.session_for(req)
-            session.on_failed_step = keep
-            if req.debug_shell:  # the shell runs on this process's terminal
-                session.debug_shell = list(req.debug_shell)
-            return builder.build(req, sink, session)
+            def run(sink: ProgressSink, keep: Callable[[FailedStep], None] | None
+                    ) -> BuildOutcome:
+                session = builder.session_for(req)
+                session.on_failed_step = keep
+                if req.debug_shell:  # the shell runs on this process's terminal
+                    session.debug_shell = list(req.debug_shell)
+                return builder.build(req, sink, session)
 
-        try:
             outcome = recorded(HistoryStore(self.config.root), self.config.history, req,
                                progress, run)
-        except BaseException:
-            owned.close()
-            raise
-        # Closing the builder (its databases) and giving up the state directory can wait
-        # for the answer of a served command (see deferred); the next command on this
-        # root waits for the lock as it would have.
-        deferred.later(owned.close)
+            # Built: closing the builder (its databases) and giving up the state directory
+            # can wait for the answer of a served command (see deferred); the next command
+            # on this root waits for the lock as it would have. A failure leaves the block
+            # at once, its exception telling ownership whether the root needs recovery.
+            deferred.later(owned.pop_all().close)
         return outcome
 
     def disk_usage(self, verify: bool = False) -> list[UsageItem]:
