@@ -17,6 +17,7 @@ import ssl
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 LAST_MODIFIED = "Wed, 21 Oct 2015 07:28:00 GMT"
 LAST_MODIFIED_EPOCH = 1445412480
@@ -105,6 +106,25 @@ def _etag_listed(header: str, etag: str) -> bool:
     return "*" in tags or etag.removeprefix("W/") in tags
 
 
+class _TLSServer(http.server.ThreadingHTTPServer):
+    """TLS set up per connection, in that connection's thread. A listening socket wrapped
+    for TLS runs every handshake inside ``accept()``, one at a time in the serving loop,
+    and parallel clients (three ADDs of one build) then failed now and then with "tlsv1
+    alert decode error"."""
+
+    context: ssl.SSLContext
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        try:
+            tls = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # the client gave up or spoke no TLS: nothing to serve
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            tls.close()
+
+
 class FileServer:
     """``FileServer(tmp, tls=True)``; ``resources[path] = Resource(...)``; ``url(path)``."""
 
@@ -113,15 +133,18 @@ class FileServer:
         self.recorder = Recorder()
         self.ca_pem: Path | None = None
         handler = self._handler_class()
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
         self.scheme = "http"
         if tls:
             self.ca_pem, cert, key = make_ca(where)
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(cert, key)
-            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+            tls_server = _TLSServer(("127.0.0.1", 0), handler)
+            tls_server.context = context
+            self.httpd: http.server.ThreadingHTTPServer = tls_server
             self.scheme = "https"
+        else:
+            self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self._thread.start()
