@@ -107,3 +107,13 @@ def history_build_args(bkpy: Bkpy, env: dict[str, str]) -> list[str]:
     """The build argument N of each history record, newest first."""
     records = json.loads(bkpy("history", "ls", "--format", "json", env=env).out)
     return [r["request"]["build_args"]["N"] for r in records]
+
+
+def write_context(where: Path, dockerfile: str, files: dict[str, str] | None = None) -> Path:
+    """A build context folder ``where/ctx``: the Dockerfile and ``files`` (name -> text)."""
+    ctx = where / "ctx"
+    ctx.mkdir(exist_ok=True)
+    (ctx / "Dockerfile").write_text(dockerfile)
+    for name, text in (files or {}).items():
+        (ctx / name).write_text(text)
+    return ctx

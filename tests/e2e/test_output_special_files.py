@@ -12,16 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Bkpy
+from tests.e2e.conftest import Bkpy, write_context
 
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> Path:
-    c = tmp_path / "ctx"
-    c.mkdir()
-    (c / "Dockerfile").write_text("FROM scratch\nCOPY hello.txt /hello.txt\n")
-    (c / "hello.txt").write_text("hello\n")
-    return c
+    return write_context(tmp_path, "FROM scratch\nCOPY hello.txt /hello.txt\n",
+                         {"hello.txt": "hello\n"})
 
 
 @pytest.mark.parametrize("kind", ["tar", "oci", "docker"])
