@@ -8,19 +8,18 @@ tarball with a folder per platform.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import os
 import shutil
 import tarfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from buildkit_py.content.store import ContentStore
-from buildkit_py.errors import BuildError, UsageError
+from buildkit_py.errors import BuildError
 from buildkit_py.exporter.output_file import output_file
 from buildkit_py.imagetools.access import Access
 from buildkit_py.imagetools.create import combine, parse_targets, push
@@ -126,7 +125,7 @@ class JoinedImage:
             for name, data in [index_file, *files]:
                 (root / name).write_bytes(data)
             return
-        with _output(dest) as out, tarfile.open(fileobj=out, mode="w|",
+        with output_file(dest) as out, tarfile.open(fileobj=out, mode="w|",
                                                 format=tarfile.PAX_FORMAT) as tf:
             for folder in ("blobs/", "blobs/sha256/"):
                 ti = tarfile.TarInfo(folder)
@@ -168,7 +167,7 @@ class JoinedImage:
 
 def join_tars(parts: Iterable[tuple[str, Path]], dest: str) -> None:
     """Concatenate tarballs into ``dest`` (``-`` = stdout), each entry under its prefix."""
-    with _output(dest) as out, tarfile.open(fileobj=out, mode="w|",
+    with output_file(dest) as out, tarfile.open(fileobj=out, mode="w|",
                                             format=tarfile.PAX_FORMAT) as tf:
         for prefix, path in parts:
             if prefix:
@@ -185,23 +184,6 @@ def join_tars(parts: Iterable[tuple[str, Path]], dest: str) -> None:
                         if member.islnk():
                             member.linkname = f"{prefix}/{_relative(member.linkname)}"
                     tf.addfile(member, src.extractfile(member) if member.isreg() else None)
-
-
-@contextlib.contextmanager
-def _output(dest: str) -> Iterator[BinaryIO]:
-    """``dest`` for a joined tar (:func:`output_file`), its folder made first; a ``dest``
-    that cannot be opened is the user's error."""
-    opened = False
-    try:
-        if dest != "-":
-            Path(dest).parent.mkdir(parents=True, exist_ok=True)
-        with output_file(dest) as out:
-            opened = True
-            yield out
-    except OSError as err:
-        if opened:
-            raise
-        raise UsageError(f"cannot write {dest}: {err.strerror}") from None
 
 
 def _relative(name: str) -> str:

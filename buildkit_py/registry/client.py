@@ -283,7 +283,7 @@ class RegistryClient:
         want = as_platform(platform)
         endpoints = self.hosts.pull_endpoints(r.domain)
         stored = None if r.digest is None else _stored_manifest(store, r.digest)
-        if r.digest is not None and stored is not None:  # resolved a moment ago
+        if stored is not None and r.digest is not None:  # resolved a moment ago
             index, root_bytes = 0, stored
             root = Descriptor(_manifest_type("", stored, str(r)), r.digest, len(stored))
         else:
@@ -882,12 +882,10 @@ def _with_type(desc: Descriptor, media_type: str) -> Descriptor:
 
 def _stored_manifest(store: ContentStore, digest: str) -> bytes | None:
     """The bytes of manifest or index ``digest`` if the store holds them intact."""
-    if not store.has(digest):
-        return None
     try:
         body = store.read_verified(digest)
     except ContentError:
-        return None  # corrupted: fetched again (and the fetch replaces nothing)
+        return None  # absent, or corrupted: fetched again (the fetch replaces nothing)
     return body if len(body) <= MAX_MANIFEST_SIZE else None
 
 

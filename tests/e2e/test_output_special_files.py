@@ -46,3 +46,20 @@ def test_a_fifo_dest_gets_the_tar(bkpy: Bkpy, ctx: Path, tmp_path: Path) -> None
         hello = tf.extractfile("hello.txt")
         assert hello is not None and hello.read() == b"hello\n"
 
+
+
+def test_missing_folders_are_made_and_a_directory_is_refused(bkpy: Bkpy, ctx: Path,
+                                                             tmp_path: Path) -> None:
+    """What the referee (buildx 461836ba0 on buildkit 73ed6825c) did with the same dests on
+    2026-12-06: it made the missing folders, and refused a directory with exit status 1
+    and this line."""
+    deep = tmp_path / "a" / "b" / "out.tar"
+    bkpy("build", "-o", f"type=tar,dest={deep}", str(ctx))
+    with tarfile.open(deep) as tf:
+        assert "hello.txt" in tf.getnames()
+    folder = tmp_path / "a"
+    r = bkpy("build", "-o", f"type=tar,dest={folder}", str(ctx), check=False)
+    assert r.code == 1
+    assert r.err.rstrip().splitlines()[-1] == (
+        f"ERROR: failed to build: destination file {folder} is a directory")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "ctx"]  # no a.tmp
