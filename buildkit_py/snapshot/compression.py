@@ -86,17 +86,19 @@ class HashingWritable(Writable, Protocol):
 
 
 class _Encoder(Protocol):
-    def compress(self, data: bytes) -> bytes: ...
+    """Compressed output comes back as parts in order: joining them would copy it."""
 
-    def flush(self) -> bytes: ...
+    def compress(self, data: bytes) -> list[bytes]: ...
+
+    def flush(self) -> list[bytes]: ...
 
 
 class _Identity:
-    def compress(self, data: bytes) -> bytes:
-        return data
+    def compress(self, data: bytes) -> list[bytes]:
+        return [data]
 
-    def flush(self) -> bytes:
-        return b""
+    def flush(self) -> list[bytes]:
+        return []
 
 
 _GZIP_BLOCK = 1 << 20
@@ -132,16 +134,17 @@ class _Gzip:
                 self._workers, thread_name_prefix="bkpy-gzip"
             )
         self._inflight.append(self._pool.submit(self._deflate, self._level, block, self._tail))
-        self._tail = block[-_DICT:]
+        # copied: a view would keep the block's whole chunk alive until the next block
+        self._tail = bytes(block[-_DICT:])
 
-    def _collect(self, wait_all: bool) -> bytes:
+    def _collect(self, wait_all: bool) -> list[bytes]:
         out: list[bytes] = []
-        limit = 0 if wait_all else 2 * self._workers
+        limit = 0 if wait_all else self._workers
         while self._inflight and (len(self._inflight) > limit or self._inflight[0].done()):
             out += self._inflight.popleft().result()
-        return b"".join(out)
+        return out
 
-    def compress(self, data: bytes) -> bytes:
+    def compress(self, data: bytes) -> list[bytes]:
         self._crc = zlib.crc32(data, self._crc)
         self._len += len(data)
         # Whole blocks are deflated from views of ``data`` (immutable bytes), never
@@ -161,10 +164,11 @@ class _Gzip:
             self._pending += view
         out = self._collect(wait_all=False)
         if out and self._header:
-            out, self._header = self._header + out, b""
+            out.insert(0, self._header)
+            self._header = b""
         return out
 
-    def flush(self) -> bytes:
+    def flush(self) -> list[bytes]:
         if self._pending:
             self._submit(bytes(self._pending))
             self._pending.clear()
@@ -173,9 +177,10 @@ class _Gzip:
             self._pool.shutdown()
         last = 6 if self._level is None else self._level
         final = zlib.compressobj(last, zlib.DEFLATED, -zlib.MAX_WBITS, 9).flush()
-        out = self._header + body + final
+        out = [self._header, *body, final,
+               struct.pack("<II", self._crc & 0xFFFFFFFF, self._len & 0xFFFFFFFF)]
         self._header = b""
-        return out + struct.pack("<II", self._crc & 0xFFFFFFFF, self._len & 0xFFFFFFFF)
+        return out
 
 
 def _zstd_encoder(level: int) -> _Encoder:
@@ -185,11 +190,11 @@ def _zstd_encoder(level: int) -> _Encoder:
     obj: zstandard.ZstdCompressionObj = cctx.compressobj()
 
     class _Zstd:
-        def compress(self, data: bytes) -> bytes:
-            return obj.compress(data)
+        def compress(self, data: bytes) -> list[bytes]:
+            return [obj.compress(data)]
 
-        def flush(self) -> bytes:
-            return obj.flush()
+        def flush(self) -> list[bytes]:
+            return [obj.flush()]
 
     return _Zstd()
 
@@ -230,19 +235,22 @@ class LayerWriter:
         self._usize = 0
         self._csize = 0
         self._buf = bytearray()
-        self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+        # Two chunks queued keep the compressor fed (reads outrun it); each one more is
+        # 1 MiB more held.
+        self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._pump, name="bkpy-layer-compress",
                                         daemon=True)
         self._thread.start()
         self._result: LayerDescriptor | None = None
 
-    def _emit(self, out: bytes) -> None:
-        if out:
-            if self._hash_blob:
-                self._blob.update(out)
-            self._csize += len(out)
-            self._dest.write(out)
+    def _emit(self, parts: list[bytes]) -> None:
+        for out in parts:
+            if out:
+                if self._hash_blob:
+                    self._blob.update(out)
+                self._csize += len(out)
+                self._dest.write(out)
 
     def _pump(self) -> None:
         try:
@@ -265,7 +273,10 @@ class LayerWriter:
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         n = len(data)
-        if n >= _CHUNK and not self._buf:
+        if n >= _CHUNK:  # a large write passes as it is, behind what was gathered
+            if self._buf:
+                self._put(bytes(self._buf))
+                self._buf.clear()
             self._put(bytes(data))
             return n
         self._buf += data

@@ -18,11 +18,16 @@ What it costs: the blob bytes, and so a layer's digest, depend on the engine (an
 ISA-L on its version and the CPU's instruction set); the diff ID never does. No test
 compares our gzip bytes with BuildKit's (Go's deflate matches no C engine anyway), and
 the engine's name (``engine_name``) is part of the layer cache's key, so one install
-always gives one digest for one tar and one set of options.
+always gives one digest for one tar and one set of options. ISA-L's blocks are deflated
+through its reusable block compressor (``_ParallelCompress``, what its own threaded gzip
+uses): one stream and output buffer per thread instead of a compressor per block, for a
+few hundred bytes of difference per MiB from the earlier ``isal`` engine's blocks, hence a
+new name.
 """
 
 from __future__ import annotations
 
+import threading
 import zlib
 from collections.abc import Callable
 from functools import cache
@@ -44,6 +49,13 @@ def _zlib_block(level: int | None, block: Buffer, zdict: Buffer) -> tuple[bytes,
     return c.compress(block), c.flush(zlib.Z_SYNC_FLUSH)
 
 
+# A worker thread's ISA-L compressor: one stream state and one output buffer, reused for
+# every block the thread deflates. A fresh compressor per block allocated and freed both
+# each time (with an output grown by reallocation), and glibc's per-thread arenas kept the
+# freed pieces: a 300 MB layer's export ended ~25 MB larger than it does with reuse.
+_OUT_MARGIN = 1 << 17  # deflate at level 2 grows random 1 MiB blocks by far less
+
+
 @cache
 def _isal() -> BlockDeflater | None:
     try:
@@ -51,18 +63,19 @@ def _isal() -> BlockDeflater | None:
         from isal import isal_zlib
     except ImportError:
         return None
+    local = threading.local()
 
     def block(level: int | None, data: Buffer, zdict: Buffer) -> tuple[bytes, bytes]:
         if level is not None:
             return _zlib_block(level, data, zdict)
-        c = (
-            isal_zlib.compressobj(isal_zlib.ISAL_DEFAULT_COMPRESSION, isal_zlib.DEFLATED,
-                                  -15, 9, isal_zlib.Z_DEFAULT_STRATEGY, zdict)
-            if zdict
-            else isal_zlib.compressobj(isal_zlib.ISAL_DEFAULT_COMPRESSION,
-                                       isal_zlib.DEFLATED, -15, 9)
-        )
-        return c.compress(data), c.flush(isal_zlib.Z_SYNC_FLUSH)
+        size = len(data) + _OUT_MARGIN
+        reused = getattr(local, "deflater", None)
+        if reused is None or local.size < size:
+            reused = local.deflater = isal_zlib._ParallelCompress(
+                buffersize=size, level=isal_zlib.ISAL_DEFAULT_COMPRESSION)
+            local.size = size
+        # the block ends with a sync flush; the CRC it also returns is the caller's job
+        return reused.compress_and_crc(data, zdict)[0], b""
 
     return block
 
@@ -71,7 +84,7 @@ def engine() -> tuple[str, BlockDeflater]:
     """The name and block deflater of the engine in use (ISA-L when importable)."""
     fast = _isal()
     if fast is not None:
-        return "isal", fast
+        return "isal-parallel", fast
     return "zlib", _zlib_block
 
 

@@ -41,7 +41,10 @@ from buildkit_py.snapshot.tar_header import (
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 BLOCK = 512
-_READ = 1 << 20  # chunk size for large files
+# Chunk size for large files, and the alignment their reads keep: the gzip writer deflates
+# 1 MiB blocks of the stream, so a chunk that starts on a block's edge is deflated where it
+# lies, while one that straddles two blocks is copied to assemble them.
+_READ = 1 << 20
 _WHOLE = 1 << 20  # files up to this size are read with one call
 _FLUSH = 1 << 20  # bytes gathered before one write to the sink
 _ZERO_BLOCK = bytes(BLOCK)
@@ -74,6 +77,7 @@ class _TarEmitter:
         self.dir_mtimes: dict[str, int] = {}
         self.parts: list[bytes] = []
         self.pending = 0
+        self.written = 0  # bytes handed to ``out``
 
     def _mtime(self, seconds: float) -> int:
         t = int(seconds)
@@ -98,6 +102,7 @@ class _TarEmitter:
     def flush(self) -> None:
         if self.parts:
             self.out.write(self.parts[0] if len(self.parts) == 1 else b"".join(self.parts))
+            self.written += self.pending
             self.parts = []
             self.pending = 0
 
@@ -201,12 +206,15 @@ class _TarEmitter:
         fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)
         try:
             left = size
+            want = _READ - self.written % _READ  # the first read ends on a chunk's edge
             while left > 0:
-                chunk = self._read(fd, full, min(_READ, left))
+                chunk = self._read(fd, full, min(want, left))
                 self.out.write(chunk)
                 left -= len(chunk)
+                want = _READ
         finally:
             os.close(fd)
+        self.written += size
         pad = -size % BLOCK
         if pad:
             self._put(_ZERO_BLOCK[:pad])

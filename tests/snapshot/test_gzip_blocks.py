@@ -26,8 +26,8 @@ def _payload() -> bytes:
 
 def _gzip(data: bytes, level: int | None, workers: int, write: int) -> bytes:
     enc = comp._Gzip(level, workers=workers)
-    out = [enc.compress(data[i:i + write]) for i in range(0, len(data), write)]
-    return b"".join(out) + enc.flush()
+    out = [part for i in range(0, len(data), write) for part in enc.compress(data[i:i + write])]
+    return b"".join(out + enc.flush())
 
 
 def _one_member(blob: bytes) -> bytes:
