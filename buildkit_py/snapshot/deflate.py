@@ -63,6 +63,8 @@ def _isal() -> BlockDeflater | None:
         from isal import isal_zlib
     except ImportError:
         return None
+    if not hasattr(isal_zlib, "_ParallelCompress"):  # not public API: zlib if it goes
+        return None
     local = threading.local()
 
     def block(level: int | None, data: Buffer, zdict: Buffer) -> tuple[bytes, bytes]:
