@@ -51,6 +51,8 @@ CASES: dict[str, Case] = {c.name: c for c in (
          platforms=("linux/amd64", "linux/arm64")),
     Case("noop30", "30 steps in 3 stages (no-op rebuild target)", contexts.noop30,
          "src/part00.txt"),
+    Case("bigbase", "a 200 MB base image in 3 large layers pulled", contexts.bigbase,
+         "stamp.txt", base_images=("bigbase:latest",)),
 )}
 
 

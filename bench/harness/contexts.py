@@ -80,6 +80,10 @@ def layer300(ctx: Path) -> None:
     _write(ctx / "stamp.txt", "stamp 0\n")
 
 
+def bigbase(ctx: Path) -> None:
+    _write(ctx / "stamp.txt", "stamp 0\n")
+
+
 def chain50(ctx: Path) -> None:
     _write(ctx / "seed.txt", "seed 0\n")
 

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import shutil
 import subprocess
 import tarfile
@@ -142,6 +143,25 @@ def toolchain_layer() -> bytes:
     return layer.finish()
 
 
+# bigbase:latest's data layers (MB): large enough that pulling and unpacking them is most
+# of a cold build, several so that they download and unpack in parallel.
+BIGBASE_LAYERS_MB = (100, 60, 40)
+
+
+def data_layer(index: int, megabytes: int) -> bytes:
+    """``/data/<index>/`` with half random (incompressible) and half text bytes, in 8 MB
+    files, from a fixed seed: the same bytes in every run."""
+    rng = random.Random(index)
+    layer = _LayerWriter()
+    mb = 1 << 20
+    for n in range(megabytes // 8):
+        data = (rng.randbytes(4 * mb) if n % 2 == 0
+                else b"".join(b"line %d of layer %d\n" % (i, index)
+                              for i in range(4 * mb // 20))[:4 * mb])
+        layer.file(f"data/{index}/part{n:03d}", data + data[::-1])
+    return layer.finish()
+
+
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -172,8 +192,10 @@ def write_docker_archive(dest: Path, tag: str, layers: list[bytes], arch: str) -
     return dest
 
 
-def prepare_base_images(work: Path, *, toolchain: bool) -> list[BaseImage]:
-    """busybox:latest and busybox:<arch> for amd64/arm64, and toolchain:latest if asked."""
+def prepare_base_images(work: Path, *, toolchain: bool, bigbase: bool = False
+                        ) -> list[BaseImage]:
+    """busybox:latest and busybox:<arch> for amd64/arm64; toolchain:latest and
+    bigbase:latest if asked."""
     images: list[BaseImage] = []
     amd64 = busybox_layer("amd64")
     images.append(BaseImage("busybox:latest",
@@ -189,4 +211,9 @@ def prepare_base_images(work: Path, *, toolchain: bool) -> list[BaseImage]:
                                 write_docker_archive(work / "toolchain.tar", "toolchain:latest",
                                                      [amd64, toolchain_layer()], "amd64"),
                                 "amd64"))
+    if bigbase:
+        layers = [amd64, *(data_layer(i, mb) for i, mb in enumerate(BIGBASE_LAYERS_MB))]
+        images.append(BaseImage("bigbase:latest",
+                                write_docker_archive(work / "bigbase.tar", "bigbase:latest",
+                                                     layers, "amd64"), "amd64"))
     return images

@@ -123,7 +123,8 @@ def run_benchmark(opts: Options, echo: Callable[[str], None] = print) -> tuple[R
     try:
         images = prepare_base_images(
             opts.work / "images",
-            toolchain=any("toolchain:latest" in c.base_images for c in selected))
+            toolchain=any("toolchain:latest" in c.base_images for c in selected),
+            bigbase=any("bigbase:latest" in c.base_images for c in selected))
     except ToolchainMissing as exc:
         raise BenchError(exc.message, hint=exc.hint) from None
 

@@ -9,7 +9,8 @@ from bench.harness.images import BaseImage
 
 IMAGES = [BaseImage("busybox:latest", Path("/nonexistent"), "amd64"),
           BaseImage("busybox:arm64", Path("/nonexistent"), "arm64"),
-          BaseImage("toolchain:latest", Path("/nonexistent"), "amd64")]
+          BaseImage("toolchain:latest", Path("/nonexistent"), "amd64"),
+          BaseImage("bigbase:latest", Path("/nonexistent"), "amd64")]
 
 
 def test_from_lines_naming_a_harness_image_pull_from_the_registry(tmp_path: Path) -> None:

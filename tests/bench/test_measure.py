@@ -37,6 +37,17 @@ def test_pages_a_fork_shares_are_counted_once(tmp_path: Path) -> None:
     assert 80 * 1024 <= m.peak_rss_kb < 130 * 1024
 
 
+def test_the_harness_own_peak_is_not_taken_for_a_commands(tmp_path: Path) -> None:
+    # A child's ru_maxrss starts from its parent's high-water mark: with 200 MB touched
+    # here first, a bare `true` used to measure at least that.
+    held = bytearray(200 * 1024 * 1024)
+    held[::4096] = b"x" * len(held[::4096])
+    m = measure([[["true"]]], env={}, log=tmp_path / "l")
+    del held
+    assert m.ok
+    assert m.peak_rss_kb < 50 * 1024
+
+
 def test_groups_run_in_sequence_and_time_adds_up(tmp_path: Path) -> None:
     nap = [sys.executable, "-c", "import time; time.sleep(0.2)"]
     m = measure([[nap], [nap]], env={}, log=tmp_path / "l")
