@@ -44,6 +44,15 @@ class ContentWriter:
         self._closed = False
 
     @property
+    def path(self) -> str:
+        """The ingest file the bytes go to until the commit publishes it."""
+        return str(self._path)
+
+    def flush(self) -> None:
+        """Hand what was written to the file (so another reader of it sees it)."""
+        self._file.flush()
+
+    @property
     def size(self) -> int:
         """Bytes written so far."""
         return self._size

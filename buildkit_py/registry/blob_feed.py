@@ -2,28 +2,30 @@
 same pass that stores it.
 
 A pull writes each blob to the content store, verifying its digest as it streams; an
-image source used to unpack a layer only after that, reading it back. A feed sits beside
-the store writer: the download gives it every chunk it writes, and the unpacker reads
-them as a file. The reader only sees the end of the stream once the download has checked
-the digest (:meth:`BlobFeed.complete`), and the unpacker commits nothing before that.
+image source used to unpack a layer only after that, reading it back. A feed follows the
+store writer's ingest file instead: the download names the file (:meth:`BlobFeed.writing`)
+and says how many bytes it has written to it (:meth:`BlobFeed.data`, after a flush), and
+the unpacker reads them from that file as they come, from the page cache. The reader
+only sees the end of the stream once the download has checked the digest
+(:meth:`BlobFeed.complete`), and the unpacker commits nothing before that.
 
-The feed never slows the download and holds at most ``limit`` bytes. A download faster
-than its reader (the usual case on a fast link: unpacking is the slower half, and a layer
-waits for the one below it) spills: the feed drops what does not fit, and once the blob
-is stored the reader goes on from the stored file at the offset it had reached, so no
-byte is unpacked twice. A download that starts over voids what the reader got
-(:class:`FeedLost`: the unpacker starts again from the stored blob), and one that fails
-ends the feed the same way.
+The feed holds no bytes of its own, so a download far ahead of its reader (the usual case
+on a fast link: unpacking is the slower half, and a layer waits for the one below it)
+costs no memory, and the reader never waits for a download to end before going on. (It
+used to keep up to 16 MiB per layer in memory and, once a download outran that, make its
+reader wait for the whole blob: a 200 MB base of three layers pulled with ~95 MB peak
+instead of ~60.) The file stays readable through the commit's rename, and when the store
+already had the blob, through the ingest file's removal. A download that starts over
+voids what the reader got (:class:`FeedLost`: the unpacker starts again from the stored
+blob), and one that fails ends the feed the same way.
 """
 
 from __future__ import annotations
 
-import collections
+import os
 import threading
 from collections.abc import Callable
 from typing import BinaryIO
-
-DEFAULT_LIMIT = 16 << 20
 
 
 class FeedLost(Exception):
@@ -31,18 +33,15 @@ class FeedLost(Exception):
 
 
 class BlobFeed:
-    """Download side: :meth:`data`, then :meth:`complete`, :meth:`abandon` or
-    :meth:`failed`. Reader side: :meth:`read` (as a file), :meth:`close`, :meth:`stored`.
-    ``open_stored`` opens the blob once it is in the content store."""
+    """Download side: :meth:`writing`, :meth:`data`, then :meth:`complete`, :meth:`abandon`
+    or :meth:`failed`. Reader side: :meth:`read` (as a file), :meth:`close`,
+    :meth:`stored`. ``open_stored`` opens the blob once it is in the content store."""
 
-    def __init__(self, open_stored: Callable[[], BinaryIO], limit: int = DEFAULT_LIMIT
-                 ) -> None:
+    def __init__(self, open_stored: Callable[[], BinaryIO]) -> None:
         self._open_stored = open_stored
-        self._limit = limit
-        self._chunks: collections.deque[bytes] = collections.deque()
-        self._buffered = 0
+        self._fd: int | None = None  # the ingest file being written, opened for reading
+        self._written = 0  # bytes of it the download has flushed
         self._read = 0  # bytes handed to the reader
-        self._spilled = False  # bytes were dropped: the rest comes from the stored blob
         self._stored_file: BinaryIO | None = None
         self._lost = False
         self.started = False  # some bytes were given
@@ -52,16 +51,20 @@ class BlobFeed:
 
     # the download ---------------------------------------------------------------------
 
+    def writing(self, path: str) -> None:
+        """The download writes the blob to ``path`` (the store writer's ingest file)."""
+        with self._cond:
+            if self._lost or self._fd is not None:
+                return
+            self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
     def data(self, chunk: bytes) -> None:
+        """``chunk`` was written to the file and flushed."""
         with self._cond:
             self.started = True
-            if self._lost or self._spilled:
+            if self._lost or self._fd is None:
                 return
-            if self._buffered + len(chunk) > self._limit:
-                self._spilled = True
-                return
-            self._chunks.append(bytes(chunk))
-            self._buffered += len(chunk)
+            self._written += len(chunk)
             self._cond.notify_all()
 
     def complete(self) -> None:
@@ -91,8 +94,12 @@ class BlobFeed:
 
     def _lose(self) -> None:
         self._lost = True
-        self._chunks.clear()
-        self._buffered = 0
+        self._close_fd()
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     # the reader -------------------------------------------------------------------------
 
@@ -115,36 +122,23 @@ class BlobFeed:
             while True:
                 if self._lost:
                     raise FeedLost("the download could not be followed")
-                if self._buffered:
-                    return self._take(n)
+                if self._fd is not None and self._written > self._read:
+                    # under the lock: the download side closes the file when it is voided
+                    data = os.pread(self._fd, min(n, self._written - self._read), self._read)
+                    self._read += len(data)
+                    return data
                 if self._done and not self._ok:
                     raise FeedLost("the download failed")
                 if self._done:
-                    break  # all that came through is read: the rest is in the store
+                    break
                 self._cond.wait()
-            spilled = self._spilled
-        if not spilled:
-            return b""  # every byte came through the feed
+            if self._fd is not None:
+                return b""  # every byte came through the file
+        # stored without this feed seeing it written (it was in the store all along)
         f = self._open_stored()
         f.seek(self._read)
         self._stored_file = f
         return self._read_some(n)
-
-    def _take(self, n: int) -> bytes:
-        want = min(n, self._buffered)
-        parts = []
-        got = 0
-        while got < want:
-            chunk = self._chunks.popleft()
-            if got + len(chunk) > want:
-                keep = want - got
-                self._chunks.appendleft(chunk[keep:])
-                chunk = chunk[:keep]
-            parts.append(chunk)
-            got += len(chunk)
-        self._buffered -= got
-        self._read += got
-        return b"".join(parts)
 
     def close(self) -> None:
         """The reader is done (or gave up): later bytes are dropped."""

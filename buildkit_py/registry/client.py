@@ -483,11 +483,14 @@ class RegistryClient:
     ) -> None:
         done = reported = 0
         with store.writer(desc.digest, desc.size, lease=lease) as writer:
+            if feed is not None:
+                feed.writing(writer.path)
             for chunk in resp.iter_bytes():
                 if done + len(chunk) > desc.size:
                     _verify(r, desc, done + len(chunk), None)
                 writer.write(chunk)
                 if feed is not None:
+                    writer.flush()  # the feed's reader reads the file
                     feed.data(chunk)
                 done += len(chunk)
                 if progress is not None and done - reported >= PROGRESS_STEP:
