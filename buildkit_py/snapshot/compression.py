@@ -340,11 +340,12 @@ class _HashingReader:
 
 
 class _GzipReader:
-    """Streaming gunzip that also accepts concatenated members."""
+    """Streaming gunzip that also accepts concatenated members (``deflate`` says by
+    which engine)."""
 
     def __init__(self, raw: _HashingReader) -> None:
         self._raw = raw
-        self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._z = deflate.Gunzip()
         self._in_member = False
         self._pending = b""
         self._eof = False
@@ -368,7 +369,7 @@ class _GzipReader:
                 data = self._z.decompress(raw, _CHUNK)
             while self._z.eof:
                 rest = self._z.unused_data
-                self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self._z = deflate.Gunzip()
                 self._in_member = bool(rest)
                 if rest:
                     data += self._z.decompress(rest, _CHUNK)

@@ -31,6 +31,7 @@ import threading
 import zlib
 from collections.abc import Callable
 from functools import cache
+from typing import Any, cast
 
 # Raw deflate of one block, primed with ``zdict``, ending with a sync flush (byte aligned,
 # not final), so blocks concatenate into one stream: (level, block, zdict) -> its bytes in
@@ -93,3 +94,43 @@ def engine() -> tuple[str, BlockDeflater]:
 def engine_name() -> str:
     """Names the engine for cache keys: blobs of another engine are not reused."""
     return engine()[0]
+
+
+# The inflate side: a pulled layer's gunzip. ISA-L's inflate gives the same bytes (any
+# valid deflate stream has one decoding) about twice as fast as zlib's (58 MiB of half
+# random, half text: 27-30 ms against 56-59 ms).
+@cache
+def _inflate_engine() -> tuple[Callable[[int], Any], type[Exception]]:
+    try:
+        # reason: only a pull of a gzip layer needs it (and it may not be installed)
+        from isal import isal_zlib
+    except ImportError:
+        return zlib.decompressobj, zlib.error
+    return isal_zlib.decompressobj, cast(type[Exception], isal_zlib.error)
+
+
+class Gunzip:
+    """A decompressor of one gzip member (zlib's interface); whatever the engine, a
+    corrupt stream raises ``zlib.error``."""
+
+    def __init__(self) -> None:
+        make, self._error = _inflate_engine()
+        self._z = make(16 + zlib.MAX_WBITS)
+
+    @property
+    def unconsumed_tail(self) -> bytes:
+        return cast(bytes, self._z.unconsumed_tail)
+
+    @property
+    def unused_data(self) -> bytes:
+        return cast(bytes, self._z.unused_data)
+
+    @property
+    def eof(self) -> bool:
+        return bool(self._z.eof)
+
+    def decompress(self, data: Buffer, max_length: int = 0) -> bytes:
+        try:
+            return cast(bytes, self._z.decompress(data, max_length))
+        except self._error as e:
+            raise zlib.error(str(e)) from None

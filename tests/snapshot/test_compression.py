@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 
 import pytest
 import zstandard
 
-from buildkit_py.snapshot import Compression, LayerReader, LayerWriter
+from buildkit_py.snapshot import Compression, LayerReader, LayerWriter, deflate
 
 
 def test_reader_detects_each_compression_and_hashes_both_sides() -> None:
@@ -41,6 +42,20 @@ def test_truncated_gzip_is_an_error() -> None:
     data = gzip.compress(b"x" * 100_000)
     with pytest.raises(EOFError):
         LayerReader(io.BytesIO(data[: len(data) // 2])).read()
+
+
+def test_corrupt_gzip_is_a_zlib_error_whatever_the_engine() -> None:
+    data = bytearray(gzip.compress(bytes(range(256)) * 4000))
+    data[len(data) // 2] ^= 0xFF
+    data[len(data) // 2 + 1] ^= 0xFF
+    with pytest.raises(zlib.error):
+        LayerReader(io.BytesIO(bytes(data))).read()
+
+
+def test_gunzip_runs_on_the_fast_engine_when_installed() -> None:
+    from isal import isal_zlib  # a dependency of the project
+
+    assert deflate._inflate_engine()[0] is isal_zlib.decompressobj
 
 
 def test_levels_are_checked() -> None:
