@@ -11,8 +11,8 @@ the sum is what the tree really occupies (for processes that share nothing the t
 
 A child's ``ru_maxrss`` starts from this harness's own peak: Linux carries the parent's
 high-water mark into a forked (or vforked) child's address space, and exec keeps the
-larger of it and the new one. So a figure no larger than the harness's peak when the
-command started says nothing about the command and is left out (the samples still count);
+larger of it and the new one. So a figure no larger than the harness's peak once the
+command has started says nothing about the command and is left out (the samples still count);
 before this rule every cell read at least the harness's ~43 MB, and with the 200 MB base
 image of ``bigbase`` generated in memory, 264 MB.
 """
@@ -186,7 +186,6 @@ def measure(groups: Sequence[Sequence[Command]], *, env: dict[str, str], log: Pa
         start = time.perf_counter()
         for group in groups:
             procs = []
-            floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # see the docstring
             for cmd in group:
                 out.write(f"$ {' '.join(cmd)}\n".encode())
                 out.flush()
@@ -194,6 +193,9 @@ def measure(groups: Sequence[Sequence[Command]], *, env: dict[str, str], log: Pa
                                         stdin=subprocess.DEVNULL, env=env)
                 roots.add(proc.pid)
                 procs.append((cmd, proc))
+            # Read once every command has started (its exec is past): the mark they took
+            # from this process is at most this one (see the docstring).
+            floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             failed: Command | None = None
             for cmd, proc in procs:
                 # wait4 gives this child's own rusage; Popen is told the exit code after.

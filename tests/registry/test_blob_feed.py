@@ -112,7 +112,8 @@ def test_a_tampered_blob_never_reaches_the_reader_s_end(
 def test_a_reader_far_behind_reads_the_file_and_the_feed_holds_no_bytes(
         registry: RegistryServer, client: RegistryClient, store: ContentStore,
         other_store: ContentStore) -> None:
-    image = _pushed(registry, client, store, "behind")
+    image = make_image(store, layer_sizes=(MiB, 12 * MiB))
+    client.push(f"{registry.host}/feed/behind:v1", store, image.manifest)
     big = image.layers[1]
     feed = BlobFeed(partial(other_store.open, big.digest))
     pulled = threading.Event()
@@ -138,9 +139,10 @@ def test_a_reader_far_behind_reads_the_file_and_the_feed_holds_no_bytes(
     assert len(got) == 2 and len(got[0]) == 1000
     assert hashlib.sha256(b"".join(got)).hexdigest() == big.digest.split(":")[1]
     assert feed.stored()
-    # the 5 MiB layer the reader did not read stayed in the file, not in memory (a feed
-    # used to keep up to 16 MiB of it)
-    assert held < 3 * MiB, held
+    # The 12 MiB layer the reader did not read stayed in the file, not in memory: a feed
+    # used to keep up to 16 MiB of it. What is held is the pull's own working memory:
+    # 2.3-2.8 MiB here, 3.6 MiB in one CI run; the old feed: 13.3 MiB.
+    assert held < 8 * MiB, held
 
 
 def _written(tmp_path: Path, data: bytes) -> str:
