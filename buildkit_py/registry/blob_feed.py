@@ -94,9 +94,6 @@ class BlobFeed:
 
     def _lose(self) -> None:
         self._lost = True
-        self._close_fd()
-
-    def _close_fd(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

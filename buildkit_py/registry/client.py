@@ -180,10 +180,9 @@ class RegistryClient:
         """(endpoint index, descriptor, bytes) of ``r``: a HEAD, then the stored bytes of
         that digest, else a GET by digest whose bytes are stored."""
         index, head = self._first_working(endpoints, partial(self._head_manifest, r=r))
-        body = _stored_manifest(store, head.digest)
-        if body is not None:
-            head = Descriptor(_manifest_type(head.media_type, body, str(r)), head.digest,
-                              head.size)
+        stored = _from_store(store, head.digest, head.media_type, str(r))
+        if stored is not None:
+            head, body = stored
         else:
             index, (got, body) = self._first_working(
                 endpoints[index:], partial(self._get_manifest, r=r, obj=head.digest))
@@ -282,10 +281,9 @@ class RegistryClient:
         r = as_reference(ref)
         want = as_platform(platform)
         endpoints = self.hosts.pull_endpoints(r.domain)
-        stored = None if r.digest is None else _stored_manifest(store, r.digest)
-        if stored is not None and r.digest is not None:  # resolved a moment ago
-            index, root_bytes = 0, stored
-            root = Descriptor(_manifest_type("", stored, str(r)), r.digest, len(stored))
+        stored = None if r.digest is None else _from_store(store, r.digest, "", str(r))
+        if stored is not None:  # resolved a moment ago
+            index, (root, root_bytes) = 0, stored
         else:
             index, root, root_bytes = self._resolve_stored(endpoints, r, store)
         # Blobs come from where the manifest came from, then from later fallbacks.
@@ -342,10 +340,11 @@ class RegistryClient:
                     hint="choose one of the available platforms with --platform",
                 )
             child = children[pick]
-            stored = None if store is None else _stored_manifest(store, child.digest)
+            stored = (None if store is None else
+                      _from_store(store, child.digest, child.media_type,
+                                  f"manifest {child.digest}"))
             if stored is not None:
-                kind = _manifest_type(child.media_type, stored, f"manifest {child.digest}")
-                fetched, body = Descriptor(kind, child.digest, len(stored)), stored
+                fetched, body = stored
             else:
                 _, (fetched, body) = self._first_working(
                     endpoints, partial(self._get_manifest, r=r, obj=child.digest)
@@ -883,13 +882,17 @@ def _with_type(desc: Descriptor, media_type: str) -> Descriptor:
     return Descriptor(media_type, desc.digest, desc.size, desc.platform, desc.annotations)
 
 
-def _stored_manifest(store: ContentStore, digest: str) -> bytes | None:
-    """The bytes of manifest or index ``digest`` if the store holds them intact."""
+def _from_store(store: ContentStore, digest: str, declared_type: str, subject: str
+                ) -> tuple[Descriptor, bytes] | None:
+    """Manifest or index ``digest`` (served as ``declared_type``) if the store holds it
+    intact: its descriptor and bytes."""
     try:
         body = store.read_verified(digest)
     except ContentError:
         return None  # absent, or corrupted: fetched again (the fetch replaces nothing)
-    return body if len(body) <= MAX_MANIFEST_SIZE else None
+    if len(body) > MAX_MANIFEST_SIZE:
+        return None
+    return Descriptor(_manifest_type(declared_type, body, subject), digest, len(body)), body
 
 
 def _store_bytes(

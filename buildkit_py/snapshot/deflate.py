@@ -58,13 +58,21 @@ _OUT_MARGIN = 1 << 17  # deflate at level 2 grows random 1 MiB blocks by far les
 
 
 @cache
-def _isal() -> BlockDeflater | None:
+def _isal_zlib() -> Any:
+    """ISA-L's zlib-like module, or None where it is not installed."""
     try:
-        # reason: only a gzip export needs it (and it may not be installed)
+        # reason: only gzip exports and pulls need it (and it may not be installed)
         from isal import isal_zlib
     except ImportError:
         return None
-    if not hasattr(isal_zlib, "_ParallelCompress"):  # not public API: zlib if it goes
+    return isal_zlib
+
+
+@cache
+def _isal() -> BlockDeflater | None:
+    isal_zlib = _isal_zlib()
+    # its block compressor is not public API: zlib deflates should it go
+    if isal_zlib is None or not hasattr(isal_zlib, "_ParallelCompress"):
         return None
     local = threading.local()
 
@@ -101,10 +109,8 @@ def engine_name() -> str:
 # random, half text: 27-30 ms against 56-59 ms).
 @cache
 def _inflate_engine() -> tuple[Callable[[int], Any], type[Exception]]:
-    try:
-        # reason: only a pull of a gzip layer needs it (and it may not be installed)
-        from isal import isal_zlib
-    except ImportError:
+    isal_zlib = _isal_zlib()
+    if isal_zlib is None:
         return zlib.decompressobj, zlib.error
     return isal_zlib.decompressobj, cast(type[Exception], isal_zlib.error)
 
