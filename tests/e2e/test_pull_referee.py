@@ -9,25 +9,18 @@ import json
 from pathlib import Path
 
 from tests.e2e.conftest import make_runner
+from tests.referee import pulled_base as base
 from tests.referee.observe import compare, observe
-from tests.referee.pulled_base import (
-    DOCKERFILE,
-    EXPECTED,
-    PLATFORMS,
-    build_args,
-    push_base,
-    write_layered_layout,
-)
 from tests.registry.fixtures import RegistryServer
 
 
 def test_a_pulled_layered_base_unpacks_as_the_referee_unpacked_it(
         registry: RegistryServer, tmp_path: Path) -> None:
-    push_base(write_layered_layout(tmp_path / "layout"), registry.host)
+    base.push_base(base.write_layered_layout(tmp_path / "layout"), registry.host)
     ctx = tmp_path / "ctx"
     ctx.mkdir()
-    (ctx / "Dockerfile").write_text(DOCKERFILE.format(host=registry.host))
+    (ctx / "Dockerfile").write_text(base.DOCKERFILE.format(host=registry.host))
     out = tmp_path / "image.tar"
-    run = make_runner(tmp_path / "state")("build", *build_args(ctx, out), check=False)
-    expected = {k: v for k, v in json.loads(EXPECTED.read_text()).items() if k != "referee"}
-    assert compare(expected, observe(run.code, run.err, out, PLATFORMS, False)) == [], run.err
+    run = make_runner(tmp_path / "state")("build", *base.build_args(ctx, out), check=False)
+    expected = {k: v for k, v in json.loads(base.EXPECTED.read_text()).items() if k != "referee"}
+    assert compare(expected, observe(run.code, run.err, out, base.PLATFORMS, False)) == [], run.err
